@@ -1,0 +1,101 @@
+// Package testenv gives integration tests the real toolchain that
+// `make tools` builds into .tools/: OpenTofu, Terraform 1.5.7, the provider
+// mirror and its CLI config. A missing tool fails the test with the command
+// that fixes it; it never skips.
+package testenv
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/trueline/trueline/runner"
+)
+
+var (
+	rootOnce sync.Once
+	rootDir  string
+	rootErr  error
+)
+
+// Root returns the repository root (the directory holding go.mod).
+func Root(t testing.TB) string {
+	t.Helper()
+	rootOnce.Do(func() {
+		out, err := exec.Command("go", "env", "GOMOD").Output()
+		if err != nil {
+			rootErr = err
+			return
+		}
+		rootDir = filepath.Dir(strings.TrimSpace(string(out)))
+	})
+	if rootErr != nil {
+		t.Fatalf("find repository root: %v", rootErr)
+	}
+	return rootDir
+}
+
+// ToolsDir returns .tools/bin.
+func ToolsDir(t testing.TB) string { return filepath.Join(Root(t), ".tools", "bin") }
+
+// CLIConfig returns the generated CLI config that points at the provider mirror.
+func CLIConfig(t testing.TB) string {
+	t.Helper()
+	p := filepath.Join(Root(t), ".tools", "terraformrc")
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("%s is missing: run `make tools`", p)
+	}
+	return p
+}
+
+// Tool returns the path of a tool in .tools/bin.
+func Tool(t testing.TB, name string) string {
+	t.Helper()
+	p := filepath.Join(ToolsDir(t), name)
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("%s is missing: run `make tools`", p)
+	}
+	return p
+}
+
+// Binary finds terraform or tofu in .tools/bin, with its version.
+func Binary(t testing.TB, name string) runner.Binary {
+	t.Helper()
+	constraint := map[string]string{"terraform": "= 1.5.7", "tofu": "= 1.10.10"}[name]
+	b, err := runner.Find(context.Background(), runner.FindOptions{
+		Name: name, Path: Tool(t, name), Constraint: constraint,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// Binaries returns both binaries every integration test runs against.
+func Binaries(t testing.TB) []runner.Binary {
+	return []runner.Binary{Binary(t, "tofu"), Binary(t, "terraform")}
+}
+
+// Runner returns a runner for bin with a fresh working area and the
+// generated CLI config.
+func Runner(t testing.TB, bin runner.Binary) *runner.Runner {
+	return &runner.Runner{Binary: bin, WorkDir: t.TempDir(), CLIConfig: CLIConfig(t)}
+}
+
+// WriteFiles writes files (relative path -> content) under dir.
+func WriteFiles(t testing.TB, dir string, files map[string]string) {
+	t.Helper()
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

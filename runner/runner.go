@@ -1,0 +1,385 @@
+// Package runner runs terraform or tofu for one workspace of a stack: init
+// (only when what init consumes changed), workspace selection, plan to a saved
+// plan file, show -json when the plan has changes, and apply of exactly that
+// saved plan. Working directories persist per workspace between runs, so a
+// warm, in-sync workspace costs one terraform process.
+package runner
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/terraform-exec/tfexec"
+	tfjson "github.com/hashicorp/terraform-json"
+)
+
+// Runner runs terraform for workspaces. One Runner is shared by all
+// concurrent runs of a process.
+type Runner struct {
+	Binary Binary
+	// WorkDir holds one persistent directory per workspace (its TF_DATA_DIR,
+	// init fingerprint and plan files).
+	WorkDir string
+	// CLIConfig is passed as TF_CLI_CONFIG_FILE when set.
+	CLIConfig string
+	// Env is added to the environment of every terraform process.
+	Env map[string]string
+	// Grace is how long terraform may take to stop after an interrupt
+	// before it is killed. Zero means 30 seconds.
+	Grace time.Duration
+	// LogLimit caps the log kept per run, in bytes. Zero means 256 KiB.
+	LogLimit int
+
+	initMu    sync.Mutex // Terraform 1.5's plugin cache is not safe for concurrent init
+	dirLocks  sync.Map   // source dir -> *sync.Mutex: init writes the dir's lock file
+	processes atomic.Int64
+}
+
+// Job is one workspace of one stack at one checkout.
+type Job struct {
+	// Key identifies the workspace across runs, e.g. "repo/stacks/web/default";
+	// it names the persistent working directory.
+	Key       string
+	Dir       string // the stack's root module
+	Workspace string // "" means "default"
+	VarFiles  []string
+	// BackendConfig holds -backend-config values: files (relative to Dir) or key=value.
+	BackendConfig []string
+	Env           map[string]string
+}
+
+// Plan is the outcome of planning one job. Call Discard when done with it:
+// the saved plan file must not outlive the run.
+type Plan struct {
+	Job     Job
+	Changes bool
+	File    string       // the saved plan; empty after Discard
+	JSON    *tfjson.Plan // nil when the plan has no changes
+	Log     string
+	Init    InitInfo
+	Timing  Timing
+}
+
+// InitInfo says whether init ran and why.
+type InitInfo struct {
+	Ran    bool
+	Reason string
+}
+
+// Timing splits a run's wall time by command.
+type Timing struct {
+	Init, Workspace, Plan, Show time.Duration
+}
+
+// Processes reports how many terraform commands this runner has started.
+func (r *Runner) Processes() int64 { return r.processes.Load() }
+
+// workdir returns the persistent directory of a job, created 0700 so that
+// saved plans (which can hold secrets) are readable by this user only.
+func (r *Runner) workdir(job Job) (string, error) {
+	sum := sha256.Sum256([]byte(job.Key))
+	name := safeName.ReplaceAllString(job.Key, "_")
+	if len(name) > 60 {
+		name = name[len(name)-60:]
+	}
+	dir := filepath.Join(r.WorkDir, name+"-"+hex.EncodeToString(sum[:4]))
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("working directory for %s: %w", job.Key, err)
+	}
+	return dir, nil
+}
+
+var safeName = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
+
+type session struct {
+	r   *Runner
+	job Job
+	wd  string
+	tf  *tfexec.Terraform
+	log *capped
+}
+
+func (r *Runner) session(job Job) (*session, error) {
+	if job.Workspace == "" {
+		job.Workspace = "default"
+	}
+	wd, err := r.workdir(job)
+	if err != nil {
+		return nil, err
+	}
+	tf, err := tfexec.NewTerraform(job.Dir, r.Binary.Path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", job.Key, err)
+	}
+	env := map[string]string{}
+	for _, kv := range os.Environ() {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	for k, v := range r.Env {
+		env[k] = v
+	}
+	for k, v := range job.Env {
+		env[k] = v
+	}
+	env["TF_DATA_DIR"] = filepath.Join(wd, "data")
+	if r.CLIConfig != "" {
+		env["TF_CLI_CONFIG_FILE"] = r.CLIConfig
+	}
+	if err := tf.SetEnv(tfexec.CleanEnv(env)); err != nil {
+		return nil, err
+	}
+	grace := r.Grace
+	if grace == 0 {
+		grace = 30 * time.Second
+	}
+	if err := tf.SetWaitDelay(grace); err != nil {
+		return nil, err
+	}
+	limit := r.LogLimit
+	if limit == 0 {
+		limit = 256 << 10
+	}
+	log := newCapped(limit)
+	tf.SetStdout(log)
+	tf.SetStderr(log)
+	return &session{r: r, job: job, wd: wd, tf: tf, log: log}, nil
+}
+
+func (s *session) note(format string, args ...any) {
+	fmt.Fprintf(s.log, "trueline: "+format+"\n", args...)
+}
+
+// Plan initialises the job's working directory if needed, selects its
+// workspace and plans it to a saved plan file.
+func (r *Runner) Plan(ctx context.Context, job Job) (*Plan, error) {
+	s, err := r.session(job)
+	if err != nil {
+		return nil, err
+	}
+	p := &Plan{Job: s.job}
+	fail := func(err error) (*Plan, error) {
+		p.Log = s.log.String()
+		p.Discard()
+		return p, err
+	}
+
+	reason, err := s.initNeeded()
+	if err != nil {
+		return fail(err)
+	}
+	if reason != "" {
+		if err := s.init(ctx, reason, p); err != nil {
+			return fail(err)
+		}
+	}
+	if err := s.selectWorkspace(ctx, p); err != nil {
+		return fail(err)
+	}
+
+	p.File = filepath.Join(s.wd, fmt.Sprintf("run-%d.tfplan", time.Now().UnixNano()))
+	err = s.plan(ctx, p)
+	if err != nil && !p.Init.Ran && needsInit(err) {
+		// The fingerprint missed something init depends on; init once and retry.
+		s.note("plan says the working directory needs init; running init and planning again")
+		if ierr := s.init(ctx, "plan asked for it", p); ierr != nil {
+			return fail(ierr)
+		}
+		err = s.plan(ctx, p)
+	}
+	if err != nil {
+		return fail(fmt.Errorf("plan %s: %w", job.Key, cleanErr(err)))
+	}
+	if err := os.Chmod(p.File, 0o600); err != nil {
+		return fail(err)
+	}
+	if p.Changes {
+		start := time.Now()
+		r.processes.Add(1)
+		plan, err := s.tf.ShowPlanFile(ctx, p.File)
+		p.Timing.Show = time.Since(start)
+		if err != nil {
+			return fail(fmt.Errorf("show %s: %w", job.Key, cleanErr(err)))
+		}
+		p.JSON = plan
+	}
+	p.Log = s.log.String()
+	return p, nil
+}
+
+func (s *session) plan(ctx context.Context, p *Plan) error {
+	opts := []tfexec.PlanOption{tfexec.Out(p.File)}
+	for _, vf := range s.job.VarFiles {
+		opts = append(opts, tfexec.VarFile(vf))
+	}
+	start := time.Now()
+	s.r.processes.Add(1)
+	changes, err := s.tf.Plan(ctx, opts...)
+	p.Timing.Plan += time.Since(start)
+	p.Changes = changes
+	return err
+}
+
+// Apply applies exactly the saved plan file of p, nothing else: no variables,
+// no refresh, no second plan. The plan must not have been discarded.
+func (r *Runner) Apply(ctx context.Context, p *Plan) (log string, err error) {
+	if p.File == "" {
+		return "", errors.New("apply: the saved plan was discarded")
+	}
+	s, err := r.session(p.Job)
+	if err != nil {
+		return "", err
+	}
+	r.processes.Add(1)
+	err = s.tf.Apply(ctx, tfexec.DirOrPlan(p.File))
+	if err != nil {
+		return s.log.String(), fmt.Errorf("apply %s: %w", p.Job.Key, cleanErr(err))
+	}
+	return s.log.String(), nil
+}
+
+// Discard deletes the saved plan file.
+func (p *Plan) Discard() {
+	if p.File != "" {
+		os.Remove(p.File)
+		p.File = ""
+	}
+}
+
+func (s *session) fingerprintPath() string { return filepath.Join(s.wd, "init.fingerprint") }
+
+// initNeeded compares what init would consume now with what it consumed
+// last time, and returns why init must run, or "" when it need not.
+func (s *session) initNeeded() (string, error) {
+	if _, err := os.Stat(filepath.Join(s.wd, "data")); err != nil {
+		return "new working directory", nil
+	}
+	old, err := os.ReadFile(s.fingerprintPath())
+	if err != nil {
+		return "no init fingerprint", nil
+	}
+	fp, err := initFingerprint(s.r.Binary, s.r.CLIConfig, s.job.Dir, s.job.BackendConfig)
+	if err != nil {
+		return "", fmt.Errorf("fingerprint %s: %w", s.job.Key, err)
+	}
+	if string(old) != fp {
+		return "providers, modules, backend or binary changed", nil
+	}
+	return "", nil
+}
+
+func (s *session) init(ctx context.Context, reason string, p *Plan) error {
+	// Init writes the stack's lock file, and Terraform 1.5's shared plugin
+	// cache breaks under concurrent init: serialise what must be.
+	mu, _ := s.r.dirLocks.LoadOrStore(s.job.Dir, new(sync.Mutex))
+	mu.(*sync.Mutex).Lock()
+	defer mu.(*sync.Mutex).Unlock()
+	if !s.r.Binary.IsTofu() {
+		s.r.initMu.Lock()
+		defer s.r.initMu.Unlock()
+	}
+	s.note("init (%s)", reason)
+	opts := []tfexec.InitOption{tfexec.Upgrade(false), tfexec.Reconfigure(true)}
+	for _, bc := range s.job.BackendConfig {
+		opts = append(opts, tfexec.BackendConfig(bc))
+	}
+	start := time.Now()
+	s.r.processes.Add(1)
+	err := s.tf.Init(ctx, opts...)
+	p.Timing.Init += time.Since(start)
+	p.Init = InitInfo{Ran: true, Reason: reason}
+	os.Remove(s.fingerprintPath())
+	if err != nil {
+		return fmt.Errorf("init %s: %w", s.job.Key, cleanErr(err))
+	}
+	// Fingerprint after init: init may have written the lock file.
+	fp, err := initFingerprint(s.r.Binary, s.r.CLIConfig, s.job.Dir, s.job.BackendConfig)
+	if err != nil {
+		return fmt.Errorf("fingerprint %s: %w", s.job.Key, err)
+	}
+	return os.WriteFile(s.fingerprintPath(), []byte(fp), 0o600)
+}
+
+// selectWorkspace makes job.Workspace current, creating it when it does not
+// exist. The current workspace is kept in the data directory, so a warm
+// working directory usually needs no command at all.
+func (s *session) selectWorkspace(ctx context.Context, p *Plan) error {
+	cur := "default"
+	if b, err := os.ReadFile(filepath.Join(s.wd, "data", "environment")); err == nil {
+		cur = strings.TrimSpace(string(b))
+	}
+	if cur == s.job.Workspace {
+		return nil
+	}
+	start := time.Now()
+	defer func() { p.Timing.Workspace += time.Since(start) }()
+	s.r.processes.Add(1)
+	err := s.tf.WorkspaceSelect(ctx, s.job.Workspace)
+	if err == nil {
+		return nil
+	}
+	if !strings.Contains(err.Error(), "doesn't exist") && !strings.Contains(err.Error(), "does not exist") {
+		return fmt.Errorf("select workspace %s: %w", s.job.Key, cleanErr(err))
+	}
+	s.note("creating workspace %q", s.job.Workspace)
+	s.r.processes.Add(1)
+	if err := s.tf.WorkspaceNew(ctx, s.job.Workspace); err != nil {
+		return fmt.Errorf("create workspace %s: %w", s.job.Key, cleanErr(err))
+	}
+	return nil
+}
+
+// needsInit recognises terraform's and tofu's ways of saying that the
+// working directory must be initialised again.
+func needsInit(err error) bool {
+	msg := err.Error()
+	for _, s := range []string{
+		"please run \"terraform init\"", "please run \"tofu init\"",
+		"Run \"terraform init\"", "Run \"tofu init\"",
+		"Backend initialization required", "Module not installed",
+		"Inconsistent dependency lock file", "Required plugins are not installed",
+		"Missing required provider", "Module source has changed", "Module version requirements have changed",
+	} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// cleanErr shortens terraform-exec's errors to terraform's own message.
+func cleanErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	var exitErr *tfexec.ErrNoSuitableBinary
+	if errors.As(err, &exitErr) {
+		return err
+	}
+	msg := strings.TrimSpace(err.Error())
+	// terraform-exec prefixes "exit status N\n\n"; the rest is terraform's stderr.
+	if rest, ok := strings.CutPrefix(msg, "exit status "); ok {
+		if _, body, ok := strings.Cut(rest, "\n"); ok {
+			msg = strings.TrimSpace(body)
+		}
+	}
+	return &terraformError{msg: msg, err: err}
+}
+
+type terraformError struct {
+	msg string
+	err error
+}
+
+func (e *terraformError) Error() string { return e.msg }
+func (e *terraformError) Unwrap() error { return e.err }
