@@ -20,6 +20,7 @@ TOFU_VERSION=1.10.10
 TERRAFORM_VERSION=1.5.7
 VERSITYGW_VERSION=1.8.0
 TIME_PROVIDER_VERSION=0.14.2
+STATICCHECK_VERSION=0.8.2
 SANDBOX_VERSION=0.1.0
 
 GO=${GO:-go}
@@ -35,7 +36,7 @@ stamp() { printf '%s' "$2" >"$1.stamp"; }
 
 if [ "${1:-}" = "--check" ]; then
 	missing=0
-	for t in tofu terraform versitygw; do
+	for t in tofu terraform versitygw staticcheck terraform-provider-sandbox; do
 		[ -x "$BIN/$t" ] || { echo "missing tool: $BIN/$t (run: make tools)" >&2; missing=1; }
 	done
 	[ -f "$TOOLS/terraformrc" ] || { echo "missing $TOOLS/terraformrc (run: make tools)" >&2; missing=1; }
@@ -84,6 +85,7 @@ go_install() {
 go_install terraform github.com/hashicorp/terraform "$TERRAFORM_VERSION"
 go_install versitygw github.com/versity/versitygw/cmd/versitygw "$VERSITYGW_VERSION"
 go_install terraform-provider-time github.com/hashicorp/terraform-provider-time "$TIME_PROVIDER_VERSION"
+go_install staticcheck honnef.co/go/tools/cmd/staticcheck "$STATICCHECK_VERSION"
 
 # The project's own sandbox provider: rebuilt when its sources change.
 srchash=$(cat go.sum sandbox/*.go cmd/terraform-provider-sandbox/*.go | sha256sum | cut -c1-16)
