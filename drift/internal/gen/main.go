@@ -1,0 +1,211 @@
+// Command gen regenerates drift's testdata: for each scenario it applies a
+// sandbox stack with real tofu and terraform, makes the scenario's change
+// (in the sandbox cloud, in the code, or both), plans, and saves the plan's
+// `show -json` output as testdata/<scenario>.<binary>.json.
+//
+// Run it with `make testdata` (go generate ./drift/...) after `make tools`.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/trueline/trueline/runner"
+	"github.com/trueline/trueline/sandbox"
+)
+
+// base is the stack every scenario starts from.
+const base = `
+terraform {
+  required_providers {
+    sandbox = { source = "trueline/sandbox" }
+  }
+}
+
+provider "sandbox" {}
+
+variable "db_password" {
+  type      = string
+  sensitive = true
+  default   = "initial-password-1"
+}
+
+data "sandbox_image" "base" {
+  name = "base"
+}
+
+resource "sandbox_autoscaling_group" "web" {
+  name             = "web"
+  min_size         = 3
+  max_size         = 9
+  desired_capacity = 3
+  launch_template  = data.sandbox_image.base.id
+}
+
+resource "sandbox_autoscaling_group" "worker" {
+  name     = "worker"
+  min_size = 1
+  max_size = 2
+}
+
+resource "sandbox_load_balancer" "web" {
+  name = "web"
+}
+
+resource "sandbox_lb_listener" "http" {
+  load_balancer_id = sandbox_load_balancer.web.id
+  port             = 80
+  protocol         = "HTTP"
+}
+
+resource "sandbox_database" "main" {
+  name           = "main"
+  engine         = "postgres"
+  instance_class = "small"
+  password       = var.db_password
+}
+
+output "web_min_size" {
+  value = sandbox_autoscaling_group.web.min_size
+}
+`
+
+type scenario struct {
+	name  string
+	cloud func(s sandbox.Store) error // the console change
+	code  func(src string) string     // the code change
+}
+
+func set(typ, id string, kv map[string]any) func(sandbox.Store) error {
+	return func(s sandbox.Store) error {
+		return s.Update(typ, id, func(o map[string]any) {
+			for k, v := range kv {
+				o[k] = v
+			}
+		})
+	}
+}
+
+var scenarios = []scenario{
+	{name: "console_change", cloud: set("sandbox_autoscaling_group", "web", map[string]any{"min_size": 4, "max_size": 12})},
+	{name: "code_change", code: func(src string) string {
+		return strings.Replace(src, "  name = \"web\"\n}", "  name         = \"web\"\n  idle_timeout = 120\n}", 1)
+	}},
+	{name: "both", cloud: set("sandbox_autoscaling_group", "web", map[string]any{"min_size": 4, "max_size": 12}),
+		code: func(src string) string {
+			return strings.Replace(src, "  name = \"web\"\n}", "  name         = \"web\"\n  idle_timeout = 120\n}", 1)
+		}},
+	{name: "deleted", cloud: func(s sandbox.Store) error { return s.Delete("sandbox_autoscaling_group", "web") }},
+	{name: "desired_capacity", cloud: set("sandbox_autoscaling_group", "web", map[string]any{"desired_capacity": 5})},
+	{name: "unmanaged_and_code", cloud: set("sandbox_autoscaling_group", "worker", map[string]any{"desired_capacity": 2}),
+		code: func(src string) string {
+			return strings.Replace(src, "  name = \"web\"\n}", "  name         = \"web\"\n  idle_timeout = 120\n}", 1)
+		}},
+	{name: "password", cloud: set("sandbox_database", "main", map[string]any{"password": "changed-in-console"})},
+	{name: "listener_port", cloud: set("sandbox_lb_listener", "web:80", map[string]any{"port": 8080})},
+	{name: "removed", code: func(src string) string {
+		i := strings.Index(src, "resource \"sandbox_autoscaling_group\" \"worker\"")
+		j := strings.Index(src, "resource \"sandbox_load_balancer\"")
+		return src[:i] + src[j:]
+	}},
+}
+
+func main() {
+	out := flag.String("out", "testdata", "directory for the plan JSON files")
+	flag.Parse()
+	gomod, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		log.Fatal(err)
+	}
+	root := filepath.Dir(strings.TrimSpace(string(gomod)))
+	tools := filepath.Join(root, ".tools")
+	ctx := context.Background()
+	for _, name := range []string{"tofu", "terraform"} {
+		bin, err := runner.Find(ctx, runner.FindOptions{Name: name, ToolsDir: filepath.Join(tools, "bin")})
+		if err != nil {
+			log.Fatal(err)
+		}
+		for _, sc := range scenarios {
+			if err := generate(ctx, bin, filepath.Join(tools, "terraformrc"), sc, *out); err != nil {
+				log.Fatalf("%s %s: %v", sc.name, name, err)
+			}
+		}
+	}
+}
+
+func generate(ctx context.Context, bin runner.Binary, cliConfig string, sc scenario, out string) error {
+	tmp, err := os.MkdirTemp("", "drift-gen-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	cloud := sandbox.Store{Root: filepath.Join(tmp, "cloud")}
+	if err := cloud.Put("images", "base", map[string]any{"id": "img-1"}); err != nil {
+		return err
+	}
+	dir := filepath.Join(tmp, "stack")
+	os.MkdirAll(dir, 0o755)
+	if err := os.WriteFile(filepath.Join(dir, "main.tf"), []byte(base), 0o644); err != nil {
+		return err
+	}
+	r := &runner.Runner{Binary: bin, WorkDir: filepath.Join(tmp, "work"), CLIConfig: cliConfig,
+		Env: map[string]string{sandbox.RootEnv: cloud.Root}}
+	job := runner.Job{Key: sc.name, Dir: dir}
+	p, err := r.Plan(ctx, job)
+	if err != nil {
+		return fmt.Errorf("%v\n%s", err, p.Log)
+	}
+	if _, err := r.Apply(ctx, p); err != nil {
+		return err
+	}
+	p.Discard()
+	if sc.cloud != nil {
+		if err := sc.cloud(cloud); err != nil {
+			return err
+		}
+	}
+	if sc.code != nil {
+		src := sc.code(base)
+		if src == base {
+			return fmt.Errorf("the code change changed nothing")
+		}
+		os.WriteFile(filepath.Join(dir, "main.tf"), []byte(src), 0o644)
+	}
+	p, err = r.Plan(ctx, job)
+	if err != nil {
+		return fmt.Errorf("%v\n%s", err, p.Log)
+	}
+	defer p.Discard()
+	if !p.Changes {
+		return fmt.Errorf("the scenario's plan has no changes")
+	}
+	show := exec.CommandContext(ctx, bin.Path, "show", "-json", p.File)
+	show.Dir = dir
+	show.Env = append(os.Environ(), "TF_DATA_DIR="+filepath.Join(r.WorkDir, dirOf(r.WorkDir), "data"), "TF_CLI_CONFIG_FILE="+cliConfig, sandbox.RootEnv+"="+cloud.Root)
+	raw, err := show.Output()
+	if err != nil {
+		return fmt.Errorf("show -json: %w", err)
+	}
+	// Temporary paths differ on every run; keep the fixtures stable.
+	raw = []byte(strings.ReplaceAll(string(raw), tmp, "/tmp/drift-gen"))
+	dest := filepath.Join(out, sc.name+"."+bin.Name+".json")
+	fmt.Println("wrote", dest)
+	return os.WriteFile(dest, raw, 0o644)
+}
+
+// dirOf finds the one working directory the runner made under work.
+func dirOf(work string) string {
+	entries, _ := os.ReadDir(work)
+	for _, e := range entries {
+		if e.IsDir() {
+			return e.Name()
+		}
+	}
+	return ""
+}
