@@ -94,7 +94,7 @@ func (r *Runner) workdir(job Job) (string, error) {
 	}
 	dir := filepath.Join(r.WorkDir, name+"-"+hex.EncodeToString(sum[:4]))
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", fmt.Errorf("working directory for %s: %w", job.Key, err)
+		return "", fmt.Errorf("working directory: %w", err)
 	}
 	return dir, nil
 }
@@ -119,7 +119,7 @@ func (r *Runner) session(job Job) (*session, error) {
 	}
 	tf, err := tfexec.NewTerraform(job.Dir, r.Binary.Path)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", job.Key, err)
+		return nil, err
 	}
 	env := map[string]string{}
 	for _, kv := range os.Environ() {
@@ -198,7 +198,7 @@ func (r *Runner) Plan(ctx context.Context, job Job) (*Plan, error) {
 		err = s.plan(ctx, p)
 	}
 	if err != nil {
-		return fail(fmt.Errorf("plan %s: %w", job.Key, cleanErr(err)))
+		return fail(fmt.Errorf("plan: %w", cleanErr(err)))
 	}
 	if err := os.Chmod(p.File, 0o600); err != nil {
 		return fail(err)
@@ -209,7 +209,7 @@ func (r *Runner) Plan(ctx context.Context, job Job) (*Plan, error) {
 		plan, err := s.tf.ShowPlanFile(ctx, p.File)
 		p.Timing.Show = time.Since(start)
 		if err != nil {
-			return fail(fmt.Errorf("show %s: %w", job.Key, cleanErr(err)))
+			return fail(fmt.Errorf("show: %w", cleanErr(err)))
 		}
 		p.JSON = plan
 	}
@@ -243,7 +243,7 @@ func (r *Runner) Apply(ctx context.Context, p *Plan) (log string, err error) {
 	r.processes.Add(1)
 	err = s.tf.Apply(ctx, tfexec.DirOrPlan(p.File))
 	if err != nil {
-		return s.log.String(), fmt.Errorf("apply %s: %w", p.Job.Key, cleanErr(err))
+		return s.log.String(), fmt.Errorf("apply: %w", cleanErr(err))
 	}
 	return s.log.String(), nil
 }
@@ -270,7 +270,7 @@ func (s *session) initNeeded() (string, error) {
 	}
 	fp, err := initFingerprint(s.r.Binary, s.r.CLIConfig, s.job.Dir, s.job.BackendConfig)
 	if err != nil {
-		return "", fmt.Errorf("fingerprint %s: %w", s.job.Key, err)
+		return "", fmt.Errorf("init fingerprint: %w", err)
 	}
 	if string(old) != fp {
 		return "providers, modules, backend or binary changed", nil
@@ -300,12 +300,12 @@ func (s *session) init(ctx context.Context, reason string, p *Plan) error {
 	p.Init = InitInfo{Ran: true, Reason: reason}
 	os.Remove(s.fingerprintPath())
 	if err != nil {
-		return fmt.Errorf("init %s: %w", s.job.Key, cleanErr(err))
+		return fmt.Errorf("init: %w", cleanErr(err))
 	}
 	// Fingerprint after init: init may have written the lock file.
 	fp, err := initFingerprint(s.r.Binary, s.r.CLIConfig, s.job.Dir, s.job.BackendConfig)
 	if err != nil {
-		return fmt.Errorf("fingerprint %s: %w", s.job.Key, err)
+		return fmt.Errorf("init fingerprint: %w", err)
 	}
 	return os.WriteFile(s.fingerprintPath(), []byte(fp), 0o600)
 }
@@ -329,12 +329,12 @@ func (s *session) selectWorkspace(ctx context.Context, p *Plan) error {
 		return nil
 	}
 	if !strings.Contains(err.Error(), "doesn't exist") && !strings.Contains(err.Error(), "does not exist") {
-		return fmt.Errorf("select workspace %s: %w", s.job.Key, cleanErr(err))
+		return fmt.Errorf("select workspace: %w", cleanErr(err))
 	}
 	s.note("creating workspace %q", s.job.Workspace)
 	s.r.processes.Add(1)
 	if err := s.tf.WorkspaceNew(ctx, s.job.Workspace); err != nil {
-		return fmt.Errorf("create workspace %s: %w", s.job.Key, cleanErr(err))
+		return fmt.Errorf("create workspace: %w", cleanErr(err))
 	}
 	return nil
 }

@@ -1,0 +1,142 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+	"github.com/trueline/trueline/drift"
+	"github.com/trueline/trueline/reconcile"
+	"github.com/trueline/trueline/runner"
+	"github.com/trueline/trueline/stacks"
+)
+
+type checkFlags struct {
+	repo        string
+	stacks      []string
+	workspace   string
+	parallel    int
+	format      string
+	quiet       bool
+	binary      string
+	binaryPath  string
+	cliConfig   string
+	workDir     string
+	pluginCache string
+}
+
+func newCheckCmd(g *globalFlags) *cobra.Command {
+	var f checkFlags
+	cmd := &cobra.Command{
+		Use:   "check",
+		Short: "Plan every workspace once and report drift and pending changes",
+		Long: `check plans every matching workspace of the repository at its current
+checkout, in parallel, classifies each plan, and prints a report.
+
+Exit status: 0 when every workspace is in sync, 2 when any is drifted or
+pending, 1 when any run failed (errors win over drift).`,
+		Example: `  trueline check
+  trueline check --repo ../infra --stack 'stacks/prod/*' --format json
+  trueline check --stack stacks/web --workspace staging`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runCheck(cmd, g, f) },
+	}
+	cache := cacheDir()
+	fl := cmd.Flags()
+	fl.StringVar(&f.repo, "repo", ".", "repository `path` holding the stacks")
+	fl.StringArrayVar(&f.stacks, "stack", nil, "only stacks whose path matches this `glob` (repeatable)")
+	fl.StringVar(&f.workspace, "workspace", "", "only this workspace `name`")
+	fl.IntVar(&f.parallel, "parallel", 0, "plans to run at once (default: number of CPUs)")
+	fl.StringVar(&f.format, "format", "text", "output format: text or json")
+	fl.BoolVarP(&f.quiet, "quiet", "q", false, "no progress lines on stderr")
+	fl.StringVar(&f.binary, "binary", envOr("TRUELINE_BINARY", "terraform"), "binary for stacks that name none: terraform or tofu")
+	fl.StringVar(&f.binaryPath, "binary-path", os.Getenv("TRUELINE_BINARY_PATH"), "explicit `path` of that binary (default: $TRUELINE_TOOLS_DIR, then PATH)")
+	fl.StringVar(&f.cliConfig, "cli-config", os.Getenv("TF_CLI_CONFIG_FILE"), "terraform CLI config `file` for every run")
+	fl.StringVar(&f.workDir, "work-dir", envOr("TRUELINE_WORK_DIR", filepath.Join(cache, "work")), "persistent working directories")
+	fl.StringVar(&f.pluginCache, "plugin-cache", envOr("TRUELINE_PLUGIN_CACHE", filepath.Join(cache, "plugin-cache")), "shared provider plugin cache")
+	return cmd
+}
+
+func cacheDir() string {
+	if d, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(d, "trueline")
+	}
+	return filepath.Join(os.TempDir(), "trueline")
+}
+
+func runCheck(cmd *cobra.Command, g *globalFlags, f checkFlags) error {
+	if f.format != "text" && f.format != "json" {
+		return usageErr("--format %q: use text or json", f.format)
+	}
+	logger, err := g.logger(cmd.ErrOrStderr())
+	if err != nil {
+		return err
+	}
+	repo, err := filepath.Abs(f.repo)
+	if err != nil {
+		return usageErr("--repo: %v", err)
+	}
+	all, err := stacks.Discover(repo)
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	if len(all) == 0 {
+		return usageErr("%s: %v", repo, stacks.ErrNoStacks)
+	}
+	targets, broken := reconcile.Select(all, f.stacks, f.workspace)
+	if len(targets) == 0 && len(broken) == 0 {
+		return usageErr("no workspace matches --stack %q --workspace %q (found %d stacks in %s)", f.stacks, f.workspace, len(all), repo)
+	}
+	for _, dir := range []string{f.workDir, f.pluginCache} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return usageErr("%v", err)
+		}
+	}
+
+	progress := newProgress(cmd.ErrOrStderr(), f.quiet)
+	rec := reconcile.New(reconcile.Options{
+		Toolchain: &runner.Toolchain{
+			Default:  f.binary,
+			Path:     f.binaryPath,
+			ToolsDir: os.Getenv("TRUELINE_TOOLS_DIR"),
+		},
+		WorkDir:     f.workDir,
+		CLIConfig:   f.cliConfig,
+		PluginCache: f.pluginCache,
+		Parallel:    f.parallel,
+		Logger:      logger,
+		Progress:    progress.event,
+	})
+	outcomes := append(broken, rec.Check(cmd.Context(), "local:"+repo, targets)...)
+	reconcile.SortOutcomes(outcomes)
+	progress.done()
+
+	out := cmd.OutOrStdout()
+	if f.format == "json" {
+		err = writeJSON(out, outcomes)
+	} else {
+		err = writeText(out, outcomes, useColor(out))
+	}
+	if err != nil {
+		return err
+	}
+	if code := exitCode(outcomes); code != 0 {
+		return &exitError{code: code}
+	}
+	return nil
+}
+
+// exitCode: 1 when any run failed, 2 when any found drift or pending code.
+func exitCode(outcomes []reconcile.Outcome) int {
+	code := 0
+	for _, o := range outcomes {
+		switch o.Verdict {
+		case drift.Error:
+			return 1
+		case drift.InSync:
+		default:
+			code = 2
+		}
+	}
+	return code
+}

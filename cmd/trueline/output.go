@@ -1,0 +1,167 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/trueline/trueline/drift"
+	"github.com/trueline/trueline/reconcile"
+	"golang.org/x/term"
+)
+
+// checkReport is the JSON document of `trueline check --format json`.
+type checkReport struct {
+	Version    int                 `json:"version"`
+	Workspaces []reconcile.Outcome `json:"workspaces"`
+}
+
+func writeJSON(w io.Writer, outcomes []reconcile.Outcome) error {
+	if outcomes == nil {
+		outcomes = []reconcile.Outcome{}
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(checkReport{Version: 1, Workspaces: outcomes})
+}
+
+type palette struct{ on bool }
+
+func (p palette) paint(code, s string) string {
+	if !p.on {
+		return s
+	}
+	return "\x1b[" + code + "m" + s + "\x1b[0m"
+}
+
+func (p palette) verdict(v drift.Verdict) string {
+	code := map[drift.Verdict]string{
+		drift.InSync: "32", drift.Pending: "33", drift.Drifted: "31", drift.DriftedAndPending: "31", drift.Error: "35;1",
+	}[v]
+	return p.paint(code, string(v))
+}
+
+// useColor: only on a terminal, and never when NO_COLOR is set.
+func useColor(w io.Writer) bool {
+	if os.Getenv("NO_COLOR") != "" {
+		return false
+	}
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// writeText prints one line per workspace, then the attribute diffs.
+func writeText(w io.Writer, outcomes []reconcile.Outcome, color bool) error {
+	p := palette{on: color}
+	width := 0
+	for _, o := range outcomes {
+		width = max(width, len(name(o)))
+	}
+	counts := map[drift.Verdict]int{}
+	for _, o := range outcomes {
+		counts[o.Verdict]++
+		fmt.Fprintf(w, "%-*s  %-19s drift %d  pending %d  noise %d  %s\n", width, name(o),
+			p.verdict(o.Verdict), len(o.Drift), len(o.Pending), len(o.Noise),
+			(time.Duration(o.DurationMS) * time.Millisecond).Round(10*time.Millisecond))
+	}
+	for _, o := range outcomes {
+		if o.Verdict == drift.InSync && len(o.Noise) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "\n%s  %s\n", p.paint("1", name(o)), p.verdict(o.Verdict))
+		if o.Error != nil {
+			for _, line := range strings.Split(strings.TrimSpace(*o.Error), "\n") {
+				fmt.Fprintf(w, "    %s\n", line)
+			}
+		}
+		section := func(kind string, findings []drift.Finding, code string) {
+			for _, f := range findings {
+				head := f.Address
+				if f.Action != "" {
+					head += " (" + f.Action + ")"
+				}
+				if f.Reason != "" {
+					head += " — " + f.Reason
+				}
+				fmt.Fprintf(w, "  %s %s\n", p.paint(code, kind), head)
+				for _, a := range f.Attributes {
+					fmt.Fprintf(w, "      %s: git %s, live %s\n", a.Path, value(a.Git), value(a.Live))
+				}
+			}
+		}
+		section("drift  ", o.Drift, "31")
+		section("pending", o.Pending, "33")
+		section("noise  ", o.Noise, "2")
+	}
+	var parts []string
+	for _, v := range []drift.Verdict{drift.InSync, drift.Drifted, drift.Pending, drift.DriftedAndPending, drift.Error} {
+		if counts[v] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", counts[v], v))
+		}
+	}
+	_, err := fmt.Fprintf(w, "\n%d workspaces: %s\n", len(outcomes), strings.Join(parts, ", "))
+	return err
+}
+
+func name(o reconcile.Outcome) string {
+	if o.Workspace == "" {
+		return o.Stack
+	}
+	return o.Stack + "/" + o.Workspace
+}
+
+func value(v any) string {
+	if v == nil {
+		return "null"
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return string(b)
+}
+
+// progress prints a line per finished run on stderr, or a live counter
+// when stderr is a terminal.
+type progress struct {
+	mu    sync.Mutex
+	w     io.Writer
+	quiet bool
+	tty   bool
+}
+
+func newProgress(w io.Writer, quiet bool) *progress {
+	f, ok := w.(*os.File)
+	return &progress{w: w, quiet: quiet, tty: ok && term.IsTerminal(int(f.Fd()))}
+}
+
+func (p *progress) event(e reconcile.Event) {
+	if p.quiet {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if e.Started {
+		if p.tty {
+			fmt.Fprintf(p.w, "\r\x1b[K[%d/%d] planning %s/%s", e.Done, e.Total, e.Target.Stack.Path, e.Target.Workspace.Name)
+		}
+		return
+	}
+	o := e.Outcome
+	prefix := ""
+	if p.tty {
+		prefix = "\r\x1b[K"
+	}
+	fmt.Fprintf(p.w, "%s[%d/%d] %s: %s (%s)\n", prefix, e.Done, e.Total, name(o), o.Verdict,
+		(time.Duration(o.DurationMS) * time.Millisecond).Round(10*time.Millisecond))
+}
+
+func (p *progress) done() {
+	if p.tty && !p.quiet {
+		fmt.Fprint(p.w, "\r\x1b[K")
+	}
+}
