@@ -29,9 +29,23 @@ type Outcome struct {
 	Error      *string `json:"error"`
 	DurationMS int64   `json:"duration_ms"`
 	// Init says whether this run had to run init.
-	Init bool `json:"init"`
+	Init   bool   `json:"init"`
+	Timing Timing `json:"timing"`
 	// Log is terraform's combined output, capped; it is not part of the report.
 	Log string `json:"-"`
+}
+
+// Timing splits a run's terraform time by command, in milliseconds.
+type Timing struct {
+	InitMS      int64 `json:"init_ms"`
+	WorkspaceMS int64 `json:"workspace_ms"`
+	PlanMS      int64 `json:"plan_ms"`
+	ShowMS      int64 `json:"show_ms"`
+}
+
+func timingOf(t runner.Timing) Timing {
+	return Timing{InitMS: t.Init.Milliseconds(), WorkspaceMS: t.Workspace.Milliseconds(),
+		PlanMS: t.Plan.Milliseconds(), ShowMS: t.Show.Milliseconds()}
 }
 
 // Failed reports whether the run ended in an error.
@@ -227,12 +241,13 @@ func (r *Reconciler) checkOne(ctx context.Context, repo string, t Target) Outcom
 		}
 		o := errorOutcome(t.Stack.Path, t.Workspace.Name, fmt.Errorf("%s (workspace %s): %w", t.Stack.Path, t.Workspace.Name, err))
 		if plan != nil {
-			o.Log, o.Init = plan.Log, plan.Init.Ran
+			o.Log, o.Init, o.Timing = plan.Log, plan.Init.Ran, timingOf(plan.Timing)
 		}
 		log.Warn("run failed", "error", err)
 		return finish(o)
 	}
-	o := Outcome{Stack: t.Stack.Path, Workspace: t.Workspace.Name, Init: plan.Init.Ran, Log: plan.Log}
+	o := Outcome{Stack: t.Stack.Path, Workspace: t.Workspace.Name, Init: plan.Init.Ran, Log: plan.Log,
+		Timing: timingOf(plan.Timing)}
 	// An empty plan is in sync: nothing to show or classify.
 	o.Result = drift.Classify(plan.JSON, t.Stack.Config.Ignore)
 	return finish(o)

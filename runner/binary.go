@@ -38,6 +38,8 @@ type FindOptions struct {
 	// into InstallDir when nothing local fits. It needs network access.
 	Install    bool
 	InstallDir string
+
+	versions *versionCache
 }
 
 // tofuProduct describes OpenTofu for hc-install. `tofu version -json`
@@ -99,10 +101,15 @@ func Find(ctx context.Context, opts FindOptions) (Binary, error) {
 
 	var tried []string
 	check := func(path string) (Binary, bool) {
-		v, err := prod.GetVersion(ctx, path)
-		if err != nil {
-			tried = append(tried, fmt.Sprintf("%s: %v", path, err))
-			return Binary{}, false
+		v, cached := opts.versions.get(path)
+		if !cached {
+			var err error
+			v, err = prod.GetVersion(ctx, path)
+			if err != nil {
+				tried = append(tried, fmt.Sprintf("%s: %v", path, err))
+				return Binary{}, false
+			}
+			opts.versions.put(path, v)
 		}
 		if constraints != nil && !constraints.Check(v) {
 			tried = append(tried, fmt.Sprintf("%s: version %s does not satisfy %q", path, v, opts.Constraint))

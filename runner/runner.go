@@ -40,8 +40,7 @@ type Runner struct {
 	// LogLimit caps the log kept per run, in bytes. Zero means 256 KiB.
 	LogLimit int
 
-	initMu    sync.Mutex // Terraform 1.5's plugin cache is not safe for concurrent init
-	dirLocks  sync.Map   // source dir -> *sync.Mutex: init writes the dir's lock file
+	initMu    sync.Mutex // one init at a time: see session.init
 	processes atomic.Int64
 }
 
@@ -279,15 +278,13 @@ func (s *session) initNeeded() (string, error) {
 }
 
 func (s *session) init(ctx context.Context, reason string, p *Plan) error {
-	// Init writes the stack's lock file, and Terraform 1.5's shared plugin
-	// cache breaks under concurrent init: serialise what must be.
-	mu, _ := s.r.dirLocks.LoadOrStore(s.job.Dir, new(sync.Mutex))
-	mu.(*sync.Mutex).Lock()
-	defer mu.(*sync.Mutex).Unlock()
-	if !s.r.Binary.IsTofu() {
-		s.r.initMu.Lock()
-		defer s.r.initMu.Unlock()
-	}
+	// Init writes the stack's lock file and fills the shared plugin cache.
+	// Terraform 1.5's cache is not safe for concurrent init, and OpenTofu
+	// 1.10's panics now and then when two inits link from a cache one of
+	// them is filling, so inits run one at a time. Warm runs skip init, so
+	// this costs only cold runs.
+	s.r.initMu.Lock()
+	defer s.r.initMu.Unlock()
 	s.note("init (%s)", reason)
 	opts := []tfexec.InitOption{tfexec.Upgrade(false), tfexec.Reconfigure(true)}
 	for _, bc := range s.job.BackendConfig {

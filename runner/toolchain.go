@@ -2,7 +2,12 @@ package runner
 
 import (
 	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
 	"sync"
+
+	"github.com/hashicorp/go-version"
 )
 
 // Toolchain finds binaries on demand and remembers them, so that stacks
@@ -13,6 +18,10 @@ type Toolchain struct {
 	ToolsDir   string // tried before PATH
 	Install    bool
 	InstallDir string
+	// CacheDir, when set, remembers binary versions across processes (keyed
+	// by path, size and modification time), so a warm run starts no
+	// `version` command.
+	CacheDir string
 
 	mu    sync.Mutex
 	found map[[2]string]Binary
@@ -33,7 +42,8 @@ func (t *Toolchain) Binary(ctx context.Context, name, constraint string) (Binary
 	if b, ok := t.found[key]; ok {
 		return b, nil
 	}
-	opts := FindOptions{Name: name, Constraint: constraint, ToolsDir: t.ToolsDir, Install: t.Install, InstallDir: t.InstallDir}
+	opts := FindOptions{Name: name, Constraint: constraint, ToolsDir: t.ToolsDir, Install: t.Install, InstallDir: t.InstallDir,
+		versions: t.versionCache()}
 	if name == t.Default || (t.Default == "" && name == "terraform") {
 		opts.Path = t.Path
 	}
@@ -46,4 +56,72 @@ func (t *Toolchain) Binary(ctx context.Context, name, constraint string) (Binary
 	}
 	t.found[key] = b
 	return b, nil
+}
+
+func (t *Toolchain) versionCache() *versionCache {
+	if t.CacheDir == "" {
+		return nil
+	}
+	return &versionCache{file: filepath.Join(t.CacheDir, "binaries.json")}
+}
+
+// versionCache stores `version -json` answers in a small JSON file.
+type versionCache struct {
+	file string
+}
+
+type cachedVersion struct {
+	Size    int64  `json:"size"`
+	ModTime int64  `json:"mtime"`
+	Version string `json:"version"`
+}
+
+func (c *versionCache) key(path string) (cachedVersion, bool) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return cachedVersion{}, false
+	}
+	return cachedVersion{Size: fi.Size(), ModTime: fi.ModTime().UnixNano()}, true
+}
+
+func (c *versionCache) load() map[string]cachedVersion {
+	m := map[string]cachedVersion{}
+	if b, err := os.ReadFile(c.file); err == nil {
+		json.Unmarshal(b, &m)
+	}
+	return m
+}
+
+func (c *versionCache) get(path string) (*version.Version, bool) {
+	if c == nil {
+		return nil, false
+	}
+	k, ok := c.key(path)
+	if !ok {
+		return nil, false
+	}
+	e, ok := c.load()[path]
+	if !ok || e.Size != k.Size || e.ModTime != k.ModTime {
+		return nil, false
+	}
+	v, err := version.NewVersion(e.Version)
+	return v, err == nil
+}
+
+func (c *versionCache) put(path string, v *version.Version) {
+	if c == nil {
+		return
+	}
+	k, ok := c.key(path)
+	if !ok {
+		return
+	}
+	m := c.load()
+	k.Version = v.String()
+	m[path] = k
+	b, _ := json.Marshal(m)
+	tmp := c.file + ".tmp"
+	if os.WriteFile(tmp, b, 0o644) == nil {
+		os.Rename(tmp, c.file)
+	}
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/trueline/trueline/drift"
@@ -93,12 +95,14 @@ func runCheck(cmd *cobra.Command, g *globalFlags, f checkFlags) error {
 		}
 	}
 
+	start := time.Now()
 	progress := newProgress(cmd.ErrOrStderr(), f.quiet)
 	rec := reconcile.New(reconcile.Options{
 		Toolchain: &runner.Toolchain{
 			Default:  f.binary,
 			Path:     f.binaryPath,
 			ToolsDir: os.Getenv("TRUELINE_TOOLS_DIR"),
+			CacheDir: f.workDir,
 		},
 		WorkDir:     f.workDir,
 		CLIConfig:   f.cliConfig,
@@ -113,7 +117,10 @@ func runCheck(cmd *cobra.Command, g *globalFlags, f checkFlags) error {
 
 	out := cmd.OutOrStdout()
 	if f.format == "json" {
-		err = writeJSON(out, outcomes)
+		stats := cpuStats()
+		stats.WallMS = time.Since(start).Milliseconds()
+		stats.Processes = rec.Processes()
+		err = writeJSON(out, outcomes, stats)
 	} else {
 		err = writeText(out, outcomes, useColor(out))
 	}
@@ -139,4 +146,15 @@ func exitCode(outcomes []reconcile.Outcome) int {
 		}
 	}
 	return code
+}
+
+// cpuStats reads the CPU time of this process and of its waited-for children.
+func cpuStats() runStats {
+	var self, children syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &self)
+	syscall.Getrusage(syscall.RUSAGE_CHILDREN, &children)
+	ms := func(r syscall.Rusage) int64 {
+		return (r.Utime.Nano() + r.Stime.Nano()) / 1e6
+	}
+	return runStats{CPUSelfMS: ms(self), CPUChildrenMS: ms(children)}
 }

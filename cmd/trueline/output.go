@@ -18,15 +18,26 @@ import (
 type checkReport struct {
 	Version    int                 `json:"version"`
 	Workspaces []reconcile.Outcome `json:"workspaces"`
+	Stats      runStats            `json:"stats"`
 }
 
-func writeJSON(w io.Writer, outcomes []reconcile.Outcome) error {
+// runStats describes the cost of the whole check.
+type runStats struct {
+	WallMS int64 `json:"wall_ms"`
+	// CPU of trueline itself, and of the terraform processes it started.
+	CPUSelfMS     int64 `json:"cpu_self_ms"`
+	CPUChildrenMS int64 `json:"cpu_children_ms"`
+	// Terraform commands trueline started.
+	Processes int64 `json:"processes"`
+}
+
+func writeJSON(w io.Writer, outcomes []reconcile.Outcome, stats runStats) error {
 	if outcomes == nil {
 		outcomes = []reconcile.Outcome{}
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	return enc.Encode(checkReport{Version: 1, Workspaces: outcomes})
+	return enc.Encode(checkReport{Version: 1, Workspaces: outcomes, Stats: stats})
 }
 
 type palette struct{ on bool }

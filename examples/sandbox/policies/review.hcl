@@ -1,0 +1,6 @@
+# Every fix goes through a pull request.
+policy "review" {
+  on_drift   = "pull_request"
+  on_pending = "report"
+  escalate   = "report"
+}

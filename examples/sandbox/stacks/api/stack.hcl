@@ -1,0 +1,5 @@
+stack {
+  schedule = "0 2 * * *"
+  timezone = "Europe/Berlin"
+  policy   = "review"
+}
