@@ -72,7 +72,7 @@ func main() {
 }
 
 type bench struct {
-	bin                               runner.Binary
+	bin                              runner.Binary
 	trueline, cliConfig, pluginCache string
 }
 
