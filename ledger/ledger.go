@@ -1,0 +1,120 @@
+// Package ledger keeps runs and the run queue. The embedded implementation
+// is SQLite (modernc.org/sqlite, no cgo, WAL); Ledger is the interface a
+// Postgres implementation can fill for several replicas.
+//
+// Invariants, enforced by the schema and not only by the code: at most one
+// queued and one running run per workspace; a run's record is written in
+// one transaction, so a half-written record cannot exist.
+package ledger
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Status of a run.
+type Status string
+
+const (
+	Queued      Status = "queued"
+	Running     Status = "running"
+	Finished    Status = "finished"
+	Interrupted Status = "interrupted" // the process died or stopped during the run
+)
+
+// Request asks for a run of one workspace.
+type Request struct {
+	Repository string
+	Stack      string
+	Workspace  string
+	Commit     string // empty: the branch head when the run starts
+	Trigger    string // schedule, commit, webhook, manual, merge, retry
+	RetryOf    int64
+}
+
+// Key identifies a workspace across runs.
+func (r Request) Key() string { return WorkspaceKey(r.Repository, r.Stack, r.Workspace) }
+
+// WorkspaceKey joins the three names that identify a workspace.
+func WorkspaceKey(repository, stack, workspace string) string {
+	return repository + "/" + stack + "/" + workspace
+}
+
+// Run is one run as the ledger knows it.
+type Run struct {
+	ID         int64     `json:"id"`
+	Repository string    `json:"repository"`
+	Stack      string    `json:"stack"`
+	Workspace  string    `json:"workspace"`
+	Commit     string    `json:"commit"`
+	Trigger    string    `json:"trigger"`
+	Triggers   []string  `json:"triggers"` // every trigger that joined this run
+	Status     Status    `json:"status"`
+	QueuedAt   time.Time `json:"queued_at"`
+	StartedAt  time.Time `json:"started_at,omitzero"`
+	FinishedAt time.Time `json:"finished_at,omitzero"`
+	RetryOf    int64     `json:"retry_of,omitempty"`
+	// Applying is set once an apply has started: such a run is never applied again.
+	Applying bool `json:"applying"`
+	Result
+}
+
+// Result is what a finished run found and did.
+type Result struct {
+	Verdict      string `json:"verdict,omitempty"`
+	Findings     []byte `json:"-"` // JSON: drift, pending and noise
+	Action       string `json:"action,omitempty"`
+	ActionReason string `json:"action_reason,omitempty"`
+	Error        string `json:"error,omitempty"`
+	Log          string `json:"-"`
+	DurationMS   int64  `json:"duration_ms,omitempty"`
+	// RecordError says why the record beside the state could not be written.
+	RecordError string `json:"record_error,omitempty"`
+}
+
+// Limits bound what Claim may start.
+type Limits struct {
+	PerRepository int // 0: no limit
+}
+
+// Filter selects runs for List. Zero fields match everything.
+type Filter struct {
+	Repository, Stack, Workspace string
+	Status                       Status
+	Before                       int64 // only runs with a smaller id (paging)
+	Limit                        int   // default 50
+}
+
+// ErrNotFound is returned for a run id that does not exist.
+var ErrNotFound = errors.New("run not found")
+
+// Ledger stores runs and the queue.
+type Ledger interface {
+	// Enqueue queues a run, or joins the workspace's queued run: then joined
+	// is true and the returned run is the existing one.
+	Enqueue(ctx context.Context, req Request) (run Run, joined bool, err error)
+	// Claim marks the oldest startable queued run running and returns it;
+	// nil when nothing can start (none queued, or every candidate's
+	// workspace or repository is busy).
+	Claim(ctx context.Context, lim Limits) (*Run, error)
+	// SetCommit records the commit a claimed run resolved.
+	SetCommit(ctx context.Context, id int64, commit string) error
+	// MarkApplying records, before apply starts, that this run applies.
+	MarkApplying(ctx context.Context, id int64) error
+	// Finish records a running run's result.
+	Finish(ctx context.Context, id int64, res Result) error
+	// Recover marks runs left running by a dead process interrupted and
+	// queues each again once (not a retry of a retry).
+	Recover(ctx context.Context) (interrupted []Run, err error)
+	// Release marks this process's running runs interrupted without
+	// retrying them, for a clean shutdown that could not wait.
+	Release(ctx context.Context, ids []int64) error
+	Get(ctx context.Context, id int64) (Run, error)
+	List(ctx context.Context, f Filter) ([]Run, error)
+	// Latest returns the newest finished run of every workspace.
+	Latest(ctx context.Context) ([]Run, error)
+	// Durations returns the last finished run's duration per workspace key.
+	Durations(ctx context.Context) (map[string]int64, error)
+	Close() error
+}

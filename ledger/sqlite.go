@@ -1,0 +1,412 @@
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	_ "modernc.org/sqlite" // the "sqlite" driver
+)
+
+// migrations are applied in order; each runs once, in its own transaction.
+var migrations = []string{
+	// 1: runs and the queue.
+	`CREATE TABLE runs (
+		id            INTEGER PRIMARY KEY AUTOINCREMENT,
+		repository    TEXT NOT NULL,
+		stack         TEXT NOT NULL,
+		workspace     TEXT NOT NULL,
+		workspace_key TEXT NOT NULL,
+		commit_sha    TEXT NOT NULL DEFAULT '',
+		trigger       TEXT NOT NULL,
+		triggers      TEXT NOT NULL DEFAULT '[]',
+		status        TEXT NOT NULL,
+		queued_at     INTEGER NOT NULL,
+		started_at    INTEGER NOT NULL DEFAULT 0,
+		finished_at   INTEGER NOT NULL DEFAULT 0,
+		retry_of      INTEGER NOT NULL DEFAULT 0,
+		applying      INTEGER NOT NULL DEFAULT 0,
+		verdict       TEXT NOT NULL DEFAULT '',
+		findings      TEXT NOT NULL DEFAULT '',
+		action        TEXT NOT NULL DEFAULT '',
+		action_reason TEXT NOT NULL DEFAULT '',
+		error         TEXT NOT NULL DEFAULT '',
+		log           TEXT NOT NULL DEFAULT '',
+		duration_ms   INTEGER NOT NULL DEFAULT 0,
+		record_error  TEXT NOT NULL DEFAULT ''
+	);
+	CREATE INDEX runs_status ON runs(status, queued_at);
+	CREATE INDEX runs_workspace ON runs(workspace_key, id);
+	CREATE UNIQUE INDEX runs_one_queued ON runs(workspace_key) WHERE status = 'queued';
+	CREATE UNIQUE INDEX runs_one_running ON runs(workspace_key) WHERE status = 'running';`,
+}
+
+// SQLite is the embedded ledger.
+type SQLite struct {
+	db  *sql.DB
+	now func() time.Time
+}
+
+var _ Ledger = (*SQLite)(nil)
+
+// OpenSQLite opens (creating if needed) the ledger at path and migrates it.
+func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("ledger %s: %w", path, err)
+	}
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("ledger %s: %w", path, err)
+	}
+	// One connection: writes are serialised in-process, and a claim's
+	// read-then-write cannot interleave with another's.
+	db.SetMaxOpenConns(1)
+	l := &SQLite{db: db, now: time.Now}
+	if err := l.migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("ledger %s: %w", path, err)
+	}
+	return l, nil
+}
+
+func (l *SQLite) migrate(ctx context.Context) error {
+	if _, err := l.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
+		return err
+	}
+	var current int
+	if err := l.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+		return err
+	}
+	if current > len(migrations) {
+		return fmt.Errorf("schema version %d is newer than this trueline knows (%d); upgrade trueline", current, len(migrations))
+	}
+	for v := current + 1; v <= len(migrations); v++ {
+		err := l.tx(ctx, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, migrations[v-1]); err != nil {
+				return fmt.Errorf("migration %d: %w", v, err)
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, v, l.now().UnixMilli())
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (l *SQLite) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := l.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// Close closes the database.
+func (l *SQLite) Close() error { return l.db.Close() }
+
+const runColumns = `id, repository, stack, workspace, commit_sha, trigger, triggers, status, queued_at, started_at,
+	finished_at, retry_of, applying, verdict, findings, action, action_reason, error, log, duration_ms, record_error`
+
+type scanner interface{ Scan(...any) error }
+
+func scanRun(s scanner) (Run, error) {
+	var r Run
+	var triggers, findings string
+	var queued, started, finished int64
+	var applying int
+	err := s.Scan(&r.ID, &r.Repository, &r.Stack, &r.Workspace, &r.Commit, &r.Trigger, &triggers, &r.Status,
+		&queued, &started, &finished, &r.RetryOf, &applying, &r.Verdict, &findings, &r.Action, &r.ActionReason,
+		&r.Error, &r.Log, &r.DurationMS, &r.RecordError)
+	if err != nil {
+		return r, err
+	}
+	json.Unmarshal([]byte(triggers), &r.Triggers)
+	if findings != "" {
+		r.Findings = []byte(findings)
+	}
+	r.QueuedAt = fromMillis(queued)
+	r.StartedAt = fromMillis(started)
+	r.FinishedAt = fromMillis(finished)
+	r.Applying = applying != 0
+	return r, nil
+}
+
+func fromMillis(ms int64) time.Time {
+	if ms == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms).UTC()
+}
+
+func (l *SQLite) Enqueue(ctx context.Context, req Request) (Run, bool, error) {
+	if req.Repository == "" || req.Stack == "" || req.Workspace == "" || req.Trigger == "" {
+		return Run{}, false, errors.New("enqueue: repository, stack, workspace and trigger are required")
+	}
+	var run Run
+	var joined bool
+	err := l.tx(ctx, func(tx *sql.Tx) error {
+		row := tx.QueryRowContext(ctx, `SELECT `+runColumns+` FROM runs WHERE workspace_key = ? AND status = 'queued'`, req.Key())
+		existing, err := scanRun(row)
+		if err == nil {
+			// Join: remember the trigger, and run at the newer commit.
+			if !contains(existing.Triggers, req.Trigger) {
+				existing.Triggers = append(existing.Triggers, req.Trigger)
+			}
+			if req.Commit != "" {
+				existing.Commit = req.Commit
+			}
+			t, _ := json.Marshal(existing.Triggers)
+			if _, err := tx.ExecContext(ctx, `UPDATE runs SET triggers = ?, commit_sha = ? WHERE id = ?`, string(t), existing.Commit, existing.ID); err != nil {
+				return err
+			}
+			run, joined = existing, true
+			return nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		t, _ := json.Marshal([]string{req.Trigger})
+		res, err := tx.ExecContext(ctx, `INSERT INTO runs (repository, stack, workspace, workspace_key, commit_sha, trigger, triggers, status, queued_at, retry_of)
+			VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?)`,
+			req.Repository, req.Stack, req.Workspace, req.Key(), req.Commit, req.Trigger, string(t), l.now().UnixMilli(), req.RetryOf)
+		if err != nil {
+			return err
+		}
+		id, _ := res.LastInsertId()
+		run, err = scanRun(tx.QueryRowContext(ctx, `SELECT `+runColumns+` FROM runs WHERE id = ?`, id))
+		return err
+	})
+	if err != nil {
+		return Run{}, false, fmt.Errorf("enqueue %s: %w", req.Key(), err)
+	}
+	return run, joined, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (l *SQLite) Claim(ctx context.Context, lim Limits) (*Run, error) {
+	var claimed *Run
+	err := l.tx(ctx, func(tx *sql.Tx) error {
+		// Longest-expected first among the startable: a workspace's last
+		// duration orders the queue, so one slow stack does not finish last.
+		q := `SELECT r.id FROM runs r
+			LEFT JOIN (SELECT workspace_key, MAX(id) AS last FROM runs WHERE status = 'finished' GROUP BY workspace_key) f
+			  ON f.workspace_key = r.workspace_key
+			LEFT JOIN runs p ON p.id = f.last
+			WHERE r.status = 'queued'
+			  AND NOT EXISTS (SELECT 1 FROM runs x WHERE x.status = 'running' AND x.workspace_key = r.workspace_key)`
+		args := []any{}
+		if lim.PerRepository > 0 {
+			q += ` AND (SELECT COUNT(*) FROM runs y WHERE y.status = 'running' AND y.repository = r.repository) < ?`
+			args = append(args, lim.PerRepository)
+		}
+		q += ` ORDER BY COALESCE(p.duration_ms, 1e18) DESC, r.queued_at, r.id LIMIT 1`
+		var id int64
+		if err := tx.QueryRowContext(ctx, q, args...).Scan(&id); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return nil
+			}
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE runs SET status = 'running', started_at = ? WHERE id = ?`, l.now().UnixMilli(), id); err != nil {
+			return err
+		}
+		r, err := scanRun(tx.QueryRowContext(ctx, `SELECT `+runColumns+` FROM runs WHERE id = ?`, id))
+		claimed = &r
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim: %w", err)
+	}
+	return claimed, nil
+}
+
+func (l *SQLite) SetCommit(ctx context.Context, id int64, commit string) error {
+	return l.update(ctx, id, `UPDATE runs SET commit_sha = ? WHERE id = ? AND status = 'running'`, commit, id)
+}
+
+func (l *SQLite) MarkApplying(ctx context.Context, id int64) error {
+	return l.update(ctx, id, `UPDATE runs SET applying = 1 WHERE id = ? AND status = 'running' AND applying = 0`, id)
+}
+
+func (l *SQLite) Finish(ctx context.Context, id int64, res Result) error {
+	return l.update(ctx, id, `UPDATE runs SET status = 'finished', finished_at = ?, verdict = ?, findings = ?, action = ?,
+		action_reason = ?, error = ?, log = ?, duration_ms = ?, record_error = ? WHERE id = ? AND status = 'running'`,
+		l.now().UnixMilli(), res.Verdict, string(res.Findings), res.Action, res.ActionReason, res.Error, res.Log,
+		res.DurationMS, res.RecordError, id)
+}
+
+// update runs one statement that must touch exactly the run id.
+func (l *SQLite) update(ctx context.Context, id int64, q string, args ...any) error {
+	res, err := l.db.ExecContext(ctx, q, args...)
+	if err != nil {
+		return fmt.Errorf("run %d: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return fmt.Errorf("run %d: not running, or already in that state", id)
+	}
+	return nil
+}
+
+func (l *SQLite) Recover(ctx context.Context) ([]Run, error) {
+	var out []Run
+	err := l.tx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT `+runColumns+` FROM runs WHERE status = 'running' ORDER BY id`)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			r, err := scanRun(rows)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			out = append(out, r)
+		}
+		rows.Close()
+		now := l.now().UnixMilli()
+		for i, r := range out {
+			msg := "interrupted: trueline stopped during the run"
+			if r.Applying {
+				msg += " (an apply had started; it is not repeated, the next plan shows where it got)"
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE runs SET status = 'interrupted', finished_at = ?, error = ? WHERE id = ?`, now, msg, r.ID); err != nil {
+				return err
+			}
+			out[i].Status = Interrupted
+			if r.RetryOf != 0 {
+				continue // re-run once, not forever
+			}
+			var queued int
+			tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM runs WHERE workspace_key = ? AND status = 'queued'`, WorkspaceKey(r.Repository, r.Stack, r.Workspace)).Scan(&queued)
+			if queued > 0 {
+				continue // a later trigger already queued one
+			}
+			t, _ := json.Marshal([]string{"retry"})
+			if _, err := tx.ExecContext(ctx, `INSERT INTO runs (repository, stack, workspace, workspace_key, commit_sha, trigger, triggers, status, queued_at, retry_of)
+				VALUES (?, ?, ?, ?, ?, 'retry', ?, 'queued', ?, ?)`,
+				r.Repository, r.Stack, r.Workspace, WorkspaceKey(r.Repository, r.Stack, r.Workspace), r.Commit, string(t), now, r.ID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("recover: %w", err)
+	}
+	return out, nil
+}
+
+func (l *SQLite) Release(ctx context.Context, ids []int64) error {
+	for _, id := range ids {
+		if _, err := l.db.ExecContext(ctx, `UPDATE runs SET status = 'interrupted', finished_at = ?, error = 'interrupted: trueline was stopped' WHERE id = ? AND status = 'running'`,
+			l.now().UnixMilli(), id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (l *SQLite) Get(ctx context.Context, id int64) (Run, error) {
+	r, err := scanRun(l.db.QueryRowContext(ctx, `SELECT `+runColumns+` FROM runs WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Run{}, fmt.Errorf("run %d: %w", id, ErrNotFound)
+	}
+	return r, err
+}
+
+func (l *SQLite) List(ctx context.Context, f Filter) ([]Run, error) {
+	var where []string
+	var args []any
+	add := func(cond string, v any) {
+		where = append(where, cond)
+		args = append(args, v)
+	}
+	if f.Repository != "" {
+		add("repository = ?", f.Repository)
+	}
+	if f.Stack != "" {
+		add("stack = ?", f.Stack)
+	}
+	if f.Workspace != "" {
+		add("workspace = ?", f.Workspace)
+	}
+	if f.Status != "" {
+		add("status = ?", string(f.Status))
+	}
+	if f.Before > 0 {
+		add("id < ?", f.Before)
+	}
+	limit := f.Limit
+	if limit <= 0 || limit > 1000 {
+		limit = 50
+	}
+	q := `SELECT ` + runColumns + ` FROM runs`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY id DESC LIMIT ?"
+	args = append(args, limit)
+	return l.query(ctx, q, args...)
+}
+
+func (l *SQLite) Latest(ctx context.Context) ([]Run, error) {
+	return l.query(ctx, `SELECT `+runColumns+` FROM runs WHERE id IN
+		(SELECT MAX(id) FROM runs WHERE status = 'finished' GROUP BY workspace_key) ORDER BY repository, stack, workspace`)
+}
+
+func (l *SQLite) Durations(ctx context.Context) (map[string]int64, error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT workspace_key, duration_ms FROM runs WHERE id IN
+		(SELECT MAX(id) FROM runs WHERE status = 'finished' GROUP BY workspace_key)`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var k string
+		var d int64
+		if err := rows.Scan(&k, &d); err != nil {
+			return nil, err
+		}
+		out[k] = d
+	}
+	return out, rows.Err()
+}
+
+func (l *SQLite) query(ctx context.Context, q string, args ...any) ([]Run, error) {
+	rows, err := l.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Run
+	for rows.Next() {
+		r, err := scanRun(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,239 @@
+package ledger
+
+import (
+	"context"
+	"path/filepath"
+	"sync"
+	"testing"
+)
+
+func open(t *testing.T) (*SQLite, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	l, err := OpenSQLite(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l, path
+}
+
+func req(repo, stack, ws, trigger string) Request {
+	return Request{Repository: repo, Stack: stack, Workspace: ws, Trigger: trigger}
+}
+
+func TestEnqueueJoinsQueuedRun(t *testing.T) {
+	ctx := context.Background()
+	l, _ := open(t)
+	a, joined, err := l.Enqueue(ctx, req("infra", "stacks/web", "default", "schedule"))
+	if err != nil || joined {
+		t.Fatalf("first enqueue: %v joined=%v", err, joined)
+	}
+	b, joined, err := l.Enqueue(ctx, Request{Repository: "infra", Stack: "stacks/web", Workspace: "default", Trigger: "commit", Commit: "abc"})
+	if err != nil || !joined || b.ID != a.ID {
+		t.Fatalf("second enqueue: %v joined=%v id %d vs %d", err, joined, b.ID, a.ID)
+	}
+	got, _ := l.Get(ctx, a.ID)
+	if len(got.Triggers) != 2 || got.Commit != "abc" {
+		t.Errorf("joined run = %+v", got)
+	}
+	// Once it runs, a new trigger queues a new run.
+	if r, _ := l.Claim(ctx, Limits{}); r == nil || r.ID != a.ID {
+		t.Fatalf("claim = %+v", r)
+	}
+	c, joined, _ := l.Enqueue(ctx, req("infra", "stacks/web", "default", "manual"))
+	if joined || c.ID == a.ID {
+		t.Errorf("enqueue while running joined the running run")
+	}
+	// ...but it cannot start while the first runs.
+	if r, _ := l.Claim(ctx, Limits{}); r != nil {
+		t.Errorf("claimed %d while the workspace's run %d is running", r.ID, a.ID)
+	}
+	if err := l.Finish(ctx, a.ID, Result{Verdict: "in_sync"}); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := l.Claim(ctx, Limits{}); r == nil || r.ID != c.ID {
+		t.Errorf("after finish, claim = %+v, want run %d", r, c.ID)
+	}
+}
+
+func TestClaimLimits(t *testing.T) {
+	ctx := context.Background()
+	l, _ := open(t)
+	for _, s := range []string{"a", "b", "c"} {
+		l.Enqueue(ctx, req("infra", s, "default", "schedule"))
+	}
+	l.Enqueue(ctx, req("other", "x", "default", "schedule"))
+	lim := Limits{PerRepository: 2}
+	var repos []string
+	for {
+		r, err := l.Claim(ctx, lim)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r == nil {
+			break
+		}
+		repos = append(repos, r.Repository)
+	}
+	infra := 0
+	for _, r := range repos {
+		if r == "infra" {
+			infra++
+		}
+	}
+	if infra != 2 || len(repos) != 3 {
+		t.Errorf("claimed %v: want 2 of infra (the limit) and 1 of other", repos)
+	}
+}
+
+func TestClaimLongestFirst(t *testing.T) {
+	ctx := context.Background()
+	l, _ := open(t)
+	for _, s := range []struct {
+		stack string
+		ms    int64
+	}{{"fast", 100}, {"slow", 9000}, {"mid", 2000}} {
+		r, _, _ := l.Enqueue(ctx, req("infra", s.stack, "default", "schedule"))
+		l.Claim(ctx, Limits{})
+		l.Finish(ctx, r.ID, Result{Verdict: "in_sync", DurationMS: s.ms})
+	}
+	for _, s := range []string{"fast", "new", "mid", "slow"} {
+		l.Enqueue(ctx, req("infra", s, "default", "schedule"))
+	}
+	var order []string
+	for {
+		r, _ := l.Claim(ctx, Limits{})
+		if r == nil {
+			break
+		}
+		order = append(order, r.Stack)
+	}
+	// Never-run workspaces first (unknown cost), then by last duration.
+	if got := order; len(got) != 4 || got[0] != "new" || got[1] != "slow" || got[2] != "mid" || got[3] != "fast" {
+		t.Errorf("claim order = %v", got)
+	}
+}
+
+func TestRecoverInterruptsAndRequeuesOnce(t *testing.T) {
+	ctx := context.Background()
+	l, path := open(t)
+	r, _, _ := l.Enqueue(ctx, Request{Repository: "infra", Stack: "web", Workspace: "default", Trigger: "schedule", Commit: "c1"})
+	l.Claim(ctx, Limits{})
+	if err := l.MarkApplying(ctx, r.ID); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+
+	// A new process opens the same ledger.
+	l2, err := OpenSQLite(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l2.Close()
+	got, err := l2.Recover(ctx)
+	if err != nil || len(got) != 1 || got[0].ID != r.ID {
+		t.Fatalf("recover = %+v, %v", got, err)
+	}
+	old, _ := l2.Get(ctx, r.ID)
+	if old.Status != Interrupted || old.Error == "" {
+		t.Errorf("old run = %+v", old)
+	}
+	queued, _ := l2.List(ctx, Filter{Status: Queued})
+	if len(queued) != 1 || queued[0].RetryOf != r.ID || queued[0].Commit != "c1" || queued[0].Applying {
+		t.Fatalf("requeued = %+v", queued)
+	}
+	// The retry dies too: it is marked interrupted, and not retried again.
+	l2.Claim(ctx, Limits{})
+	again, _ := l2.Recover(ctx)
+	if len(again) != 1 {
+		t.Fatalf("second recover = %+v", again)
+	}
+	if q, _ := l2.List(ctx, Filter{Status: Queued}); len(q) != 0 {
+		t.Errorf("a retry of a retry was queued: %+v", q)
+	}
+	all, _ := l2.List(ctx, Filter{})
+	if len(all) != 2 {
+		t.Errorf("runs = %d, want 2 (nothing lost or duplicated)", len(all))
+	}
+}
+
+func TestFinishOnlyOnce(t *testing.T) {
+	ctx := context.Background()
+	l, _ := open(t)
+	r, _, _ := l.Enqueue(ctx, req("infra", "web", "default", "manual"))
+	if err := l.Finish(ctx, r.ID, Result{}); err == nil {
+		t.Error("finished a queued run")
+	}
+	l.Claim(ctx, Limits{})
+	if err := l.MarkApplying(ctx, r.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.MarkApplying(ctx, r.ID); err == nil {
+		t.Error("marked a run applying twice")
+	}
+	if err := l.Finish(ctx, r.ID, Result{Verdict: "drifted", Findings: []byte(`{"drift":[]}`), Action: "apply"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Finish(ctx, r.ID, Result{}); err == nil {
+		t.Error("finished a run twice")
+	}
+	got, _ := l.Get(ctx, r.ID)
+	if got.Verdict != "drifted" || string(got.Findings) != `{"drift":[]}` || got.FinishedAt.IsZero() {
+		t.Errorf("finished run = %+v", got)
+	}
+	latest, _ := l.Latest(ctx)
+	if len(latest) != 1 || latest[0].ID != r.ID {
+		t.Errorf("latest = %+v", latest)
+	}
+}
+
+func TestConcurrentClaimsNeverDoubleStart(t *testing.T) {
+	ctx := context.Background()
+	l, _ := open(t)
+	for i := 0; i < 20; i++ {
+		l.Enqueue(ctx, req("infra", "web", "default", "schedule")) // all join one run
+		l.Enqueue(ctx, req("infra", string(rune('a'+i)), "default", "schedule"))
+	}
+	var mu sync.Mutex
+	seen := map[int64]bool{}
+	var wg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				r, err := l.Claim(ctx, Limits{})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if r == nil {
+					return
+				}
+				mu.Lock()
+				if seen[r.ID] {
+					t.Errorf("run %d claimed twice", r.ID)
+				}
+				seen[r.ID] = true
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(seen) != 21 {
+		t.Errorf("claimed %d runs, want 21", len(seen))
+	}
+}
+
+func TestMigrationsAreIdempotent(t *testing.T) {
+	ctx := context.Background()
+	_, path := open(t)
+	for i := 0; i < 2; i++ {
+		l, err := OpenSQLite(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.Close()
+	}
+}
