@@ -28,6 +28,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -105,9 +106,9 @@ type ignoreBlock struct {
 	Body       hcl.Body `hcl:",body"`
 }
 
-// Parse reads one stack.hcl. dir is the stack directory, for checking
-// that var files exist.
-func Parse(filename string, src []byte, dir string) (*Config, hcl.Diagnostics) {
+// Parse reads one stack.hcl. fsys and dir (the stack's directory in fsys)
+// are for checking that var files exist; a nil fsys skips that check.
+func Parse(filename string, src []byte, fsys fs.FS, dir string) (*Config, hcl.Diagnostics) {
 	p := hclparse.NewParser()
 	f, diags := p.ParseHCL(src, filename)
 	if diags.HasErrors() {
@@ -159,9 +160,12 @@ func Parse(filename string, src []byte, dir string) (*Config, hcl.Diagnostics) {
 		}
 		seen[wb.Name] = true
 		for _, vf := range wb.VarFiles {
-			if _, err := os.Stat(filepath.Join(dir, vf)); err != nil {
+			if fsys == nil {
+				break
+			}
+			if _, err := fs.Stat(fsys, path.Join(dir, vf)); err != nil {
 				diags = append(diags, errAt(attrRange(wb.Body, "var_files", wb.DefRange), "Missing var file",
-					fmt.Sprintf("Var file %q does not exist in %s; var files are relative to the stack directory.", vf, dir)))
+					fmt.Sprintf("Var file %q does not exist in %s; var files are relative to the stack directory.", vf, path.Join(dir))))
 			}
 		}
 		cfg.Workspaces = append(cfg.Workspaces, Workspace{Name: wb.Name, VarFiles: wb.VarFiles, Env: wb.Env})
@@ -265,54 +269,68 @@ func (e *DiagnosticsError) Error() string {
 // skipDirs are never searched for stacks.
 var skipDirs = map[string]bool{".git": true, ".terraform": true, "vendor": true, "node_modules": true, ".trueline": true}
 
-// Discover finds every stack under root. A stack whose stack.hcl is broken
-// is returned with Err set; only a failure to walk root is an error.
+// Discover finds every stack under root, a directory on disk. A stack
+// whose stack.hcl is broken is returned with Err set; only a failure to
+// walk root is an error.
 func Discover(root string) ([]Stack, error) {
 	root, err := filepath.Abs(root)
 	if err != nil {
 		return nil, err
 	}
+	if _, err := os.Stat(root); err != nil {
+		return nil, fmt.Errorf("discover stacks: %w", err)
+	}
+	out, err := DiscoverFS(os.DirFS(root))
+	if err != nil {
+		return nil, fmt.Errorf("discover stacks in %s: %w", root, err)
+	}
+	for i := range out {
+		out[i].Dir = filepath.Join(root, filepath.FromSlash(out[i].Path))
+	}
+	return out, nil
+}
+
+// DiscoverFS finds every stack in a file system, such as a commit's tree.
+// Stack.Dir is left empty.
+func DiscoverFS(fsys fs.FS) ([]Stack, error) {
 	var out []Stack
-	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
-			if path == root {
+			if p == "." {
 				return err
 			}
 			return nil // an unreadable corner does not stop discovery
 		}
 		if d.IsDir() {
-			if path != root && skipDirs[d.Name()] {
-				return filepath.SkipDir
+			if p != "." && skipDirs[d.Name()] {
+				return fs.SkipDir
 			}
 			return nil
 		}
 		if d.Name() != FileName {
 			return nil
 		}
-		dir := filepath.Dir(path)
-		rel, _ := filepath.Rel(root, dir)
-		out = append(out, Load(filepath.ToSlash(rel), dir))
+		out = append(out, LoadFS(fsys, path.Dir(p)))
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("discover stacks in %s: %w", root, err)
+		return nil, err
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	return out, nil
 }
 
-// Load reads the stack in dir; path is its name relative to the repository.
-func Load(path, dir string) Stack {
-	s := Stack{Path: path, Dir: dir}
-	file := filepath.Join(dir, FileName)
-	src, err := os.ReadFile(file)
+// LoadFS reads the stack at dir (slash-separated, relative to the root of fsys).
+func LoadFS(fsys fs.FS, dir string) Stack {
+	s := Stack{Path: dir}
+	name := path.Join(dir, FileName)
+	src, err := fs.ReadFile(fsys, name)
 	if err != nil {
 		s.Err = err
 		return s
 	}
 	// Diagnostics name the file relative to the repository, as a user sees it.
-	name := filepath.ToSlash(filepath.Join(path, FileName))
-	cfg, diags := Parse(name, src, dir)
+	cfg, diags := Parse(name, src, fsys, dir)
 	if diags.HasErrors() {
 		s.Err = &DiagnosticsError{Diags: diags}
 		return s

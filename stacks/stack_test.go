@@ -40,7 +40,7 @@ stack {
   }
 }
 `
-	cfg, diags := Parse("stack.hcl", []byte(src), dir)
+	cfg, diags := Parse("stack.hcl", []byte(src), os.DirFS(dir), ".")
 	if diags.HasErrors() {
 		t.Fatal(diags)
 	}
@@ -67,7 +67,7 @@ stack {
 }
 
 func TestParseDefaults(t *testing.T) {
-	cfg, diags := Parse("stack.hcl", []byte("stack {}\n"), t.TempDir())
+	cfg, diags := Parse("stack.hcl", []byte("stack {}\n"), nil, ".")
 	if diags.HasErrors() {
 		t.Fatal(diags)
 	}
@@ -95,7 +95,7 @@ func TestParseErrorsNameFileAndLine(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, diags := Parse("stack.hcl", []byte(tc.src), t.TempDir())
+			_, diags := Parse("stack.hcl", []byte(tc.src), os.DirFS(t.TempDir()), ".")
 			if !diags.HasErrors() {
 				t.Fatal("no error")
 			}

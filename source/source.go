@@ -1,0 +1,308 @@
+// Package source owns the Git side of trueline: one bare clone per
+// repository, fetched incrementally (go-git); a commit's tree read as an
+// fs.FS without a checkout; the paths a commit range changed; and the
+// materialisation of just the files a run needs at one commit.
+package source
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+
+	git "github.com/go-git/go-git/v5"
+	gitconfig "github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+)
+
+// Repo is one Git repository of stacks.
+type Repo struct {
+	Name   string
+	URL    string
+	Branch string
+	Auth   transport.AuthMethod // nil for local paths, file:// and public remotes
+
+	dir string
+	mu  sync.Mutex
+	git *git.Repository
+}
+
+// Open clones the repository (bare, one branch, no tags) into cacheDir, or
+// opens the clone made earlier.
+func Open(ctx context.Context, r *Repo, cacheDir string) error {
+	if r.Branch == "" {
+		r.Branch = "main"
+	}
+	r.dir = filepath.Join(cacheDir, safe(r.Name)+".git")
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if g, err := git.PlainOpen(r.dir); err == nil {
+		r.git = g
+		return nil
+	}
+	os.RemoveAll(r.dir) // a half-made clone from a crash
+	tmp := r.dir + ".tmp"
+	os.RemoveAll(tmp)
+	g, err := git.PlainCloneContext(ctx, tmp, true, &git.CloneOptions{
+		URL:           r.URL,
+		Auth:          r.Auth,
+		ReferenceName: plumbing.NewBranchReferenceName(r.Branch),
+		SingleBranch:  true,
+		Tags:          git.NoTags,
+	})
+	if err != nil {
+		os.RemoveAll(tmp)
+		return fmt.Errorf("clone %s (%s, branch %s): %w", r.Name, redactURL(r.URL), r.Branch, err)
+	}
+	_ = g
+	if err := os.Rename(tmp, r.dir); err != nil {
+		return err
+	}
+	r.git, err = git.PlainOpen(r.dir)
+	return err
+}
+
+// Fetch brings the branch up to date and returns its head.
+func (r *Repo) Fetch(ctx context.Context) (plumbing.Hash, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ref := plumbing.NewBranchReferenceName(r.Branch)
+	err := r.git.FetchContext(ctx, &git.FetchOptions{
+		RemoteName: "origin",
+		RefSpecs:   []gitconfig.RefSpec{gitconfig.RefSpec(fmt.Sprintf("+%s:%s", ref, ref))},
+		Auth:       r.Auth,
+		Tags:       git.NoTags,
+		Force:      true,
+	})
+	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
+		return plumbing.ZeroHash, fmt.Errorf("fetch %s: %w", r.Name, err)
+	}
+	return r.headLocked()
+}
+
+// Head returns the branch head as last fetched.
+func (r *Repo) Head() (plumbing.Hash, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.headLocked()
+}
+
+func (r *Repo) headLocked() (plumbing.Hash, error) {
+	ref, err := r.git.Reference(plumbing.NewBranchReferenceName(r.Branch), true)
+	if err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("%s: branch %s: %w", r.Name, r.Branch, err)
+	}
+	return ref.Hash(), nil
+}
+
+func (r *Repo) tree(commit plumbing.Hash) (*object.Commit, *object.Tree, error) {
+	c, err := r.git.CommitObject(commit)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: commit %s: %w", r.Name, commit, err)
+	}
+	t, err := c.Tree()
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: tree of %s: %w", r.Name, commit, err)
+	}
+	return c, t, nil
+}
+
+// FS returns the tree of a commit as a read-only file system.
+func (r *Repo) FS(commit plumbing.Hash) (fs.FS, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, t, err := r.tree(commit)
+	if err != nil {
+		return nil, err
+	}
+	return &treeFS{mu: &r.mu, root: t, when: c.Committer.When}, nil
+}
+
+// Changed lists the paths that differ between two commits (both sides of a
+// rename). A zero from means "everything".
+func (r *Repo) Changed(ctx context.Context, from, to plumbing.Hash) ([]string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, toTree, err := r.tree(to)
+	if err != nil {
+		return nil, err
+	}
+	var fromTree *object.Tree
+	if !from.IsZero() {
+		if _, fromTree, err = r.tree(from); err != nil {
+			return nil, err
+		}
+	} else {
+		fromTree = &object.Tree{}
+	}
+	changes, err := object.DiffTreeWithOptions(ctx, fromTree, toTree, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%s: diff %s..%s: %w", r.Name, from, to, err)
+	}
+	set := map[string]bool{}
+	for _, ch := range changes {
+		if ch.From.Name != "" {
+			set[ch.From.Name] = true
+		}
+		if ch.To.Name != "" {
+			set[ch.To.Name] = true
+		}
+	}
+	out := make([]string, 0, len(set))
+	for p := range set {
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// manifest records what Materialize wrote, so the next call writes only
+// what changed and removes what Git removed, and leaves everything else
+// (local state files, lock files written by init) alone.
+type manifest struct {
+	Commit string            `json:"commit"`
+	Files  map[string]string `json:"files"` // path -> blob hash
+}
+
+const manifestName = ".trueline-manifest.json"
+
+// Materialize writes the files under dirs (repository-relative
+// directories or files) at commit into dest, at the same relative paths.
+// Files it wrote before that Git no longer has are removed; files it never
+// wrote are left alone.
+func (r *Repo) Materialize(ctx context.Context, commit plumbing.Hash, dirs []string, dest string) error {
+	var old manifest
+	if b, err := os.ReadFile(filepath.Join(dest, manifestName)); err == nil {
+		json.Unmarshal(b, &old)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, tree, err := r.tree(commit)
+	if err != nil {
+		return err
+	}
+	next := manifest{Commit: commit.String(), Files: map[string]string{}}
+	for _, d := range dirs {
+		d = strings.Trim(path.Clean(d), "/")
+		if d == "." || d == "" {
+			err = addTree(tree, "", next.Files)
+		} else if e, ferr := tree.FindEntry(d); ferr == nil && e.Mode == filemode.Dir {
+			sub, serr := tree.Tree(d)
+			if serr != nil {
+				return serr
+			}
+			err = addTree(sub, d, next.Files)
+		} else if ferr == nil {
+			next.Files[d] = e.Hash.String()
+		}
+		// A directory missing at this commit contributes nothing.
+		if err != nil {
+			return err
+		}
+	}
+	for p, h := range next.Files {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		target := filepath.Join(dest, filepath.FromSlash(p))
+		if old.Files[p] == h {
+			if _, err := os.Stat(target); err == nil {
+				continue
+			}
+		}
+		f, err := tree.File(p)
+		if err != nil {
+			return fmt.Errorf("%s: %s at %s: %w", r.Name, p, commit, err)
+		}
+		if err := writeBlob(f, target); err != nil {
+			return err
+		}
+	}
+	for p := range old.Files {
+		if _, ok := next.Files[p]; !ok {
+			os.Remove(filepath.Join(dest, filepath.FromSlash(p)))
+		}
+	}
+	b, _ := json.Marshal(next)
+	return os.WriteFile(filepath.Join(dest, manifestName), b, 0o644)
+}
+
+func addTree(t *object.Tree, prefix string, into map[string]string) error {
+	walker := object.NewTreeWalker(t, true, nil)
+	defer walker.Close()
+	for {
+		name, e, err := walker.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if e.Mode == filemode.Dir || e.Mode == filemode.Submodule {
+			continue
+		}
+		p := name
+		if prefix != "" {
+			p = prefix + "/" + name
+		}
+		into[p] = e.Hash.String()
+	}
+}
+
+func writeBlob(f *object.File, target string) error {
+	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+		return err
+	}
+	r, err := f.Reader()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	mode := os.FileMode(0o644)
+	if f.Mode == filemode.Executable {
+		mode = 0o755
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(target), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(tmp, r); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	tmp.Close()
+	os.Chmod(tmp.Name(), mode)
+	return os.Rename(tmp.Name(), target)
+}
+
+// redactURL drops credentials from a URL for messages.
+func redactURL(u string) string {
+	if i := strings.Index(u, "://"); i >= 0 {
+		rest := u[i+3:]
+		if at := strings.Index(rest, "@"); at >= 0 && !strings.Contains(rest[:at], "/") {
+			return u[:i+3] + "***@" + rest[at+1:]
+		}
+	}
+	return u
+}
+
+func safe(name string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '/' || r == '\\' || r == ':' || r == ' ' {
+			return '_'
+		}
+		return r
+	}, name)
+}
