@@ -39,6 +39,7 @@ import (
 	"github.com/hashicorp/hcl/v2/hclparse"
 	"github.com/robfig/cron/v3"
 	"github.com/trueline/trueline/drift"
+	"github.com/trueline/trueline/internal/hcldiag"
 )
 
 // FileName is the file that makes a directory a stack.
@@ -232,38 +233,16 @@ func errAt(r *hcl.Range, summary, detail string) *hcl.Diagnostic {
 	return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: detail, Subject: r}
 }
 
+// DiagnosticsError carries a stack's diagnostics; its text names file,
+// line and column.
+type DiagnosticsError = hcldiag.Error
+
 // attrRange finds where an attribute is written, for diagnostics.
 func attrRange(body hcl.Body, name string, fallback hcl.Range) *hcl.Range {
-	content, _, _ := body.PartialContent(&hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: name}}})
-	if content != nil {
-		if a, ok := content.Attributes[name]; ok {
-			return a.Expr.Range().Ptr()
-		}
+	if r := hcldiag.AttrRange(body, name); r != nil {
+		return r
 	}
 	return fallback.Ptr()
-}
-
-// DiagnosticsError carries hcl diagnostics as an error whose text names
-// file, line and column of each problem.
-type DiagnosticsError struct{ Diags hcl.Diagnostics }
-
-func (e *DiagnosticsError) Error() string {
-	var parts []string
-	for _, d := range e.Diags {
-		if d.Severity != hcl.DiagError {
-			continue
-		}
-		loc := ""
-		if d.Subject != nil {
-			loc = fmt.Sprintf("%s:%d,%d: ", d.Subject.Filename, d.Subject.Start.Line, d.Subject.Start.Column)
-		}
-		msg := loc + d.Summary
-		if d.Detail != "" {
-			msg += ": " + d.Detail
-		}
-		parts = append(parts, msg)
-	}
-	return strings.Join(parts, "\n")
 }
 
 // skipDirs are never searched for stacks.

@@ -1,0 +1,311 @@
+// Package config reads trueline's server configuration, trueline.hcl:
+//
+//	listen   = "127.0.0.1:8080"
+//	data_dir = "/var/lib/trueline"
+//
+//	binary {
+//	  name    = "tofu"        # terraform | tofu
+//	  version = "~> 1.10"
+//	}
+//
+//	limits {
+//	  global         = 4
+//	  per_repository = 2
+//	}
+//
+//	repository "infra" {
+//	  url       = "https://github.com/acme/infra.git"
+//	  branch    = "main"
+//	  poll      = "1m"
+//	  forge     = "github"            # github | gitlab | gitea | none
+//	  token_env = "GITHUB_TOKEN"      # or token_file, or ssh_key_file
+//	  webhook_secret_env = "GITHUB_WEBHOOK_SECRET"
+//	}
+//
+// Secrets are named by environment variable or file, never written inline,
+// and are never printed: a Secret formats as "***".
+package config
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/gohcl"
+	"github.com/hashicorp/hcl/v2/hclparse"
+	"github.com/trueline/trueline/internal/hcldiag"
+)
+
+// Secret holds a credential. It never prints its value.
+type Secret struct {
+	value  string
+	Source string // where it came from, e.g. "env GITHUB_TOKEN"
+}
+
+// Value returns the secret itself; use it only where it is sent.
+func (s Secret) Value() string { return s.value }
+
+// IsSet reports whether a secret was configured.
+func (s Secret) IsSet() bool { return s.value != "" }
+
+func (s Secret) String() string {
+	if s.value == "" {
+		return ""
+	}
+	return "***"
+}
+
+// MarshalText keeps secrets out of JSON and logs.
+func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// LogValue keeps secrets out of slog.
+func (s Secret) LogValue() string { return s.String() }
+
+// NewSecret wraps a value read elsewhere (flags, tests).
+func NewSecret(value, source string) Secret { return Secret{value: value, Source: source} }
+
+// Config is the server configuration.
+type Config struct {
+	Listen         string
+	DataDir        string
+	Binary         string // terraform | tofu
+	BinaryVersion  string
+	BinaryPath     string
+	CLIConfig      string
+	Global         int // concurrent runs in all
+	PerRepository  int // concurrent runs per repository
+	ScheduleJitter time.Duration
+	GracePeriod    time.Duration
+	Env            map[string]string // extra environment for every terraform run
+	Repositories   []Repository
+}
+
+// Repository is one Git repository of stacks.
+type Repository struct {
+	Name          string
+	URL           string
+	Branch        string
+	Poll          time.Duration
+	Forge         string // github, gitlab, gitea, none
+	Token         Secret // HTTPS token
+	SSHKeyFile    string
+	WebhookSecret Secret
+}
+
+// Defaults for a configuration that leaves things out.
+func Defaults() Config {
+	return Config{
+		Listen:         "127.0.0.1:8080",
+		DataDir:        ".trueline",
+		Binary:         "terraform",
+		Global:         2,
+		PerRepository:  2,
+		ScheduleJitter: 5 * time.Minute,
+		GracePeriod:    60 * time.Second,
+	}
+}
+
+type fileSchema struct {
+	Listen         *string           `hcl:"listen,optional"`
+	DataDir        *string           `hcl:"data_dir,optional"`
+	CLIConfig      *string           `hcl:"cli_config,optional"`
+	ScheduleJitter *string           `hcl:"schedule_jitter,optional"`
+	GracePeriod    *string           `hcl:"grace_period,optional"`
+	Env            map[string]string `hcl:"env,optional"`
+	Binary         *binaryBlock      `hcl:"binary,block"`
+	Limits         *limitsBlock      `hcl:"limits,block"`
+	Repositories   []repoBlock       `hcl:"repository,block"`
+	Body           hcl.Body          `hcl:",body"`
+}
+
+type binaryBlock struct {
+	Name    *string  `hcl:"name,optional"`
+	Version *string  `hcl:"version,optional"`
+	Path    *string  `hcl:"path,optional"`
+	Body    hcl.Body `hcl:",body"`
+}
+
+type limitsBlock struct {
+	Global        *int     `hcl:"global,optional"`
+	PerRepository *int     `hcl:"per_repository,optional"`
+	Body          hcl.Body `hcl:",body"`
+}
+
+type repoBlock struct {
+	Name              string    `hcl:"name,label"`
+	URL               string    `hcl:"url"`
+	Branch            *string   `hcl:"branch,optional"`
+	Poll              *string   `hcl:"poll,optional"`
+	Forge             *string   `hcl:"forge,optional"`
+	Token             *string   `hcl:"token,optional"`
+	TokenEnv          *string   `hcl:"token_env,optional"`
+	TokenFile         *string   `hcl:"token_file,optional"`
+	SSHKeyFile        *string   `hcl:"ssh_key_file,optional"`
+	WebhookSecret     *string   `hcl:"webhook_secret,optional"`
+	WebhookSecretEnv  *string   `hcl:"webhook_secret_env,optional"`
+	WebhookSecretFile *string   `hcl:"webhook_secret_file,optional"`
+	Body              hcl.Body  `hcl:",body"`
+	DefRange          hcl.Range `hcl:",def_range"`
+}
+
+var repoName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+
+// Load reads a configuration file on top of the defaults. getenv resolves
+// secrets named by environment variable (os.Getenv when nil).
+func Load(path string, getenv func(string) string) (Config, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	cfg, diags := Parse(path, src, getenv)
+	if diags.HasErrors() {
+		return Config{}, &hcldiag.Error{Diags: diags}
+	}
+	if !filepath.IsAbs(cfg.DataDir) {
+		cfg.DataDir = filepath.Join(filepath.Dir(path), cfg.DataDir)
+	}
+	return cfg, nil
+}
+
+// Parse reads configuration source on top of the defaults.
+func Parse(filename string, src []byte, getenv func(string) string) (Config, hcl.Diagnostics) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	cfg := Defaults()
+	f, diags := hclparse.NewParser().ParseHCL(src, filename)
+	if diags.HasErrors() {
+		return cfg, diags
+	}
+	var fs fileSchema
+	diags = append(diags, gohcl.DecodeBody(f.Body, nil, &fs)...)
+	if diags.HasErrors() {
+		return cfg, diags
+	}
+	at := func(body hcl.Body, name string) *hcl.Range { return hcldiag.AttrRange(body, name) }
+	bad := func(r *hcl.Range, summary, detail string) {
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: detail, Subject: r})
+	}
+	duration := func(body hcl.Body, name string, v *string, into *time.Duration) {
+		if v == nil {
+			return
+		}
+		d, err := time.ParseDuration(*v)
+		if err != nil || d < 0 {
+			bad(at(body, name), "Invalid duration", fmt.Sprintf("%s = %q is not a duration; write it like \"30s\", \"5m\" or \"1h\".", name, *v))
+			return
+		}
+		*into = d
+	}
+	if fs.Listen != nil {
+		if _, _, err := net.SplitHostPort(*fs.Listen); err != nil {
+			bad(at(fs.Body, "listen"), "Invalid listen address", fmt.Sprintf("%q: %v; write host:port, e.g. \"127.0.0.1:8080\" or \":8080\".", *fs.Listen, err))
+		}
+		cfg.Listen = *fs.Listen
+	}
+	if fs.DataDir != nil {
+		cfg.DataDir = *fs.DataDir
+	}
+	if fs.CLIConfig != nil {
+		cfg.CLIConfig = *fs.CLIConfig
+	}
+	cfg.Env = fs.Env
+	duration(fs.Body, "schedule_jitter", fs.ScheduleJitter, &cfg.ScheduleJitter)
+	duration(fs.Body, "grace_period", fs.GracePeriod, &cfg.GracePeriod)
+	if b := fs.Binary; b != nil {
+		if b.Name != nil {
+			if *b.Name != "terraform" && *b.Name != "tofu" {
+				bad(at(b.Body, "name"), "Unknown binary", fmt.Sprintf("name = %q; use \"terraform\" or \"tofu\".", *b.Name))
+			}
+			cfg.Binary = *b.Name
+		}
+		if b.Version != nil {
+			cfg.BinaryVersion = *b.Version
+		}
+		if b.Path != nil {
+			cfg.BinaryPath = *b.Path
+		}
+	}
+	if l := fs.Limits; l != nil {
+		if l.Global != nil {
+			if *l.Global < 1 {
+				bad(at(l.Body, "global"), "Invalid limit", "global must be at least 1.")
+			}
+			cfg.Global = *l.Global
+		}
+		if l.PerRepository != nil {
+			if *l.PerRepository < 1 {
+				bad(at(l.Body, "per_repository"), "Invalid limit", "per_repository must be at least 1.")
+			}
+			cfg.PerRepository = *l.PerRepository
+		}
+	}
+
+	seen := map[string]bool{}
+	for _, rb := range fs.Repositories {
+		r := Repository{Name: rb.Name, URL: rb.URL, Branch: "main", Poll: time.Minute, Forge: "none"}
+		if !repoName.MatchString(rb.Name) {
+			bad(rb.DefRange.Ptr(), "Invalid repository name", fmt.Sprintf("%q: use letters, digits, '.', '_' and '-'.", rb.Name))
+		}
+		if seen[rb.Name] {
+			bad(rb.DefRange.Ptr(), "Duplicate repository", fmt.Sprintf("repository %q is declared twice.", rb.Name))
+		}
+		seen[rb.Name] = true
+		if rb.URL == "" {
+			bad(at(rb.Body, "url"), "Missing url", "url names the Git remote: https://..., ssh://..., file://... or a local path.")
+		}
+		if rb.Branch != nil {
+			r.Branch = *rb.Branch
+		}
+		duration(rb.Body, "poll", rb.Poll, &r.Poll)
+		if rb.Forge != nil {
+			switch *rb.Forge {
+			case "github", "gitlab", "gitea", "none":
+				r.Forge = *rb.Forge
+			default:
+				bad(at(rb.Body, "forge"), "Unknown forge", fmt.Sprintf("forge = %q; use github, gitlab, gitea or none.", *rb.Forge))
+			}
+		}
+		if rb.Token != nil {
+			bad(at(rb.Body, "token"), "Inline secret", "Secrets are never written in the configuration: name them with token_env or token_file.")
+		}
+		if rb.WebhookSecret != nil {
+			bad(at(rb.Body, "webhook_secret"), "Inline secret", "Secrets are never written in the configuration: use webhook_secret_env or webhook_secret_file.")
+		}
+		r.Token = secret(rb.Body, "token", rb.TokenEnv, rb.TokenFile, getenv, bad)
+		r.WebhookSecret = secret(rb.Body, "webhook_secret", rb.WebhookSecretEnv, rb.WebhookSecretFile, getenv, bad)
+		if rb.SSHKeyFile != nil {
+			if _, err := os.Stat(*rb.SSHKeyFile); err != nil {
+				bad(at(rb.Body, "ssh_key_file"), "Unreadable SSH key", fmt.Sprintf("%v.", err))
+			}
+			r.SSHKeyFile = *rb.SSHKeyFile
+		}
+		cfg.Repositories = append(cfg.Repositories, r)
+	}
+	return cfg, diags
+}
+
+func secret(body hcl.Body, name string, env, file *string, getenv func(string) string, bad func(*hcl.Range, string, string)) Secret {
+	switch {
+	case env != nil && file != nil:
+		bad(hcldiag.AttrRange(body, name+"_env"), "Two sources for one secret", fmt.Sprintf("Set %s_env or %s_file, not both.", name, name))
+	case env != nil:
+		v := getenv(*env)
+		if v == "" {
+			bad(hcldiag.AttrRange(body, name+"_env"), "Secret not set", fmt.Sprintf("The environment variable %s is empty or not set.", *env))
+		}
+		return Secret{value: v, Source: "env " + *env}
+	case file != nil:
+		b, err := os.ReadFile(*file)
+		if err != nil {
+			bad(hcldiag.AttrRange(body, name+"_file"), "Unreadable secret file", fmt.Sprintf("%v.", err))
+		}
+		return Secret{value: strings.TrimSpace(string(b)), Source: "file " + *file}
+	}
+	return Secret{}
+}

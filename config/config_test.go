@@ -1,0 +1,117 @@
+package config
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/trueline/trueline/internal/hcldiag"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestParseFull(t *testing.T) {
+	src := `
+listen   = ":9090"
+data_dir = "/var/lib/trueline"
+schedule_jitter = "30s"
+env = { SANDBOX_ROOT = "/tmp/cloud" }
+
+binary {
+  name    = "tofu"
+  version = "~> 1.10"
+}
+
+limits {
+  global         = 8
+  per_repository = 3
+}
+
+repository "infra" {
+  url       = "https://github.com/acme/infra.git"
+  branch    = "prod"
+  poll      = "30s"
+  forge     = "github"
+  token_env = "GH_TOKEN"
+  webhook_secret_env = "GH_HOOK"
+}
+
+repository "local" {
+  url = "/srv/git/local"
+}
+`
+	cfg, diags := Parse("trueline.hcl", []byte(src), env(map[string]string{"GH_TOKEN": "ghp_secret", "GH_HOOK": "hook-secret"}))
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	if cfg.Listen != ":9090" || cfg.Binary != "tofu" || cfg.Global != 8 || cfg.PerRepository != 3 || cfg.ScheduleJitter != 30*time.Second {
+		t.Errorf("config = %+v", cfg)
+	}
+	if len(cfg.Repositories) != 2 {
+		t.Fatalf("repositories = %+v", cfg.Repositories)
+	}
+	r := cfg.Repositories[0]
+	if r.Branch != "prod" || r.Poll != 30*time.Second || r.Forge != "github" || r.Token.Value() != "ghp_secret" || r.WebhookSecret.Value() != "hook-secret" {
+		t.Errorf("repository = %+v", r)
+	}
+	if l := cfg.Repositories[1]; l.Branch != "main" || l.Poll != time.Minute || l.Forge != "none" || l.Token.IsSet() {
+		t.Errorf("defaults = %+v", l)
+	}
+	// Secrets never print.
+	var sb strings.Builder
+	slog.New(slog.NewTextHandler(&sb, nil)).Info("cfg", "repo", r.Token, "all", fmt.Sprintf("%v %+v", r, cfg))
+	j, _ := json.Marshal(cfg)
+	for _, out := range []string{sb.String(), string(j), fmt.Sprint(cfg)} {
+		if strings.Contains(out, "ghp_secret") || strings.Contains(out, "hook-secret") {
+			t.Errorf("a secret was printed: %s", out)
+		}
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct{ name, src, want string }{
+		{"unknown attribute", "listn = \":80\"\n", `trueline.hcl:1,1: Unsupported argument`},
+		{"inline token", "repository \"a\" {\n  url = \"x\"\n  token = \"ghp_123\"\n}\n", "trueline.hcl:3,11: Inline secret"},
+		{"missing env", "repository \"a\" {\n  url = \"x\"\n  token_env = \"NOPE\"\n}\n", "trueline.hcl:3,15: Secret not set: The environment variable NOPE"},
+		{"bad poll", "repository \"a\" {\n  url = \"x\"\n  poll = \"often\"\n}\n", "trueline.hcl:3,10: Invalid duration"},
+		{"bad forge", "repository \"a\" {\n  url = \"x\"\n  forge = \"bitbucket\"\n}\n", "Unknown forge"},
+		{"duplicate", "repository \"a\" {\n  url = \"x\"\n}\nrepository \"a\" {\n  url = \"y\"\n}\n", "trueline.hcl:4,1: Duplicate repository"},
+		{"no url", "repository \"a\" {\n}\n", `Missing required argument: The argument "url" is required`},
+		{"bad listen", "listen = \"8080\"\n", "Invalid listen address"},
+		{"bad binary", "binary {\n  name = \"pulumi\"\n}\n", "Unknown binary"},
+		{"bad limit", "limits {\n  global = 0\n}\n", "global must be at least 1"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, diags := Parse("trueline.hcl", []byte(tc.src), env(nil))
+			if !diags.HasErrors() {
+				t.Fatal("no error")
+			}
+			if got := (&hcldiag.Error{Diags: diags}).Error(); !strings.Contains(got, tc.want) {
+				t.Errorf("error %q does not contain %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestLoadResolvesFilesAndDataDir(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "token"), []byte("file-token\n"), 0o600)
+	path := filepath.Join(dir, "trueline.hcl")
+	os.WriteFile(path, []byte(fmt.Sprintf("data_dir = \"state\"\nrepository \"a\" {\n  url = \"x\"\n  token_file = %q\n}\n", filepath.Join(dir, "token"))), 0o644)
+	cfg, err := Load(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.DataDir != filepath.Join(dir, "state") || cfg.Repositories[0].Token.Value() != "file-token" {
+		t.Errorf("config = %+v", cfg)
+	}
+	if _, err := Load(filepath.Join(dir, "missing.hcl"), nil); err == nil {
+		t.Error("missing file loaded")
+	}
+}
