@@ -107,8 +107,8 @@ type Ledger interface {
 	// Recover marks runs left running by a dead process interrupted and
 	// queues each again once (not a retry of a retry).
 	Recover(ctx context.Context) (interrupted []Run, err error)
-	// Release marks this process's running runs interrupted without
-	// retrying them, for a clean shutdown that could not wait.
+	// Release marks runs this process is stopping interrupted, and queues
+	// each again once, as Recover does.
 	Release(ctx context.Context, ids []int64) error
 	Get(ctx context.Context, id int64) (Run, error)
 	List(ctx context.Context, f Filter) ([]Run, error)

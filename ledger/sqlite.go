@@ -269,9 +269,28 @@ func (l *SQLite) update(ctx context.Context, id int64, q string, args ...any) er
 }
 
 func (l *SQLite) Recover(ctx context.Context) ([]Run, error) {
+	return l.interrupt(ctx, `SELECT `+runColumns+` FROM runs WHERE status = 'running' ORDER BY id`, nil,
+		"interrupted: trueline stopped during the run")
+}
+
+func (l *SQLite) Release(ctx context.Context, ids []int64) error {
+	for _, id := range ids {
+		if _, err := l.interrupt(ctx, `SELECT `+runColumns+` FROM runs WHERE status = 'running' AND id = ?`, []any{id},
+			"interrupted: trueline was stopped"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// interrupt marks the selected running runs interrupted and queues each
+// again once, unless it was itself a retry or its workspace already has a
+// queued run. A run that had started applying says so: its apply is never
+// repeated, the retry plans afresh and shows where the apply got.
+func (l *SQLite) interrupt(ctx context.Context, query string, args []any, msg string) ([]Run, error) {
 	var out []Run
 	err := l.tx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT `+runColumns+` FROM runs WHERE status = 'running' ORDER BY id`)
+		rows, err := tx.QueryContext(ctx, query, args...)
 		if err != nil {
 			return err
 		}
@@ -286,45 +305,38 @@ func (l *SQLite) Recover(ctx context.Context) ([]Run, error) {
 		rows.Close()
 		now := l.now().UnixMilli()
 		for i, r := range out {
-			msg := "interrupted: trueline stopped during the run"
+			m := msg
 			if r.Applying {
-				msg += " (an apply had started; it is not repeated, the next plan shows where it got)"
+				m += " (an apply had started; it is not repeated, the next plan shows where it got)"
 			}
-			if _, err := tx.ExecContext(ctx, `UPDATE runs SET status = 'interrupted', finished_at = ?, error = ? WHERE id = ?`, now, msg, r.ID); err != nil {
+			if _, err := tx.ExecContext(ctx, `UPDATE runs SET status = 'interrupted', finished_at = ?, error = ? WHERE id = ?`, now, m, r.ID); err != nil {
 				return err
 			}
 			out[i].Status = Interrupted
 			if r.RetryOf != 0 {
 				continue // re-run once, not forever
 			}
+			key := WorkspaceKey(r.Repository, r.Stack, r.Workspace)
 			var queued int
-			tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM runs WHERE workspace_key = ? AND status = 'queued'`, WorkspaceKey(r.Repository, r.Stack, r.Workspace)).Scan(&queued)
+			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM runs WHERE workspace_key = ? AND status = 'queued'`, key).Scan(&queued); err != nil {
+				return err
+			}
 			if queued > 0 {
 				continue // a later trigger already queued one
 			}
 			t, _ := json.Marshal([]string{"retry"})
 			if _, err := tx.ExecContext(ctx, `INSERT INTO runs (repository, stack, workspace, workspace_key, commit_sha, trigger, triggers, status, queued_at, retry_of)
 				VALUES (?, ?, ?, ?, ?, 'retry', ?, 'queued', ?, ?)`,
-				r.Repository, r.Stack, r.Workspace, WorkspaceKey(r.Repository, r.Stack, r.Workspace), r.Commit, string(t), now, r.ID); err != nil {
+				r.Repository, r.Stack, r.Workspace, key, r.Commit, string(t), now, r.ID); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("recover: %w", err)
+		return nil, fmt.Errorf("interrupt runs: %w", err)
 	}
 	return out, nil
-}
-
-func (l *SQLite) Release(ctx context.Context, ids []int64) error {
-	for _, id := range ids {
-		if _, err := l.db.ExecContext(ctx, `UPDATE runs SET status = 'interrupted', finished_at = ?, error = 'interrupted: trueline was stopped' WHERE id = ? AND status = 'running'`,
-			l.now().UnixMilli(), id); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 func (l *SQLite) Get(ctx context.Context, id int64) (Run, error) {
