@@ -188,7 +188,7 @@ func (r *Reconciler) Check(ctx context.Context, repo string, targets []Target) [
 	for i, t := range targets {
 		g.Go(func() error {
 			r.progress(Event{Started: true, Target: t, Total: len(targets)})
-			o := r.checkOne(ctx, repo, t)
+			o := r.Run(ctx, repo+"/"+t.Stack.Path+"/"+t.Workspace.Name, t)
 			out[i] = o
 			mu.Lock()
 			done++
@@ -209,8 +209,10 @@ func (r *Reconciler) progress(e Event) {
 	}
 }
 
-// checkOne is one run: plan, classify, report.
-func (r *Reconciler) checkOne(ctx context.Context, repo string, t Target) Outcome {
+// Run is one run of one workspace: plan, classify, report. key identifies
+// the workspace across runs (it names its persistent working directory);
+// t.Stack.Dir is the stack's directory at the commit being run.
+func (r *Reconciler) Run(ctx context.Context, key string, t Target) Outcome {
 	start := time.Now()
 	log := r.opts.Logger.With("stack", t.Stack.Path, "workspace", t.Workspace.Name)
 	finish := func(o Outcome) Outcome {
@@ -224,7 +226,7 @@ func (r *Reconciler) checkOne(ctx context.Context, repo string, t Target) Outcom
 		return finish(errorOutcome(t.Stack.Path, t.Workspace.Name, fmt.Errorf("%s (workspace %s): %w", t.Stack.Path, t.Workspace.Name, err)))
 	}
 	job := runner.Job{
-		Key:           repo + "/" + t.Stack.Path + "/" + t.Workspace.Name,
+		Key:           key,
 		Dir:           t.Stack.Dir,
 		Workspace:     t.Workspace.Name,
 		VarFiles:      t.Workspace.VarFiles,

@@ -1,0 +1,213 @@
+// Package server is trueline's HTTP side: webhooks from forges, health and
+// readiness, and the JSON API over the run ledger.
+package server
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/trueline/trueline/ledger"
+)
+
+// Triggerer queues runs on request.
+type Triggerer interface {
+	// Trigger queues a run of one workspace, or of every workspace of the
+	// stack when workspace is empty.
+	Trigger(ctx context.Context, repo, stack, workspace, trigger string) ([]ledger.Run, error)
+}
+
+// Options configure a Server.
+type Options struct {
+	Ledger  ledger.Ledger
+	Hooks   Hooks
+	Trigger Triggerer
+	// Token, when set, is the bearer token mutating API calls need.
+	Token  string
+	Logger *slog.Logger
+}
+
+// Server serves trueline's HTTP endpoints.
+type Server struct {
+	ledger  ledger.Ledger
+	hooks   Hooks
+	trigger Triggerer
+	token   string
+	log     *slog.Logger
+	ready   atomic.Bool
+	mux     *http.ServeMux
+
+	mu       sync.Mutex
+	webhooks map[[2]string]int // (forge, result) -> deliveries
+}
+
+// New returns a server; it is not ready until SetReady(true).
+func New(opts Options) *Server {
+	s := &Server{ledger: opts.Ledger, hooks: opts.Hooks, trigger: opts.Trigger, token: opts.Token,
+		log: opts.Logger, mux: http.NewServeMux(), webhooks: map[[2]string]int{}}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
+	s.mux.HandleFunc("GET /readyz", s.handleReady)
+	s.mux.HandleFunc("POST /hooks/{forge}/{repo}", s.handleWebhook)
+	s.mux.HandleFunc("GET /api/v1/runs", s.handleRuns)
+	s.mux.HandleFunc("GET /api/v1/runs/{id}", s.handleRun)
+	s.mux.HandleFunc("POST /api/v1/runs", s.handleTrigger)
+	return s
+}
+
+// SetReady flips /readyz.
+func (s *Server) SetReady(ok bool) { s.ready.Store(ok) }
+
+// Handle adds a handler, for other packages' pages.
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	if !s.ready.Load() {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (s *Server) observeWebhook(forge string, res WebhookResult) {
+	s.mu.Lock()
+	s.webhooks[[2]string{forge, string(res)}]++
+	s.mu.Unlock()
+}
+
+// WebhookCounts returns deliveries by forge and result.
+func (s *Server) WebhookCounts() map[[2]string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[[2]string]int, len(s.webhooks))
+	for k, v := range s.webhooks {
+		out[k] = v
+	}
+	return out
+}
+
+// authorized checks the bearer token of a mutating request.
+func (s *Server) authorized(r *http.Request) bool {
+	if s.token == "" {
+		return false // mutating calls need a configured token
+	}
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return ok && subtle.ConstantTimeCompare([]byte(got), []byte(s.token)) == 1
+}
+
+type runsPage struct {
+	Runs []ledger.Run `json:"runs"`
+	// Next is the cursor for the following page (pass as ?before=), 0 at the end.
+	Next int64 `json:"next"`
+}
+
+func (s *Server) handleRuns(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := ledger.Filter{Repository: q.Get("repository"), Stack: q.Get("stack"), Workspace: q.Get("workspace"),
+		Status: ledger.Status(q.Get("status"))}
+	var err error
+	if v := q.Get("before"); v != "" {
+		if f.Before, err = strconv.ParseInt(v, 10, 64); err != nil {
+			writeError(w, http.StatusBadRequest, "before must be a run id")
+			return
+		}
+	}
+	f.Limit = 50
+	if v := q.Get("limit"); v != "" {
+		if f.Limit, err = strconv.Atoi(v); err != nil || f.Limit < 1 || f.Limit > 500 {
+			writeError(w, http.StatusBadRequest, "limit must be between 1 and 500")
+			return
+		}
+	}
+	runs, err := s.ledger.List(r.Context(), f)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	page := runsPage{Runs: runs}
+	if page.Runs == nil {
+		page.Runs = []ledger.Run{}
+	}
+	if len(runs) == f.Limit {
+		page.Next = runs[len(runs)-1].ID
+	}
+	writeJSON(w, http.StatusOK, page)
+}
+
+// runDetail adds the findings and the log to a run.
+type runDetail struct {
+	ledger.Run
+	Findings json.RawMessage `json:"findings,omitempty"`
+	Log      string          `json:"log"`
+}
+
+func (s *Server) handleRun(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "run id must be a number")
+		return
+	}
+	run, err := s.ledger.Get(r.Context(), id)
+	if errors.Is(err, ledger.ErrNotFound) {
+		writeError(w, http.StatusNotFound, err.Error())
+		return
+	}
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, runDetail{Run: run, Findings: json.RawMessage(run.Findings), Log: run.Log})
+}
+
+type triggerRequest struct {
+	Repository string `json:"repository"`
+	Stack      string `json:"stack"`
+	Workspace  string `json:"workspace"`
+}
+
+func (s *Server) handleTrigger(w http.ResponseWriter, r *http.Request) {
+	if !s.authorized(r) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="trueline"`)
+		writeError(w, http.StatusUnauthorized, "a bearer token is required (the server's TRUELINE_API_TOKEN)")
+		return
+	}
+	var req triggerRequest
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16)).Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, "body must be JSON: {\"repository\": ..., \"stack\": ..., \"workspace\": ...}")
+		return
+	}
+	if req.Stack == "" {
+		writeError(w, http.StatusBadRequest, "stack is required")
+		return
+	}
+	runs, err := s.trigger.Trigger(r.Context(), req.Repository, req.Stack, req.Workspace, "manual")
+	if err != nil {
+		writeError(w, http.StatusNotFound, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{"runs": runs})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}
+
