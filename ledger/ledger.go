@@ -116,5 +116,8 @@ type Ledger interface {
 	Latest(ctx context.Context) ([]Run, error)
 	// Durations returns the last finished run's duration per workspace key.
 	Durations(ctx context.Context) (map[string]int64, error)
+	// Head is the last commit of a repository whose runs were queued ("" if none).
+	Head(ctx context.Context, repository string) (string, error)
+	SetHead(ctx context.Context, repository, commit string) error
 	Close() error
 }

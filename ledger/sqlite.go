@@ -45,6 +45,12 @@ var migrations = []string{
 	CREATE INDEX runs_workspace ON runs(workspace_key, id);
 	CREATE UNIQUE INDEX runs_one_queued ON runs(workspace_key) WHERE status = 'queued';
 	CREATE UNIQUE INDEX runs_one_running ON runs(workspace_key) WHERE status = 'running';`,
+	// 2: the last commit of each repository whose runs were queued.
+	`CREATE TABLE heads (
+		repository TEXT PRIMARY KEY,
+		commit_sha TEXT NOT NULL,
+		updated_at INTEGER NOT NULL
+	);`,
 }
 
 // SQLite is the embedded ledger.
@@ -421,4 +427,20 @@ func (l *SQLite) query(ctx context.Context, q string, args ...any) ([]Run, error
 		out = append(out, r)
 	}
 	return out, rows.Err()
+}
+
+func (l *SQLite) Head(ctx context.Context, repository string) (string, error) {
+	var c string
+	err := l.db.QueryRowContext(ctx, `SELECT commit_sha FROM heads WHERE repository = ?`, repository).Scan(&c)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	return c, err
+}
+
+func (l *SQLite) SetHead(ctx context.Context, repository, commit string) error {
+	_, err := l.db.ExecContext(ctx, `INSERT INTO heads (repository, commit_sha, updated_at) VALUES (?, ?, ?)
+		ON CONFLICT(repository) DO UPDATE SET commit_sha = excluded.commit_sha, updated_at = excluded.updated_at`,
+		repository, commit, l.now().UnixMilli())
+	return err
 }

@@ -108,6 +108,7 @@ type Options struct {
 	PluginCache string            // shared TF_PLUGIN_CACHE_DIR; empty keeps the CLI config's
 	Env         map[string]string // extra environment for every run
 	Parallel    int               // concurrent runs; zero means the number of CPUs
+	Grace       time.Duration     // how long terraform may take to stop after an interrupt
 	Logger      *slog.Logger
 	// Progress, when set, is told about every run as it starts and ends.
 	Progress func(Event)
@@ -171,7 +172,7 @@ func (r *Reconciler) runnerFor(ctx context.Context, cfg *stacks.Config) (*runner
 	if r.opts.PluginCache != "" {
 		env["TF_PLUGIN_CACHE_DIR"] = r.opts.PluginCache
 	}
-	rn := &runner.Runner{Binary: bin, WorkDir: r.opts.WorkDir, CLIConfig: r.opts.CLIConfig, Env: env}
+	rn := &runner.Runner{Binary: bin, WorkDir: r.opts.WorkDir, CLIConfig: r.opts.CLIConfig, Env: env, Grace: r.opts.Grace}
 	r.runners[bin.Path] = rn
 	return rn, nil
 }

@@ -83,9 +83,10 @@ func newFixture(t *testing.T, bin runner.Binary) *fixture {
 		t.Fatal(err)
 	}
 	tf.SetEnv(map[string]string{
-		"TF_CLI_CONFIG_FILE": testenv.CLIConfig(t),
-		"TF_DATA_DIR":        filepath.Join(t.TempDir(), "data"),
-		"PATH":               os.Getenv("PATH"),
+		"TF_CLI_CONFIG_FILE":  testenv.CLIConfig(t),
+		"TF_DATA_DIR":         filepath.Join(t.TempDir(), "data"),
+		"TF_PLUGIN_CACHE_DIR": testenv.PluginCache(t),
+		"PATH":                os.Getenv("PATH"),
 	})
 	tf.SetLogProvider("TRACE")
 	tf.SetLogPath(f.logs)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
@@ -103,6 +105,10 @@ func (r *objectResource) Read(ctx context.Context, req resource.ReadRequest, res
 		return
 	}
 	id, _ := cur["id"].(string)
+	if err := slowCloud(ctx); err != nil {
+		resp.Diagnostics.AddError("Read interrupted", err.Error())
+		return
+	}
 	obj, err := r.store.Get(r.typeName(), id)
 	if errors.Is(err, ErrNotFound) {
 		tflog.Debug(ctx, "sandbox object is gone", map[string]any{"type": r.typeName(), "id": id})
@@ -197,3 +203,21 @@ func objectOf(v tftypes.Value) (map[string]any, error) {
 }
 
 func isUnknown(v any) bool { _, ok := v.(unknown); return ok }
+
+// DelayEnv names the environment variable that slows every Read down (a
+// duration such as "10s"): a slow cloud API, for tests that need a run to
+// be in progress.
+const DelayEnv = "SANDBOX_READ_DELAY"
+
+func slowCloud(ctx context.Context) error {
+	d, err := time.ParseDuration(os.Getenv(DelayEnv))
+	if err != nil || d <= 0 {
+		return nil
+	}
+	select {
+	case <-time.After(d):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

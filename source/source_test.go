@@ -106,4 +106,3 @@ func TestOpenFailsClearly(t *testing.T) {
 		t.Errorf("error = %q: want the repository named and the password hidden", msg)
 	}
 }
-

@@ -80,10 +80,31 @@ func Binaries(t testing.TB) []runner.Binary {
 	return []runner.Binary{Binary(t, "tofu"), Binary(t, "terraform")}
 }
 
-// Runner returns a runner for bin with a fresh working area and the
-// generated CLI config.
+var (
+	cacheOnce sync.Once
+	cacheDir  string
+)
+
+// PluginCache is a provider plugin cache for this test process. Test
+// binaries of different packages run at the same time, and concurrent
+// inits of several processes in one cache race (a half-installed entry);
+// within a process, the runner serialises init.
+func PluginCache(t testing.TB) string {
+	cacheOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "trueline-plugin-cache-")
+		if err != nil {
+			panic(err)
+		}
+		cacheDir = dir
+	})
+	return cacheDir
+}
+
+// Runner returns a runner for bin with a fresh working area, the generated
+// CLI config and this process's plugin cache.
 func Runner(t testing.TB, bin runner.Binary) *runner.Runner {
-	return &runner.Runner{Binary: bin, WorkDir: t.TempDir(), CLIConfig: CLIConfig(t)}
+	return &runner.Runner{Binary: bin, WorkDir: t.TempDir(), CLIConfig: CLIConfig(t),
+		Env: map[string]string{"TF_PLUGIN_CACHE_DIR": PluginCache(t)}}
 }
 
 // WriteFiles writes files (relative path -> content) under dir.

@@ -1,0 +1,209 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/trueline/trueline/config"
+	"github.com/trueline/trueline/daemon"
+	"github.com/trueline/trueline/internal/hcldiag"
+	"github.com/trueline/trueline/ledger"
+	"github.com/trueline/trueline/reconcile"
+	"github.com/trueline/trueline/runner"
+	"github.com/trueline/trueline/server"
+)
+
+type serveFlags struct {
+	config, repo, branch, forge, listen, dataDir string
+	binary, binaryPath, cliConfig                string
+	poll, jitter, grace                          time.Duration
+	parallel                                     int
+	tokenEnv, webhookSecretEnv                   string
+}
+
+func newServeCmd(g *globalFlags) *cobra.Command {
+	var f serveFlags
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the reconciler: watch repositories, plan on schedules and commits",
+		Long: `serve keeps Git checkouts of the configured repositories, plans each
+workspace on its cron schedule and whenever a commit touches its stack,
+takes webhooks from GitHub, GitLab and Gitea, and records every run in the
+ledger (SQLite in the data directory).
+
+Configure it with trueline.hcl (--config), or for one repository with flags:
+
+  trueline serve --repo https://github.com/acme/infra.git --token-env GITHUB_TOKEN
+
+SIGTERM or SIGINT stop it cleanly: no new runs start, running terraform
+processes are interrupted and given the grace period, and unfinished runs
+are marked interrupted and queued again once.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runServe(cmd, g, f) },
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.config, "config", os.Getenv("TRUELINE_CONFIG"), "configuration `file` (trueline.hcl)")
+	fl.StringVar(&f.repo, "repo", os.Getenv("TRUELINE_REPO"), "Git `url` of the one repository to watch (instead of --config)")
+	fl.StringVar(&f.branch, "branch", envOr("TRUELINE_BRANCH", "main"), "branch to watch, with --repo")
+	fl.StringVar(&f.forge, "forge", envOr("TRUELINE_FORGE", "none"), "forge of --repo: github, gitlab, gitea or none")
+	fl.DurationVar(&f.poll, "poll", time.Minute, "how often to fetch, with --repo")
+	fl.StringVar(&f.tokenEnv, "token-env", os.Getenv("TRUELINE_TOKEN_ENV"), "environment `variable` holding the HTTPS token, with --repo")
+	fl.StringVar(&f.webhookSecretEnv, "webhook-secret-env", os.Getenv("TRUELINE_WEBHOOK_SECRET_ENV"), "environment `variable` holding the webhook secret, with --repo")
+	fl.StringVar(&f.listen, "listen", os.Getenv("TRUELINE_LISTEN"), "HTTP `address` (default 127.0.0.1:8080)")
+	fl.StringVar(&f.dataDir, "data-dir", os.Getenv("TRUELINE_DATA_DIR"), "`directory` for the ledger, checkouts and working directories (default .trueline)")
+	fl.StringVar(&f.binary, "binary", os.Getenv("TRUELINE_BINARY"), "terraform or tofu, for stacks that name none")
+	fl.StringVar(&f.binaryPath, "binary-path", os.Getenv("TRUELINE_BINARY_PATH"), "explicit `path` of that binary")
+	fl.StringVar(&f.cliConfig, "cli-config", os.Getenv("TF_CLI_CONFIG_FILE"), "terraform CLI config `file` for every run")
+	fl.IntVar(&f.parallel, "parallel", 0, "runs at once in all (default from the config, else 2)")
+	fl.DurationVar(&f.jitter, "schedule-jitter", -1, "largest delay added to scheduled times (default 5m)")
+	fl.DurationVar(&f.grace, "grace", -1, "how long running terraform gets to stop on shutdown (default 60s)")
+	return cmd
+}
+
+// serveConfig merges the configuration file (if any) with the flags.
+func serveConfig(f serveFlags) (config.Config, error) {
+	cfg := config.Defaults()
+	if f.config != "" {
+		var err error
+		if cfg, err = config.Load(f.config, nil); err != nil {
+			var de *hcldiag.Error
+			if errors.As(err, &de) {
+				return cfg, usageErr("%v", err)
+			}
+			return cfg, usageErr("%v", err)
+		}
+	}
+	if f.repo != "" {
+		r := config.Repository{Name: repoNameOf(f.repo), URL: f.repo, Branch: f.branch, Poll: f.poll, Forge: f.forge}
+		for _, s := range []struct {
+			env  string
+			into *config.Secret
+		}{{f.tokenEnv, &r.Token}, {f.webhookSecretEnv, &r.WebhookSecret}} {
+			if s.env == "" {
+				continue
+			}
+			v := os.Getenv(s.env)
+			if v == "" {
+				return cfg, usageErr("the environment variable %s is empty or not set", s.env)
+			}
+			*s.into = config.NewSecret(v, "env "+s.env)
+		}
+		cfg.Repositories = append(cfg.Repositories, r)
+	}
+	if len(cfg.Repositories) == 0 {
+		return cfg, usageErr("nothing to watch: pass --repo URL, or --config trueline.hcl with repository blocks")
+	}
+	set := func(v string, into *string) {
+		if v != "" {
+			*into = v
+		}
+	}
+	set(f.listen, &cfg.Listen)
+	set(f.dataDir, &cfg.DataDir)
+	set(f.binary, &cfg.Binary)
+	set(f.binaryPath, &cfg.BinaryPath)
+	set(f.cliConfig, &cfg.CLIConfig)
+	if f.parallel > 0 {
+		cfg.Global = f.parallel
+	}
+	if f.jitter >= 0 {
+		cfg.ScheduleJitter = f.jitter
+	}
+	if f.grace >= 0 {
+		cfg.GracePeriod = f.grace
+	}
+	if cfg.Binary != "terraform" && cfg.Binary != "tofu" {
+		return cfg, usageErr("--binary %q: use terraform or tofu", cfg.Binary)
+	}
+	abs, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.DataDir = abs
+	return cfg, nil
+}
+
+func repoNameOf(url string) string {
+	name := strings.TrimSuffix(path.Base(strings.TrimRight(url, "/")), ".git")
+	if name == "" || name == "." || name == "/" {
+		return "default"
+	}
+	return name
+}
+
+func runServe(cmd *cobra.Command, g *globalFlags, f serveFlags) error {
+	logger, err := g.logger(cmd.ErrOrStderr())
+	if err != nil {
+		return err
+	}
+	cfg, err := serveConfig(f)
+	if err != nil {
+		return err
+	}
+	ctx := cmd.Context()
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return err
+	}
+	led, err := ledger.OpenSQLite(ctx, filepath.Join(cfg.DataDir, "trueline.db"))
+	if err != nil {
+		return err
+	}
+	defer led.Close()
+	rec := reconcile.New(reconcile.Options{
+		Toolchain: &runner.Toolchain{
+			Default:  cfg.Binary,
+			Path:     cfg.BinaryPath,
+			ToolsDir: os.Getenv("TRUELINE_TOOLS_DIR"),
+			CacheDir: cfg.DataDir,
+		},
+		WorkDir:     filepath.Join(cfg.DataDir, "work"),
+		CLIConfig:   cfg.CLIConfig,
+		PluginCache: filepath.Join(cfg.DataDir, "plugin-cache"),
+		Env:         cfg.Env,
+		Parallel:    cfg.Global,
+		Grace:       cfg.GracePeriod,
+		Logger:      logger,
+	})
+	os.MkdirAll(filepath.Join(cfg.DataDir, "plugin-cache"), 0o755)
+	d, err := daemon.New(cfg, led, rec, logger)
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	srv := server.New(server.Options{Ledger: led, Hooks: d, Trigger: d, Token: os.Getenv("TRUELINE_API_TOKEN"), Logger: logger})
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return usageErr("listen on %s: %v", cfg.Listen, err)
+	}
+	httpSrv := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	go httpSrv.Serve(ln)
+	logger.Info("trueline serving", "address", "http://"+ln.Addr().String(), "data_dir", cfg.DataDir, "repositories", len(cfg.Repositories))
+	fmt.Fprintf(cmd.ErrOrStderr(), "trueline: listening on http://%s\n", ln.Addr())
+
+	readyCtx, stopReady := context.WithCancel(ctx)
+	go func() {
+		for readyCtx.Err() == nil {
+			srv.SetReady(d.Ready())
+			select {
+			case <-readyCtx.Done():
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}()
+	err = d.Run(ctx)
+	stopReady()
+	srv.SetReady(false)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	httpSrv.Shutdown(shutdownCtx)
+	logger.Info("trueline stopped")
+	return err
+}

@@ -1,0 +1,374 @@
+package main_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/trueline/trueline/internal/gittest"
+	"github.com/trueline/trueline/internal/testenv"
+	"github.com/trueline/trueline/runner"
+	"github.com/trueline/trueline/sandbox"
+)
+
+// daemonRepo is a Git repository of sandbox stacks whose local state lives
+// outside the repository, so the test can apply them before trueline runs.
+type daemonRepo struct {
+	git   *gittest.Repo
+	state string
+	cloud sandbox.Store
+}
+
+func newDaemonRepo(t *testing.T) *daemonRepo {
+	return &daemonRepo{git: gittest.New(t), state: t.TempDir(), cloud: sandbox.Store{Root: t.TempDir()}}
+}
+
+func (r *daemonRepo) stack(name, body, stackHCL string) map[string]string {
+	return map[string]string{
+		"stacks/" + name + "/stack.hcl": stackHCL,
+		"stacks/" + name + "/main.tf": fmt.Sprintf(`terraform {
+  backend "local" {
+    path = %q
+  }
+  required_providers {
+    sandbox = { source = "trueline/sandbox" }
+  }
+}
+
+provider "sandbox" {}
+%s`, filepath.Join(r.state, name+".tfstate"), body),
+	}
+}
+
+// apply applies stacks from the working tree, as a person would have.
+func (r *daemonRepo) apply(t *testing.T, names ...string) {
+	t.Helper()
+	rn := testenv.Runner(t, testenv.Binary(t, "tofu"))
+	rn.Env[sandbox.RootEnv] = r.cloud.Root
+	for _, n := range names {
+		dir := filepath.Join(r.git.Dir, "stacks", n)
+		p, err := rn.Plan(context.Background(), runner.Job{Key: n, Dir: dir})
+		if err != nil {
+			t.Fatalf("plan %s: %v\n%s", n, err, p.Log)
+		}
+		if _, err := rn.Apply(context.Background(), p); err != nil {
+			t.Fatalf("apply %s: %v", n, err)
+		}
+		p.Discard()
+	}
+}
+
+type serveProc struct {
+	cmd  *exec.Cmd
+	url  string
+	logs *syncBuffer
+	done chan struct{} // closed when the process has exited
+	err  error         // its exit status, once done
+}
+
+// wait waits for the process to exit and returns its exit status.
+func (p *serveProc) wait() error {
+	<-p.done
+	return p.err
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+func freePort(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// startServe runs `trueline serve` and waits until it is ready.
+func startServe(t *testing.T, dataDir string, env []string, args ...string) *serveProc {
+	t.Helper()
+	addr := freePort(t)
+	base := []string{"serve", "--listen", addr, "--data-dir", dataDir, "--binary", "tofu",
+		"--binary-path", testenv.Tool(t, "tofu"), "--cli-config", testenv.CLIConfig(t), "--log-level", "info"}
+	cmd := exec.Command(trueline, append(base, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	p := &serveProc{cmd: cmd, url: "http://" + addr, logs: &syncBuffer{}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = p.logs, p.logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.err = cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		p.wait()
+		if t.Failed() {
+			t.Logf("serve log:\n%s", p.logs.String())
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(p.url + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return p
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server not ready after 30s; log:\n%s", p.logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+type apiRun struct {
+	ID        int64     `json:"id"`
+	Stack     string    `json:"stack"`
+	Workspace string    `json:"workspace"`
+	Commit    string    `json:"commit"`
+	Trigger   string    `json:"trigger"`
+	Status    string    `json:"status"`
+	Verdict   string    `json:"verdict"`
+	Error     string    `json:"error"`
+	RetryOf   int64     `json:"retry_of"`
+	StartedAt time.Time `json:"started_at"`
+}
+
+func (p *serveProc) runs(t *testing.T) []apiRun {
+	t.Helper()
+	resp, err := http.Get(p.url + "/api/v1/runs?limit=500")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var page struct{ Runs []apiRun }
+	if err := json.NewDecoder(resp.Body).Decode(&page); err != nil {
+		t.Fatal(err)
+	}
+	return page.Runs
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("timed out after %s waiting for %s", timeout, what)
+}
+
+func merge(ms ...map[string]string) map[string]string {
+	out := map[string]string{}
+	for _, m := range ms {
+		for k, v := range m {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func TestServeCommitsSchedulesAndWebhooks(t *testing.T) {
+	r := newDaemonRepo(t)
+	module := func(name, m string) string {
+		return fmt.Sprintf("\nmodule \"svc\" {\n  source = \"../../modules/%s\"\n  name   = %q\n}\n", m, name)
+	}
+	lbModule := "terraform {\n  required_providers {\n    sandbox = { source = \"trueline/sandbox\" }\n  }\n}\n\nvariable \"name\" {\n  type = string\n}\n\nresource \"sandbox_load_balancer\" \"lb\" {\n  name = var.name\n}\n"
+	files := merge(
+		map[string]string{".gitignore": ".terraform.lock.hcl\n", "modules/m1/main.tf": lbModule, "modules/m2/main.tf": lbModule},
+		r.stack("a", module("a", "m1"), "stack {}\n"),
+		r.stack("b", module("b", "m1"), "stack {}\n"),
+		r.stack("c", module("c", "m2"), "stack {}\n"),
+		r.stack("d", "\nresource \"sandbox_autoscaling_group\" \"web\" {\n  name     = \"d\"\n  min_size = 3\n  max_size = 9\n}\n",
+			"stack {\n  schedule = \"@every 2s\"\n}\n"),
+	)
+	c1 := r.git.Commit("stacks", files)
+	r.apply(t, "a", "b", "c", "d")
+
+	const secret = "hook-secret"
+	p := startServe(t, t.TempDir(), []string{sandbox.RootEnv + "=" + r.cloud.Root, "HOOK_SECRET=" + secret},
+		"--repo", r.git.Serve(), "--forge", "gitea", "--webhook-secret-env", "HOOK_SECRET", "--poll", "1h", "--schedule-jitter", "0s")
+
+	// The first look at the repository plans every stack once.
+	waitFor(t, 60*time.Second, "the first runs of all four stacks", func() bool {
+		done := map[string]bool{}
+		for _, run := range p.runs(t) {
+			if run.Trigger == "commit" && run.Status == "finished" && run.Commit == c1 {
+				if run.Verdict != "in_sync" {
+					t.Fatalf("%s: %s %s", run.Stack, run.Verdict, run.Error)
+				}
+				done[run.Stack] = true
+			}
+		}
+		return len(done) == 4
+	})
+
+	// A push that touches module m1 plans exactly a and b.
+	c2 := r.git.Commit("touch m1", map[string]string{"modules/m1/main.tf": lbModule + "# a comment\n"})
+	body := fmt.Sprintf(`{"ref":"refs/heads/main","after":%q}`, c2)
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte(body))
+	req, _ := http.NewRequest("POST", p.url+"/hooks/gitea/"+filepath.Base(r.git.Dir), strings.NewReader(body))
+	req.Header.Set("X-Gitea-Event", "push")
+	req.Header.Set("X-Gitea-Signature", hex.EncodeToString(mac.Sum(nil)))
+	sent := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("webhook: %s", resp.Status)
+	}
+	var pushed []apiRun
+	waitFor(t, 60*time.Second, "the runs of the push", func() bool {
+		pushed = nil
+		finished := 0
+		for _, run := range p.runs(t) {
+			if run.Commit == c2 && run.Trigger == "webhook" {
+				pushed = append(pushed, run)
+				if run.Status == "finished" {
+					finished++
+				}
+			}
+		}
+		return finished >= 2
+	})
+	time.Sleep(time.Second) // anything else the push queued would show now
+	var stacksRun []string
+	for _, run := range p.runs(t) {
+		if run.Commit == c2 && run.Trigger != "schedule" {
+			stacksRun = append(stacksRun, run.Stack)
+		}
+	}
+	sort.Strings(stacksRun)
+	if strings.Join(stacksRun, ",") != "stacks/a,stacks/b" {
+		t.Errorf("the push planned %v, want exactly stacks/a and stacks/b", stacksRun)
+	}
+	first := pushed[0].StartedAt
+	for _, run := range pushed {
+		if run.StartedAt.Before(first) {
+			first = run.StartedAt
+		}
+	}
+	t.Logf("webhook to first plan start: %v", first.Sub(sent).Round(time.Millisecond))
+
+	// A console change is found by the next scheduled run.
+	changed := time.Now()
+	if err := r.cloud.Update("sandbox_autoscaling_group", "d", func(o map[string]any) { o["min_size"] = 4 }); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "a scheduled run that finds the drift", func() bool {
+		for _, run := range p.runs(t) {
+			if run.Stack == "stacks/d" && run.Trigger == "schedule" && run.Verdict == "drifted" && run.StartedAt.After(changed) {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+func TestServeSurvivesKillAndStopsCleanly(t *testing.T) {
+	r := newDaemonRepo(t)
+	r.git.Commit("stack", merge(map[string]string{".gitignore": ".terraform.lock.hcl\n"},
+		r.stack("e", "\nresource \"sandbox_load_balancer\" \"e\" {\n  name = \"e\"\n}\n", "stack {}\n")))
+	r.apply(t, "e")
+	data := t.TempDir()
+	env := []string{sandbox.RootEnv + "=" + r.cloud.Root}
+	url := r.git.Serve()
+
+	// A slow cloud keeps the first run in progress; kill -9 the server then.
+	p := startServe(t, data, append(env, sandbox.DelayEnv+"=60s"), "--repo", url, "--poll", "1h")
+	waitFor(t, 30*time.Second, "a running run", func() bool {
+		runs := p.runs(t)
+		return len(runs) == 1 && runs[0].Status == "running"
+	})
+	time.Sleep(500 * time.Millisecond) // let terraform get into the plan
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	p.wait()
+
+	p = startServe(t, data, env, "--repo", url, "--poll", "1h")
+	waitFor(t, 60*time.Second, "the retry to finish", func() bool {
+		for _, run := range p.runs(t) {
+			if run.RetryOf != 0 && run.Status == "finished" {
+				return true
+			}
+		}
+		return false
+	})
+	runs := p.runs(t)
+	if len(runs) != 2 {
+		t.Fatalf("want exactly the killed run and its retry, got %+v", runs)
+	}
+	retry, killed := runs[0], runs[1]
+	if killed.Status != "interrupted" || !strings.Contains(killed.Error, "interrupted") {
+		t.Errorf("killed run = %+v", killed)
+	}
+	if retry.RetryOf != killed.ID || retry.Trigger != "retry" || retry.Verdict != "in_sync" || retry.Commit != killed.Commit {
+		t.Errorf("retry = %+v", retry)
+	}
+
+	// SIGTERM: the running plan is interrupted, the process exits 0 within
+	// the grace period, and the run is queued again.
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	p.wait()
+	p = startServe(t, data, append(env, sandbox.DelayEnv+"=60s"), "--repo", url, "--poll", "1h", "--grace", "5s")
+	req, _ := http.NewRequest("POST", p.url+"/api/v1/runs", strings.NewReader(`{"stack":"stacks/e"}`))
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("manual trigger without a token: %v %v", err, resp.Status)
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	p.wait()
+	p = startServe(t, data, append(env, sandbox.DelayEnv+"=60s", "TRUELINE_API_TOKEN=tok"), "--repo", url, "--poll", "1h", "--grace", "5s")
+	req, _ = http.NewRequest("POST", p.url+"/api/v1/runs", strings.NewReader(`{"stack":"stacks/e/default"}`))
+	req.Header.Set("Authorization", "Bearer tok")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("manual trigger: %v %v", err, resp.Status)
+	}
+	waitFor(t, 30*time.Second, "the manual run to start", func() bool {
+		runs := p.runs(t)
+		return len(runs) > 0 && runs[0].Trigger == "manual" && runs[0].Status == "running"
+	})
+	time.Sleep(500 * time.Millisecond)
+	stopAt := time.Now()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	err := p.wait()
+	if err != nil {
+		t.Errorf("serve exited with %v after SIGTERM, want 0", err)
+	}
+	if d := time.Since(stopAt); d > 15*time.Second {
+		t.Errorf("stopping took %v", d)
+	}
+	// Read the ledger through a fresh server (no slow cloud): the manual run
+	// was interrupted and its retry runs.
+	p = startServe(t, data, env, "--repo", url, "--poll", "1h")
+	waitFor(t, 60*time.Second, "the retry of the stopped run", func() bool {
+		runs := p.runs(t)
+		return len(runs) == 4 && runs[0].RetryOf == runs[1].ID && runs[0].Status == "finished" && runs[1].Status == "interrupted"
+	})
+}
