@@ -524,5 +524,35 @@ func (d *Daemon) Pushed(repoName, branch, after string) (bool, string) {
 	return true, "fetching " + r.cfg.Branch
 }
 
-// Workspaces returns the number of registered workspaces.
-func (d *Daemon) Workspaces() int { return d.sched.Len() }
+// Status describes the daemon: registered workspaces, scheduled ones,
+// runs in progress, and each repository's head.
+func (d *Daemon) Status() map[string]any {
+	d.mu.Lock()
+	workspaces, running := len(d.keys), len(d.running)
+	d.mu.Unlock()
+	repos := map[string]any{}
+	for name, r := range d.repos {
+		r.mu.Lock()
+		info := map[string]any{"url": redact(r.cfg.URL), "branch": r.cfg.Branch, "head": "", "stacks": len(r.stacks)}
+		if !r.head.IsZero() {
+			info["head"] = r.head.String()
+		}
+		if r.err != nil {
+			info["error"] = r.err.Error()
+		}
+		r.mu.Unlock()
+		repos[name] = info
+	}
+	return map[string]any{"workspaces": workspaces, "scheduled": d.sched.Len(), "running": running,
+		"repositories": repos, "started_at": d.started.UTC()}
+}
+
+// redact drops credentials from a URL.
+func redact(u string) string {
+	if i := strings.Index(u, "://"); i >= 0 {
+		if at := strings.Index(u[i+3:], "@"); at >= 0 && !strings.Contains(u[i+3:i+3+at], "/") {
+			return u[:i+3] + "***@" + u[i+3+at+1:]
+		}
+	}
+	return u
+}

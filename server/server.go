@@ -24,11 +24,17 @@ type Triggerer interface {
 	Trigger(ctx context.Context, repo, stack, workspace, trigger string) ([]ledger.Run, error)
 }
 
+// StatusReporter describes the daemon for /api/v1/status.
+type StatusReporter interface {
+	Status() map[string]any
+}
+
 // Options configure a Server.
 type Options struct {
 	Ledger  ledger.Ledger
 	Hooks   Hooks
 	Trigger Triggerer
+	Status  StatusReporter
 	// Token, when set, is the bearer token mutating API calls need.
 	Token  string
 	Logger *slog.Logger
@@ -39,6 +45,7 @@ type Server struct {
 	ledger  ledger.Ledger
 	hooks   Hooks
 	trigger Triggerer
+	status  StatusReporter
 	token   string
 	log     *slog.Logger
 	ready   atomic.Bool
@@ -50,7 +57,7 @@ type Server struct {
 
 // New returns a server; it is not ready until SetReady(true).
 func New(opts Options) *Server {
-	s := &Server{ledger: opts.Ledger, hooks: opts.Hooks, trigger: opts.Trigger, token: opts.Token,
+	s := &Server{ledger: opts.Ledger, hooks: opts.Hooks, trigger: opts.Trigger, status: opts.Status, token: opts.Token,
 		log: opts.Logger, mux: http.NewServeMux(), webhooks: map[[2]string]int{}}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -61,6 +68,7 @@ func New(opts Options) *Server {
 	s.mux.HandleFunc("GET /api/v1/runs", s.handleRuns)
 	s.mux.HandleFunc("GET /api/v1/runs/{id}", s.handleRun)
 	s.mux.HandleFunc("POST /api/v1/runs", s.handleTrigger)
+	s.mux.HandleFunc("GET /api/v1/status", s.handleStatus)
 	return s
 }
 
@@ -104,6 +112,16 @@ func (s *Server) authorized(r *http.Request) bool {
 	}
 	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	return ok && subtle.ConstantTimeCompare([]byte(got), []byte(s.token)) == 1
+}
+
+func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
+	out := map[string]any{"ready": s.ready.Load()}
+	if s.status != nil {
+		for k, v := range s.status.Status() {
+			out[k] = v
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 type runsPage struct {

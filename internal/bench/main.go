@@ -34,10 +34,14 @@ import (
 func main() {
 	sizes := flag.String("n", "20,50,200", "comma-separated numbers of stacks")
 	binName := flag.String("binary", "tofu", "terraform or tofu")
-	smoke := flag.Bool("smoke", false, "a quick run with 4 stacks and no bars (for CI)")
+	smoke := flag.Bool("smoke", false, "a quick run with few stacks and no bars (for CI)")
+	only := flag.String("only", "", "run only one part: check or serve")
+	daemonStacks := flag.Int("serve-stacks", 200, "stacks in the repository trueline serve watches")
+	pushes := flag.Int("pushes", 20, "one-stack pushes to time")
+	workspaces := flag.Int("workspaces", 5000, "registered workspaces for the memory figure")
 	flag.Parse()
 	if *smoke {
-		*sizes = "4"
+		*sizes, *daemonStacks, *pushes, *workspaces = "4", 6, 3, 50
 	}
 	gomod, err := exec.Command("go", "env", "GOMOD").Output()
 	if err != nil {
@@ -57,12 +61,19 @@ func main() {
 		pluginCache: filepath.Join(tools, "plugin-cache")}
 	fmt.Printf("trueline bench: %s, %d CPUs\n", bin, runtime.NumCPU())
 	ok := true
-	for _, s := range strings.Split(*sizes, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil || n < 1 {
-			log.Fatalf("-n: bad size %q", s)
+	if *only != "serve" {
+		for _, s := range strings.Split(*sizes, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(s))
+			if err != nil || n < 1 {
+				log.Fatalf("-n: bad size %q", s)
+			}
+			if !b.run(n, *smoke) {
+				ok = false
+			}
 		}
-		if !b.run(n, *smoke) {
+	}
+	if *only != "check" {
+		if !b.daemonBench(*daemonStacks, *pushes, *workspaces, *smoke) {
 			ok = false
 		}
 	}
