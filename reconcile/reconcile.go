@@ -178,9 +178,21 @@ func (r *Reconciler) runnerFor(ctx context.Context, cfg *stacks.Config) (*runner
 }
 
 // Check plans every target, at most Parallel at a time, and returns the
-// outcomes sorted by stack and workspace. One failing workspace never stops
-// the others; cancelling ctx interrupts the running plans.
-func (r *Reconciler) Check(ctx context.Context, repo string, targets []Target) []Outcome {
+// outcomes sorted by stack and workspace. Targets start longest-expected
+// first (by last durations, when given; unknown ones first of all), so one
+// slow stack does not finish last. One failing workspace never stops the
+// others; cancelling ctx interrupts the running plans.
+func (r *Reconciler) Check(ctx context.Context, repo string, targets []Target, last map[string]int64) []Outcome {
+	key := func(t Target) string { return repo + "/" + t.Stack.Path + "/" + t.Workspace.Name }
+	targets = append([]Target(nil), targets...)
+	sort.SliceStable(targets, func(i, j int) bool {
+		di, oki := last[key(targets[i])]
+		dj, okj := last[key(targets[j])]
+		if oki != okj {
+			return !oki
+		}
+		return di > dj
+	})
 	out := make([]Outcome, len(targets))
 	var done int
 	var mu sync.Mutex
@@ -189,7 +201,7 @@ func (r *Reconciler) Check(ctx context.Context, repo string, targets []Target) [
 	for i, t := range targets {
 		g.Go(func() error {
 			r.progress(Event{Started: true, Target: t, Total: len(targets)})
-			o := r.Run(ctx, repo+"/"+t.Stack.Path+"/"+t.Workspace.Name, t)
+			o := r.Run(ctx, key(t), t)
 			out[i] = o
 			mu.Lock()
 			done++

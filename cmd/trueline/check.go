@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -111,7 +112,23 @@ func runCheck(cmd *cobra.Command, g *globalFlags, f checkFlags) error {
 		Logger:      logger,
 		Progress:    progress.event,
 	})
-	outcomes := append(broken, rec.Check(cmd.Context(), "local:"+repo, targets)...)
+	// Last durations order the runs, longest first; they live in the work dir.
+	durFile := filepath.Join(f.workDir, "durations.json")
+	last := map[string]int64{}
+	if b, err := os.ReadFile(durFile); err == nil {
+		json.Unmarshal(b, &last)
+	}
+	repoKey := "local:" + repo
+	checked := rec.Check(cmd.Context(), repoKey, targets, last)
+	for _, o := range checked {
+		if !o.Failed() {
+			last[repoKey+"/"+o.Stack+"/"+o.Workspace] = o.DurationMS
+		}
+	}
+	if b, err := json.Marshal(last); err == nil {
+		os.WriteFile(durFile, b, 0o644)
+	}
+	outcomes := append(broken, checked...)
 	reconcile.SortOutcomes(outcomes)
 	progress.done()
 

@@ -35,7 +35,7 @@ func main() {
 	sizes := flag.String("n", "20,50,200", "comma-separated numbers of stacks")
 	binName := flag.String("binary", "tofu", "terraform or tofu")
 	smoke := flag.Bool("smoke", false, "a quick run with few stacks and no bars (for CI)")
-	only := flag.String("only", "", "run only one part: check or serve")
+	only := flag.String("only", "", "run only one part: check, checkout or serve")
 	daemonStacks := flag.Int("serve-stacks", 200, "stacks in the repository trueline serve watches")
 	pushes := flag.Int("pushes", 20, "one-stack pushes to time")
 	workspaces := flag.Int("workspaces", 5000, "registered workspaces for the memory figure")
@@ -61,7 +61,7 @@ func main() {
 		pluginCache: filepath.Join(tools, "plugin-cache")}
 	fmt.Printf("trueline bench: %s, %d CPUs\n", bin, runtime.NumCPU())
 	ok := true
-	if *only != "serve" {
+	if *only == "" || *only == "check" {
 		for _, s := range strings.Split(*sizes, ",") {
 			n, err := strconv.Atoi(strings.TrimSpace(s))
 			if err != nil || n < 1 {
@@ -72,7 +72,10 @@ func main() {
 			}
 		}
 	}
-	if *only != "check" {
+	if *only == "" || *only == "checkout" {
+		checkoutBench(200)
+	}
+	if *only == "" || *only == "serve" {
 		if !b.daemonBench(*daemonStacks, *pushes, *workspaces, *smoke) {
 			ok = false
 		}
