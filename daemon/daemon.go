@@ -24,6 +24,7 @@ import (
 	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
 	"github.com/trueline/trueline/config"
 	"github.com/trueline/trueline/ledger"
+	"github.com/trueline/trueline/policies"
 	"github.com/trueline/trueline/reconcile"
 	"github.com/trueline/trueline/scheduler"
 	"github.com/trueline/trueline/source"
@@ -424,6 +425,14 @@ func (d *Daemon) execute(ctx context.Context, run ledger.Run) ledger.Result {
 	if ws == nil {
 		return fail(fmt.Errorf("stack %s declares no workspace %q at commit %s", run.Stack, run.Workspace, commit.String()[:12]))
 	}
+	pols, err := policies.Load(fsys)
+	if err != nil {
+		return fail(err)
+	}
+	pol, err := reconcile.PolicyFor(st, pols)
+	if err != nil {
+		return fail(err)
+	}
 	key := ledger.WorkspaceKey(run.Repository, run.Stack, run.Workspace)
 	dest := filepath.Join(d.cfg.DataDir, "checkouts", safeKey(key))
 	if err := os.MkdirAll(dest, 0o700); err != nil {
@@ -434,10 +443,14 @@ func (d *Daemon) execute(ctx context.Context, run ledger.Run) ledger.Result {
 	}
 	st.Dir = filepath.Join(dest, filepath.FromSlash(st.Path))
 	log.Info("run started", "commit", commit.String()[:12], "trigger", run.Trigger)
-	out := d.rec.Run(ctx, key, reconcile.Target{Stack: st, Workspace: *ws})
+	out := d.rec.Run(ctx, key, reconcile.Target{Stack: st, Workspace: *ws, Policy: pol,
+		BeforeApply: func(ctx context.Context) error { return d.ledger.MarkApplying(ctx, run.ID) }})
 	findings, _ := json.Marshal(out.Result)
 	res := ledger.Result{Verdict: string(out.Verdict), Findings: findings, Log: excerpt(out.Log),
-		DurationMS: time.Since(start).Milliseconds()}
+		DurationMS: time.Since(start).Milliseconds(), Action: string(out.Action.Action), ActionReason: out.Action.Reason}
+	if out.Action.Result != "" {
+		res.Action += ":" + out.Action.Result
+	}
 	if out.Error != nil {
 		res.Error = *out.Error
 	}

@@ -34,6 +34,9 @@ type Finding struct {
 	Attributes []Attribute `json:"attributes"`
 	// Reason says why noise is noise.
 	Reason string `json:"reason,omitempty"`
+	// Planned marks noise the plan would change anyway (ignored by the
+	// stack, but an apply of this plan would touch it).
+	Planned bool `json:"planned,omitempty"`
 }
 
 // Attribute is one attribute of a finding: what Git (the configuration or
@@ -160,7 +163,7 @@ func Classify(plan *tfjson.Plan, ignores []Ignore) Result {
 			res.Pending = append(res.Pending, Finding{Address: rc.Address, Action: action, Attributes: pending})
 		}
 		if len(noise) > 0 {
-			res.Noise = append(res.Noise, Finding{Address: rc.Address, Attributes: noise, Reason: "ignored by the stack"})
+			res.Noise = append(res.Noise, Finding{Address: rc.Address, Attributes: noise, Reason: "ignored by the stack", Planned: true})
 		}
 	}
 

@@ -51,7 +51,7 @@ func TestClassify(t *testing.T) {
 		{"both", nil, Result{Verdict: DriftedAndPending, Drift: consoleDrift, Pending: lbCode}},
 		{"deleted", nil, Result{Verdict: Drifted, Drift: []Finding{{Address: asg, Action: "create", Attributes: []Attribute{}}}}},
 		{"desired_capacity", []Ignore{desiredIgnore}, Result{Verdict: InSync,
-			Noise: []Finding{{Address: asg, Attributes: attrs("desired_capacity", 3.0, 5.0), Reason: "ignored by the stack"}}}},
+			Noise: []Finding{{Address: asg, Attributes: attrs("desired_capacity", 3.0, 5.0), Reason: "ignored by the stack", Planned: true}}}},
 		{"desired_capacity", nil, Result{Verdict: Drifted,
 			Drift: []Finding{{Address: asg, Action: "update", Attributes: attrs("desired_capacity", 3.0, 5.0)}}}},
 		{"unmanaged_and_code", nil, Result{Verdict: Pending, Pending: lbCode,

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/trueline/trueline/drift"
+	"github.com/trueline/trueline/policies"
 	"github.com/trueline/trueline/runner"
 	"github.com/trueline/trueline/stacks"
 	"golang.org/x/sync/errgroup"
@@ -31,8 +32,20 @@ type Outcome struct {
 	// Init says whether this run had to run init.
 	Init   bool   `json:"init"`
 	Timing Timing `json:"timing"`
+	// Action is what the policy decided and what came of it.
+	Action Action `json:"action"`
 	// Log is terraform's combined output, capped; it is not part of the report.
 	Log string `json:"-"`
+}
+
+// Action is a policy decision and its result.
+type Action struct {
+	Action    policies.Action `json:"action"`
+	Reason    string          `json:"reason"`
+	Escalated bool            `json:"escalated,omitempty"`
+	// Result of an apply: converged, not_converged, failed, or dry_run when
+	// the reconciler only reports what it would do.
+	Result string `json:"result,omitempty"`
 }
 
 // Timing splits a run's terraform time by command, in milliseconds.
@@ -62,12 +75,41 @@ func errorOutcome(stack, workspace string, err error) Outcome {
 type Target struct {
 	Stack     stacks.Stack
 	Workspace stacks.Workspace
+	// Policy decides what to do with the verdict; nil means report only.
+	Policy *policies.Policy
+	// BeforeApply, when set, is called right before an apply starts; an
+	// error stops the apply. The daemon records there that the run applies,
+	// so that it is never applied twice.
+	BeforeApply func(context.Context) error
+}
+
+// PolicyFor resolves a stack's policy name against the repository's
+// policies; a stack that names none is reported only.
+func PolicyFor(s stacks.Stack, all map[string]*policies.Policy) (*policies.Policy, error) {
+	name := s.Config.Policy
+	if name == "" {
+		return policies.ReportOnly, nil
+	}
+	if p, ok := all[name]; ok {
+		return p, nil
+	}
+	var names []string
+	for n := range all {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	known := "there are none"
+	if len(names) > 0 {
+		known = "known: " + strings.Join(names, ", ")
+	}
+	return nil, fmt.Errorf("%s/%s: policy %q is not in %s/*.hcl (%s)", s.Path, stacks.FileName, name, policies.Dir, known)
 }
 
 // Select picks the workspaces matching the stack globs (all when none) and
-// the workspace name (all when empty). Broken stacks that match become
-// error outcomes, so that they are reported while the others run.
-func Select(all []stacks.Stack, globs []string, workspace string) ([]Target, []Outcome) {
+// the workspace name (all when empty), with their policies. Broken stacks
+// that match become error outcomes, so that they are reported while the
+// others run.
+func Select(all []stacks.Stack, pols map[string]*policies.Policy, globs []string, workspace string) ([]Target, []Outcome) {
 	var targets []Target
 	var broken []Outcome
 	for _, s := range all {
@@ -78,10 +120,16 @@ func Select(all []stacks.Stack, globs []string, workspace string) ([]Target, []O
 			broken = append(broken, errorOutcome(s.Path, "", s.Err))
 			continue
 		}
+		pol, err := PolicyFor(s, pols)
 		for _, ws := range s.Config.Workspaces {
-			if workspace == "" || ws.Name == workspace {
-				targets = append(targets, Target{Stack: s, Workspace: ws})
+			if workspace != "" && ws.Name != workspace {
+				continue
 			}
+			if err != nil {
+				broken = append(broken, errorOutcome(s.Path, ws.Name, err))
+				continue
+			}
+			targets = append(targets, Target{Stack: s, Workspace: ws, Policy: pol})
 		}
 	}
 	return targets, broken
@@ -110,6 +158,11 @@ type Options struct {
 	Parallel    int               // concurrent runs; zero means the number of CPUs
 	Grace       time.Duration     // how long terraform may take to stop after an interrupt
 	Logger      *slog.Logger
+	// Act lets the reconciler carry out apply decisions. Without it, an
+	// apply decision is only reported (result dry_run).
+	Act bool
+	// Now is the clock policies see; time.Now when nil.
+	Now func() time.Time
 	// Progress, when set, is told about every run as it starts and ends.
 	Progress func(Event)
 }
@@ -140,6 +193,9 @@ func New(opts Options) *Reconciler {
 	}
 	if opts.Toolchain == nil {
 		opts.Toolchain = &runner.Toolchain{}
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
 	return &Reconciler{opts: opts, runners: map[string]*runner.Runner{}}
 }
@@ -265,7 +321,68 @@ func (r *Reconciler) Run(ctx context.Context, key string, t Target) Outcome {
 		Timing: timingOf(plan.Timing)}
 	// An empty plan is in sync: nothing to show or classify.
 	o.Result = drift.Classify(plan.JSON, t.Stack.Config.Ignore)
+
+	pol := t.Policy
+	if pol == nil {
+		pol = policies.ReportOnly
+	}
+	dec := pol.Decide(o.Result, r.opts.Now())
+	o.Action = Action{Action: dec.Action, Reason: dec.Reason, Escalated: dec.Escalated}
+	if dec.Action == policies.Apply {
+		if !r.opts.Act {
+			o.Action.Result = "dry_run"
+		} else {
+			r.apply(ctx, rn, job, plan, t, &o, log)
+		}
+	}
 	return finish(o)
+}
+
+// apply carries out an apply decision: exactly the saved plan that was
+// classified, then a fresh plan, which must be empty to count as converged.
+// A failed apply is recorded, never retried here.
+func (r *Reconciler) apply(ctx context.Context, rn *runner.Runner, job runner.Job, plan *runner.Plan, t Target, o *Outcome, log *slog.Logger) {
+	fail := func(result string, err error) {
+		msg := err.Error()
+		o.Error, o.Verdict, o.Action.Result = &msg, drift.Error, result
+		log.Warn("apply failed", "result", result, "error", err)
+	}
+	if t.BeforeApply != nil {
+		if err := t.BeforeApply(ctx); err != nil {
+			fail("failed", fmt.Errorf("%s (workspace %s): not applied: %w", t.Stack.Path, t.Workspace.Name, err))
+			return
+		}
+	}
+	log.Info("applying the saved plan", "reason", o.Action.Reason)
+	applyLog, err := rn.Apply(ctx, plan)
+	o.Log += "\n" + applyLog
+	if err != nil {
+		fail("failed", fmt.Errorf("%s (workspace %s): %w", t.Stack.Path, t.Workspace.Name, err))
+		return
+	}
+	again, err := rn.Plan(ctx, job)
+	if again != nil {
+		defer again.Discard()
+		o.Log += "\n" + again.Log
+	}
+	if err != nil {
+		fail("failed", fmt.Errorf("%s (workspace %s): plan after apply: %w", t.Stack.Path, t.Workspace.Name, err))
+		return
+	}
+	if again.Changes {
+		rest := drift.Classify(again.JSON, t.Stack.Config.Ignore)
+		if rest.Verdict != drift.InSync {
+			var parts []string
+			for _, f := range append(rest.Drift, rest.Pending...) {
+				parts = append(parts, f.Address+" ("+f.Action+")")
+			}
+			fail("not_converged", fmt.Errorf("%s (workspace %s): apply did not converge; the plan after it still changes %s",
+				t.Stack.Path, t.Workspace.Name, strings.Join(parts, ", ")))
+			return
+		}
+	}
+	o.Action.Result = "converged"
+	log.Info("applied and converged")
 }
 
 // SortOutcomes orders outcomes by stack, then workspace.

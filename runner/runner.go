@@ -40,7 +40,9 @@ type Runner struct {
 	// LogLimit caps the log kept per run, in bytes. Zero means 256 KiB.
 	LogLimit int
 
-	initMu    sync.Mutex // one init at a time: see session.init
+	// cacheMu guards the shared plugin cache: init holds it exclusively,
+	// every other command shares it. See session.init.
+	cacheMu sync.RWMutex
 	processes atomic.Int64
 }
 
@@ -205,7 +207,9 @@ func (r *Runner) Plan(ctx context.Context, job Job) (*Plan, error) {
 	if p.Changes {
 		start := time.Now()
 		r.processes.Add(1)
+		r.cacheMu.RLock()
 		plan, err := s.tf.ShowPlanFile(ctx, p.File)
+		r.cacheMu.RUnlock()
 		p.Timing.Show = time.Since(start)
 		if err != nil {
 			return fail(fmt.Errorf("show: %w", cleanErr(err)))
@@ -223,7 +227,9 @@ func (s *session) plan(ctx context.Context, p *Plan) error {
 	}
 	start := time.Now()
 	s.r.processes.Add(1)
+	s.r.cacheMu.RLock()
 	changes, err := s.tf.Plan(ctx, opts...)
+	s.r.cacheMu.RUnlock()
 	p.Timing.Plan += time.Since(start)
 	p.Changes = changes
 	return err
@@ -240,7 +246,9 @@ func (r *Runner) Apply(ctx context.Context, p *Plan) (log string, err error) {
 		return "", err
 	}
 	r.processes.Add(1)
+	r.cacheMu.RLock()
 	err = s.tf.Apply(ctx, tfexec.DirOrPlan(p.File))
+	r.cacheMu.RUnlock()
 	if err != nil {
 		return s.log.String(), fmt.Errorf("apply: %w", cleanErr(err))
 	}
@@ -278,13 +286,20 @@ func (s *session) initNeeded() (string, error) {
 }
 
 func (s *session) init(ctx context.Context, reason string, p *Plan) error {
-	// Init writes the stack's lock file and fills the shared plugin cache.
-	// Terraform 1.5's cache is not safe for concurrent init, and OpenTofu
-	// 1.10's panics now and then when two inits link from a cache one of
-	// them is filling, so inits run one at a time. Warm runs skip init, so
-	// this costs only cold runs.
-	s.r.initMu.Lock()
-	defer s.r.initMu.Unlock()
+	// Init may write the shared plugin cache. Terraform 1.5's cache is not
+	// safe for concurrent init; OpenTofu 1.10 panics now and then when two
+	// inits link from a cache one of them is filling; and both rewrite the
+	// cache entry of a provider the stack's lock file has no hash for,
+	// pulling the binary from under a plan that runs from it. So such an
+	// init runs alone. An OpenTofu init of a stack with a lock file only
+	// links from the cache and runs beside the others. Warm runs skip init.
+	if _, err := os.Stat(filepath.Join(s.job.Dir, ".terraform.lock.hcl")); err != nil || !s.r.Binary.IsTofu() {
+		s.r.cacheMu.Lock()
+		defer s.r.cacheMu.Unlock()
+	} else {
+		s.r.cacheMu.RLock()
+		defer s.r.cacheMu.RUnlock()
+	}
 	s.note("init (%s)", reason)
 	opts := []tfexec.InitOption{tfexec.Upgrade(false), tfexec.Reconfigure(true)}
 	for _, bc := range s.job.BackendConfig {

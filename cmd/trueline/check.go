@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/trueline/trueline/drift"
+	"github.com/trueline/trueline/policies"
 	"github.com/trueline/trueline/reconcile"
 	"github.com/trueline/trueline/runner"
 	"github.com/trueline/trueline/stacks"
@@ -86,7 +87,11 @@ func runCheck(cmd *cobra.Command, g *globalFlags, f checkFlags) error {
 	if len(all) == 0 {
 		return usageErr("%s: %v", repo, stacks.ErrNoStacks)
 	}
-	targets, broken := reconcile.Select(all, f.stacks, f.workspace)
+	pols, err := policies.Load(os.DirFS(repo))
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	targets, broken := reconcile.Select(all, pols, f.stacks, f.workspace)
 	if len(targets) == 0 && len(broken) == 0 {
 		return usageErr("no workspace matches --stack %q --workspace %q (found %d stacks in %s)", f.stacks, f.workspace, len(all), repo)
 	}

@@ -107,6 +107,15 @@ func writeText(w io.Writer, outcomes []reconcile.Outcome, color bool) error {
 		section("drift  ", o.Drift, "31")
 		section("pending", o.Pending, "33")
 		section("noise  ", o.Noise, "2")
+		if a := o.Action; a.Action != "" && o.Verdict != drift.Error {
+			what := string(a.Action)
+			if a.Result == "dry_run" {
+				what += " (not carried out by check; trueline serve would)"
+			} else if a.Result != "" {
+				what += ": " + a.Result
+			}
+			fmt.Fprintf(w, "  %s %s — %s\n", p.paint("1", "action "), what, a.Reason)
+		}
 	}
 	var parts []string
 	for _, v := range []drift.Verdict{drift.InSync, drift.Drifted, drift.Pending, drift.DriftedAndPending, drift.Error} {

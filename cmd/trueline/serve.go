@@ -172,6 +172,7 @@ func runServe(cmd *cobra.Command, g *globalFlags, f serveFlags) error {
 		Parallel:    cfg.Global,
 		Grace:       cfg.GracePeriod,
 		Logger:      logger,
+		Act:         true,
 	})
 	os.MkdirAll(filepath.Join(cfg.DataDir, "plugin-cache"), 0o755)
 	d, err := daemon.New(cfg, led, rec, logger)

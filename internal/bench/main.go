@@ -131,7 +131,7 @@ func (b *bench) run(n int, smoke bool) bool {
 	parallel(dirs, cpus, func(dir string) { b.must(dir, env, "apply", "-input=false", "-auto-approve") })
 
 	floor := timed(func() {
-		parallel(dirs, cpus, func(dir string) { b.must(dir, env, "plan", "-input=false", "-lock=false") })
+		parallel(dirs, cpus, func(dir string) { b.must(dir, env, "plan", "-input=false") })
 	})
 	plain := timed(func() {
 		for i, dir := range dirs {

@@ -1,0 +1,230 @@
+package reconcile_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/trueline/trueline/drift"
+	"github.com/trueline/trueline/internal/testenv"
+	"github.com/trueline/trueline/policies"
+	"github.com/trueline/trueline/reconcile"
+	"github.com/trueline/trueline/runner"
+	"github.com/trueline/trueline/sandbox"
+	"github.com/trueline/trueline/stacks"
+)
+
+const stackSrc = `terraform {
+  required_providers {
+    sandbox = { source = "trueline/sandbox" }
+  }
+}
+
+provider "sandbox" {
+  root = %q
+}
+
+resource "sandbox_autoscaling_group" "web" {
+  name     = "web"
+  min_size = 3
+  max_size = 9
+}
+
+resource "sandbox_lb_listener" "http" {
+  load_balancer_id = "lb"
+  port             = 80
+  protocol         = "HTTP"
+}
+%s`
+
+const database = `
+resource "sandbox_database" "main" {
+  name           = "main"
+  engine         = "postgres"
+  instance_class = "small"
+  password       = "correct-horse-battery"
+}
+`
+
+const policySrc = `
+policy "guarded" {
+  on_drift   = "apply"
+  on_pending = "apply"
+  allow      = ["update"]
+  protect    = ["sandbox_database.*"]
+  escalate   = "pull_request"
+}
+
+policy "nightly" {
+  on_drift = "apply"
+  apply_window {
+    cron     = "0 2 * * *"
+    duration = "1h"
+  }
+}
+`
+
+type fixture struct {
+	rec   *reconcile.Reconciler
+	cloud sandbox.Store
+	dir   string
+	pols  map[string]*policies.Policy
+	now   time.Time
+}
+
+// newFixture applies the stack (with the database) and returns a
+// reconciler that acts on its decisions.
+func newFixture(t *testing.T, act bool) *fixture {
+	t.Helper()
+	f := &fixture{cloud: sandbox.Store{Root: t.TempDir()}, dir: t.TempDir(), now: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}
+	f.write(t, true)
+	bin := testenv.Binary(t, "tofu")
+	r := testenv.Runner(t, bin)
+	p, err := r.Plan(context.Background(), runner.Job{Key: "setup", Dir: f.dir})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, p.Log)
+	}
+	if _, err := r.Apply(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+	p.Discard()
+	pols, err := policies.Load(fstest.MapFS{"policies/p.hcl": {Data: []byte(policySrc)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.pols = pols
+	f.rec = reconcile.New(reconcile.Options{
+		Toolchain: &runner.Toolchain{Default: "tofu", Path: bin.Path}, WorkDir: t.TempDir(), CLIConfig: testenv.CLIConfig(t),
+		Env: map[string]string{"TF_PLUGIN_CACHE_DIR": testenv.PluginCache(t)}, Act: act, Now: func() time.Time { return f.now },
+	})
+	return f
+}
+
+func (f *fixture) write(t *testing.T, withDB bool) {
+	extra := ""
+	if withDB {
+		extra = database
+	}
+	testenv.WriteFiles(t, f.dir, map[string]string{"main.tf": fmt.Sprintf(stackSrc, f.cloud.Root, extra)})
+}
+
+func (f *fixture) run(t *testing.T, policy string, before func(context.Context) error) reconcile.Outcome {
+	t.Helper()
+	st := stacks.Stack{Path: "stacks/web", Dir: f.dir, Config: &stacks.Config{Workspaces: []stacks.Workspace{{Name: "default"}}}}
+	return f.rec.Run(context.Background(), "test/stacks/web/default", reconcile.Target{
+		Stack: st, Workspace: st.Config.Workspaces[0], Policy: f.pols[policy], BeforeApply: before})
+}
+
+func (f *fixture) consoleChange(t *testing.T) {
+	t.Helper()
+	if err := f.cloud.Update("sandbox_autoscaling_group", "web", func(o map[string]any) { o["min_size"], o["max_size"] = 4, 12 }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (f *fixture) sizes(t *testing.T) string {
+	o, err := f.cloud.Get("sandbox_autoscaling_group", "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("%v/%v", o["min_size"], o["max_size"])
+}
+
+func TestGuardedApplyConverges(t *testing.T) {
+	f := newFixture(t, true)
+	f.consoleChange(t)
+	applying := 0
+	o := f.run(t, "guarded", func(context.Context) error { applying++; return nil })
+	if o.Verdict != drift.Drifted || o.Action.Action != policies.Apply || o.Action.Result != "converged" {
+		t.Fatalf("outcome = %s %+v %v\n%s", o.Verdict, o.Action, o.Error, o.Log)
+	}
+	if applying != 1 {
+		t.Errorf("BeforeApply called %d times", applying)
+	}
+	if got := f.sizes(t); got != "3/9" {
+		t.Errorf("the group is %s after the apply, want Git's 3/9", got)
+	}
+	// And the next run is in sync, with nothing to do.
+	if o := f.run(t, "guarded", nil); o.Verdict != drift.InSync || o.Action.Action != policies.None {
+		t.Errorf("after converging: %s %+v", o.Verdict, o.Action)
+	}
+}
+
+func TestGuardrailsEscalate(t *testing.T) {
+	f := newFixture(t, true)
+	never := func(context.Context) error { t.Fatal("an escalated run must not apply"); return nil }
+
+	// A listener port changed in the console plans a replace: not allowed.
+	f.cloud.Update("sandbox_lb_listener", "lb:80", func(o map[string]any) { o["port"] = 8080 })
+	o := f.run(t, "guarded", never)
+	if o.Action.Action != policies.PullRequest || !o.Action.Escalated ||
+		o.Action.Reason != "escalated to pull_request: plan replaces sandbox_lb_listener.http; auto-apply may only update" {
+		t.Errorf("replace: %+v", o.Action)
+	}
+	f.cloud.Update("sandbox_lb_listener", "lb:80", func(o map[string]any) { o["port"] = 80 })
+
+	// Removing the database from the code plans a protected delete.
+	f.write(t, false)
+	o = f.run(t, "guarded", never)
+	if o.Verdict != drift.Pending || o.Action.Reason != "escalated to pull_request: plan deletes sandbox_database.main, protected" {
+		t.Errorf("protected delete: %s %+v %v", o.Verdict, o.Action, o.Error)
+	}
+	f.write(t, true)
+
+	// Outside the apply window.
+	f.consoleChange(t)
+	o = f.run(t, "nightly", never)
+	if o.Action.Action != policies.Report || !strings.Contains(o.Action.Reason, "escalated to report: outside the apply window") {
+		t.Errorf("window: %+v", o.Action)
+	}
+	if got := f.sizes(t); got != "4/12" {
+		t.Errorf("an escalated run changed the group to %s", got)
+	}
+	// Inside it, the same drift is applied.
+	f.now = time.Date(2026, 11, 24, 2, 30, 0, 0, time.UTC)
+	if o := f.run(t, "nightly", nil); o.Action.Result != "converged" {
+		t.Errorf("inside the window: %+v %v", o.Action, o.Error)
+	}
+}
+
+func TestApplyRefusedOrDryRun(t *testing.T) {
+	f := newFixture(t, true)
+	f.consoleChange(t)
+	o := f.run(t, "guarded", func(context.Context) error { return errors.New("run 7 was already applied") })
+	if o.Verdict != drift.Error || o.Action.Result != "failed" || o.Error == nil || !strings.Contains(*o.Error, "not applied: run 7 was already applied") {
+		t.Errorf("refused apply: %s %+v %v", o.Verdict, o.Action, o.Error)
+	}
+	if got := f.sizes(t); got != "4/12" {
+		t.Errorf("a refused apply changed the group to %s", got)
+	}
+	dry := newFixture(t, false)
+	dry.consoleChange(t)
+	if o := dry.run(t, "guarded", nil); o.Action.Action != policies.Apply || o.Action.Result != "dry_run" || dry.sizes(t) != "4/12" {
+		t.Errorf("dry run: %+v, group %s", o.Action, dry.sizes(t))
+	}
+}
+
+func TestSelectResolvesPolicies(t *testing.T) {
+	pols, _ := policies.Load(fstest.MapFS{"policies/p.hcl": {Data: []byte(policySrc)}})
+	ws := []stacks.Workspace{{Name: "default"}, {Name: "prod"}}
+	all := []stacks.Stack{
+		{Path: "a", Config: &stacks.Config{Workspaces: ws, Policy: "guarded"}},
+		{Path: "b", Config: &stacks.Config{Workspaces: ws, Policy: "missing"}},
+		{Path: "c", Config: &stacks.Config{Workspaces: ws}},
+		{Path: "d", Err: errors.New("d/stack.hcl:1,1: broken")},
+	}
+	targets, broken := reconcile.Select(all, pols, nil, "prod")
+	if len(targets) != 2 || targets[0].Policy.Name != "guarded" || targets[1].Policy != policies.ReportOnly {
+		t.Errorf("targets = %+v", targets)
+	}
+	if len(broken) != 2 || !strings.Contains(*broken[0].Error, `b/stack.hcl: policy "missing" is not in policies/*.hcl (known: guarded, nightly)`) {
+		t.Errorf("broken = %+v", broken)
+	}
+	if targets, _ := reconcile.Select(all, pols, []string{"a"}, ""); len(targets) != 2 {
+		t.Errorf("glob a: %d targets", len(targets))
+	}
+}
