@@ -42,7 +42,7 @@ type Runner struct {
 
 	// cacheMu guards the shared plugin cache: init holds it exclusively,
 	// every other command shares it. See session.init.
-	cacheMu sync.RWMutex
+	cacheMu   sync.RWMutex
 	processes atomic.Int64
 }
 
