@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # make demo: the whole story on this machine, with no flags and no network.
-# A local Git repository of example stacks, the sandbox cloud, and trueline:
-# apply, make a console change, watch trueline find it, fix it, check again.
+# A local Git repository of example stacks, the sandbox cloud, a SQLite
+# ledger, and trueline serve: it applies the stacks, someone changes the
+# console, trueline finds the drift, reverts it on one stack and proposes a
+# pull request on the other.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 DEMO=$ROOT/.demo
-BIN=$ROOT/.tools/bin
-export PATH=$BIN:$PATH
+export PATH=$ROOT/.tools/bin:$PATH
 export TF_CLI_CONFIG_FILE=$ROOT/.tools/terraformrc
 export SANDBOX_ROOT=$DEMO/cloud
-export TRUELINE_WORK_DIR=$DEMO/work TRUELINE_PLUGIN_CACHE=$ROOT/.tools/plugin-cache
-export TRUELINE_BINARY=tofu NO_COLOR=${NO_COLOR:-}
+export TRUELINE_API_TOKEN=demo-token
+PORT=${DEMO_PORT:-8080}
+export TRUELINE_SERVER=http://127.0.0.1:$PORT
 
 say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
@@ -23,32 +25,40 @@ echo '{"id": "img-1"}' >"$SANDBOX_ROOT/images/base.json"
 git -C "$DEMO/repo" init -q -b main
 git -C "$DEMO/repo" add -A
 git -C "$DEMO/repo" -c user.name=demo -c user.email=demo@example.invalid commit -qm "Example stacks"
+find "$DEMO/repo" -name '*.tf' -o -name '*.hcl' | sed "s|$DEMO/repo/|  |" | sort
 
-say "Applying every stack into the sandbox cloud ($SANDBOX_ROOT)"
-for stack in "$DEMO"/repo/stacks/*/; do
-	(cd "$stack" && tofu init -input=false >/dev/null && tofu apply -input=false -auto-approve >/dev/null)
-	echo "applied ${stack#"$DEMO/repo/"}"
+say "trueline serve, watching it (ledger: $DEMO/data/trueline.db, log: $DEMO/serve.log)"
+trueline serve --repo "$DEMO/repo" --data-dir "$DEMO/data" --binary tofu --listen "127.0.0.1:$PORT" \
+	--poll 10s --schedule-jitter 0s --log-level info >"$DEMO/serve.log" 2>&1 &
+SERVE=$!
+stop() {
+	kill -INT "$SERVE" 2>/dev/null && wait "$SERVE" 2>/dev/null || true
+}
+trap stop EXIT
+
+say "The first look: both stacks are code not yet applied (pending); the policies apply merged code"
+trueline plan stacks/web --wait >/dev/null || true
+trueline plan stacks/api --wait >/dev/null || true
+trueline runs
+
+say "The console change: someone resizes both autoscaling groups by hand (min 3→4, max 9→12)"
+for name in web api; do
+	obj=$SANDBOX_ROOT/sandbox_autoscaling_group/$name.json
+	sed -i 's/"min_size": [0-9]*/"min_size": 4/; s/"max_size": [0-9]*/"max_size": 12/' "$obj"
+	echo "  $name: $(grep -E '"(min|max)_size"' "$obj" | tr -d ' \n')"
 done
 
-say "trueline check: everything is in sync"
-trueline check --repo "$DEMO/repo"
+say "stacks/web (policy guarded): the drift is found and the reviewed plan is applied"
+trueline plan stacks/web --wait || true
+echo "  web: $(grep -E '"(min|max)_size"' "$SANDBOX_ROOT/sandbox_autoscaling_group/web.json" | tr -d ' \n')"
 
-say "The console change: someone resizes the web autoscaling group by hand (min 3→4, max 9→12)"
-obj=$SANDBOX_ROOT/sandbox_autoscaling_group/web.json
-sed -i 's/"min_size": 3/"min_size": 4/; s/"max_size": 9/"max_size": 12/' "$obj"
-grep -E '"(min|max)_size"' "$obj"
+say "stacks/api (policy review): the drift is found and goes to a pull request"
+trueline plan stacks/api --wait || true
+echo "  api: $(grep -E '"(min|max)_size"' "$SANDBOX_ROOT/sandbox_autoscaling_group/api.json" | tr -d ' \n')"
 
-say "trueline check: the drift is found, attribute by attribute (exit code 2)"
-set +e
-trueline check --repo "$DEMO/repo"
-code=$?
-set -e
-[ "$code" = 2 ] || { echo "expected exit code 2, got $code" >&2; exit 1; }
-
-say "Remediation: apply Git's configuration again"
-(cd "$DEMO/repo/stacks/web" && tofu apply -input=false -auto-approve >/dev/null)
-grep -E '"(min|max)_size"' "$obj"
-
-say "trueline check: converged"
-trueline check --repo "$DEMO/repo"
-say "Done. The demo lives in $DEMO; run 'make demo' again to start over."
+say "Every run is in the ledger (trueline runs; $TRUELINE_SERVER/api/v1/runs)"
+trueline runs
+if [ -t 0 ] && [ -z "${CI:-}" ]; then
+	echo "trueline keeps watching $DEMO/repo (stacks/web every minute). Press Ctrl-C to stop."
+	wait "$SERVE" || true
+fi

@@ -2,69 +2,201 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/trueline/trueline/drift"
 )
 
+type planFlags struct {
+	server, repo, format string
+	wait                 bool
+	timeout              time.Duration
+}
+
 func newPlanCmd(g *globalFlags) *cobra.Command {
-	var serverURL, repo, format string
+	var f planFlags
 	cmd := &cobra.Command{
 		Use:   "plan STACK[/WORKSPACE]",
 		Short: "Ask a running trueline server to plan a stack now",
 		Long: `plan queues a manual run on a running trueline server (trueline serve) for
 every workspace of STACK, or for one workspace. If the workspace already has a
 queued run, the trigger joins it. The bearer token is read from
-TRUELINE_API_TOKEN.`,
+TRUELINE_API_TOKEN.
+
+With --wait it waits for the runs to finish, prints what they found and did,
+and exits like check: 0 in sync (or converged), 2 drift or pending left, 1 error.`,
 		Example: `  trueline plan stacks/web
-  trueline plan stacks/web/staging --server http://trueline.internal:8080`,
+  trueline plan stacks/web/staging --wait --server http://trueline.internal:8080`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			body, _ := json.Marshal(map[string]string{"repository": repo, "stack": args[0]})
-			req, err := http.NewRequestWithContext(cmd.Context(), "POST", strings.TrimRight(serverURL, "/")+"/api/v1/runs", bytes.NewReader(body))
-			if err != nil {
-				return usageErr("--server: %v", err)
-			}
-			req.Header.Set("Content-Type", "application/json")
-			if tok := os.Getenv("TRUELINE_API_TOKEN"); tok != "" {
-				req.Header.Set("Authorization", "Bearer "+tok)
-			}
-			resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
-			if err != nil {
-				return &exitError{code: 1, err: fmt.Errorf("server %s: %w", serverURL, err)}
-			}
-			defer resp.Body.Close()
-			var out struct {
-				Error string `json:"error"`
-				Runs  []struct {
-					ID        int64    `json:"id"`
-					Stack     string   `json:"stack"`
-					Workspace string   `json:"workspace"`
-					Triggers  []string `json:"triggers"`
-				} `json:"runs"`
-			}
-			json.NewDecoder(resp.Body).Decode(&out)
-			if resp.StatusCode != http.StatusAccepted {
-				return &exitError{code: 1, err: fmt.Errorf("server said %s: %s", resp.Status, out.Error)}
-			}
-			if format == "json" {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(out.Runs)
-			}
-			for _, r := range out.Runs {
-				fmt.Fprintf(cmd.OutOrStdout(), "queued run %d: %s/%s (triggers: %s)\n", r.ID, r.Stack, r.Workspace, strings.Join(r.Triggers, ", "))
-			}
-			return nil
-		},
+		RunE: func(cmd *cobra.Command, args []string) error { return runPlan(cmd, f, args[0]) },
 	}
-	cmd.Flags().StringVar(&serverURL, "server", envOr("TRUELINE_SERVER", "http://127.0.0.1:8080"), "server `url`")
-	cmd.Flags().StringVar(&repo, "repository", "", "repository `name` (needed when the server watches several)")
-	cmd.Flags().StringVar(&format, "format", "text", "output format: text or json")
+	fl := cmd.Flags()
+	fl.StringVar(&f.server, "server", envOr("TRUELINE_SERVER", "http://127.0.0.1:8080"), "server `url`")
+	fl.StringVar(&f.repo, "repository", "", "repository `name` (needed when the server watches several)")
+	fl.StringVar(&f.format, "format", "text", "output format: text or json")
+	fl.BoolVar(&f.wait, "wait", false, "wait for the runs to finish (and for the server to come up)")
+	fl.DurationVar(&f.timeout, "timeout", 10*time.Minute, "how long --wait waits")
 	return cmd
+}
+
+type apiRun struct {
+	ID           int64           `json:"id"`
+	Stack        string          `json:"stack"`
+	Workspace    string          `json:"workspace"`
+	Commit       string          `json:"commit"`
+	Triggers     []string        `json:"triggers"`
+	Status       string          `json:"status"`
+	Verdict      string          `json:"verdict"`
+	Action       string          `json:"action"`
+	ActionReason string          `json:"action_reason"`
+	Error        string          `json:"error"`
+	Findings     json.RawMessage `json:"findings,omitempty"`
+}
+
+func runPlan(cmd *cobra.Command, f planFlags, target string) error {
+	if f.format != "text" && f.format != "json" {
+		return usageErr("--format %q: use text or json", f.format)
+	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
+	defer cancel()
+	c := &apiClient{base: strings.TrimRight(f.server, "/"), token: os.Getenv("TRUELINE_API_TOKEN")}
+	body, _ := json.Marshal(map[string]string{"repository": f.repo, "stack": target})
+	var queued struct {
+		Runs []apiRun `json:"runs"`
+	}
+	for {
+		err := c.do(ctx, "POST", "/api/v1/runs", body, http.StatusAccepted, &queued)
+		var refused *connError
+		if err == nil {
+			break
+		}
+		if !f.wait || !errors.As(err, &refused) || ctx.Err() != nil {
+			return &exitError{code: 1, err: err}
+		}
+		time.Sleep(200 * time.Millisecond) // the server is still starting
+	}
+	out := cmd.OutOrStdout()
+	if !f.wait {
+		if f.format == "json" {
+			return encodeJSON(out, queued.Runs)
+		}
+		for _, r := range queued.Runs {
+			fmt.Fprintf(out, "queued run %d: %s/%s (triggers: %s)\n", r.ID, r.Stack, r.Workspace, strings.Join(r.Triggers, ", "))
+		}
+		return nil
+	}
+	var done []apiRun
+	for _, q := range queued.Runs {
+		for {
+			var r apiRun
+			if err := c.do(ctx, "GET", fmt.Sprintf("/api/v1/runs/%d", q.ID), nil, http.StatusOK, &r); err != nil {
+				return &exitError{code: 1, err: err}
+			}
+			if r.Status == "finished" || r.Status == "interrupted" {
+				done = append(done, r)
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return &exitError{code: 1, err: fmt.Errorf("run %d did not finish within %s", q.ID, f.timeout)}
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}
+	if f.format == "json" {
+		if err := encodeJSON(out, done); err != nil {
+			return err
+		}
+	} else {
+		for _, r := range done {
+			printRun(out, r)
+		}
+	}
+	code := 0
+	for _, r := range done {
+		switch {
+		case r.Verdict == string(drift.Error) || r.Status == "interrupted":
+			code = 1
+		case r.Verdict == string(drift.InSync) || strings.HasSuffix(r.Action, ":converged"):
+		case code == 0:
+			code = 2
+		}
+	}
+	if code != 0 {
+		return &exitError{code: code}
+	}
+	return nil
+}
+
+func printRun(w io.Writer, r apiRun) {
+	fmt.Fprintf(w, "run %d %s/%s at %.12s: %s\n", r.ID, r.Stack, r.Workspace, r.Commit, r.Verdict)
+	var res drift.Result
+	if len(r.Findings) > 0 && json.Unmarshal(r.Findings, &res) == nil {
+		for _, l := range []struct {
+			kind string
+			fs   []drift.Finding
+		}{{"drift", res.Drift}, {"pending", res.Pending}} {
+			for _, f := range l.fs {
+				fmt.Fprintf(w, "  %-7s %s (%s)\n", l.kind, f.Address, f.Action)
+				for _, a := range f.Attributes {
+					fmt.Fprintf(w, "      %s: git %s, live %s\n", a.Path, value(a.Git), value(a.Live))
+				}
+			}
+		}
+	}
+	if r.Action != "" {
+		fmt.Fprintf(w, "  action  %s — %s\n", r.Action, r.ActionReason)
+	}
+	if r.Error != "" {
+		fmt.Fprintf(w, "  error   %s\n", r.Error)
+	}
+}
+
+func encodeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// apiClient calls trueline's JSON API.
+type apiClient struct {
+	base, token string
+}
+
+type connError struct{ err error }
+
+func (e *connError) Error() string { return e.err.Error() }
+
+func (c *apiClient) do(ctx context.Context, method, path string, body []byte, want int, into any) error {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, bytes.NewReader(body))
+	if err != nil {
+		return usageErr("--server: %v", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return &connError{err: fmt.Errorf("server %s: %w", c.base, err)}
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if resp.StatusCode != want {
+		var e struct {
+			Error string `json:"error"`
+		}
+		json.Unmarshal(b, &e)
+		return fmt.Errorf("server said %s: %s", resp.Status, e.Error)
+	}
+	return json.Unmarshal(b, into)
 }
