@@ -217,7 +217,7 @@ func Parse(filename string, src []byte) ([]parsed, hcl.Diagnostics) {
 		if b.PRKind != nil {
 			if *b.PRKind != "revert" && *b.PRKind != "adopt" {
 				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Unknown pull request kind",
-					Detail: fmt.Sprintf("pull_request_kind = %q; use \"revert\" (Git wins) or \"adopt\" (Git takes the live values).", *b.PRKind),
+					Detail:  fmt.Sprintf("pull_request_kind = %q; use \"revert\" (Git wins) or \"adopt\" (Git takes the live values).", *b.PRKind),
 					Subject: hcldiag.AttrRange(b.Body, "pull_request_kind")})
 			}
 			p.PRKind = *b.PRKind
