@@ -83,7 +83,21 @@ type Config struct {
 	GracePeriod    time.Duration
 	Env            map[string]string // extra environment for every terraform run
 	Repositories   []Repository
+	Notify         []Notify
 }
+
+// Notify is a notification target, named "<kind>.<name>" in policies.
+type Notify struct {
+	Kind       string // slack
+	Name       string
+	WebhookURL Secret
+	Token      Secret
+	Channel    string
+	APIURL     string
+}
+
+// Target is the name policies use for it.
+func (n Notify) Target() string { return n.Kind + "." + n.Name }
 
 // Repository is one Git repository of stacks.
 type Repository struct {
@@ -120,7 +134,21 @@ type fileSchema struct {
 	Binary         *binaryBlock      `hcl:"binary,block"`
 	Limits         *limitsBlock      `hcl:"limits,block"`
 	Repositories   []repoBlock       `hcl:"repository,block"`
+	Notify         []notifyBlock     `hcl:"notify,block"`
 	Body           hcl.Body          `hcl:",body"`
+}
+
+type notifyBlock struct {
+	Kind           string    `hcl:"kind,label"`
+	Name           string    `hcl:"name,label"`
+	WebhookURLEnv  *string   `hcl:"webhook_url_env,optional"`
+	WebhookURLFile *string   `hcl:"webhook_url_file,optional"`
+	TokenEnv       *string   `hcl:"token_env,optional"`
+	TokenFile      *string   `hcl:"token_file,optional"`
+	Channel        *string   `hcl:"channel,optional"`
+	APIURL         *string   `hcl:"api_url,optional"`
+	Body           hcl.Body  `hcl:",body"`
+	DefRange       hcl.Range `hcl:",def_range"`
 }
 
 type binaryBlock struct {
@@ -287,7 +315,50 @@ func Parse(filename string, src []byte, getenv func(string) string) (Config, hcl
 		}
 		cfg.Repositories = append(cfg.Repositories, r)
 	}
+	for _, nb := range fs.Notify {
+		if nb.Kind != "slack" {
+			bad(nb.DefRange.Ptr(), "Unknown notify kind", fmt.Sprintf("notify %q: trueline notifies \"slack\".", nb.Kind))
+			continue
+		}
+		n := Notify{Kind: nb.Kind, Name: nb.Name}
+		n.WebhookURL = secret(nb.Body, "webhook_url", nb.WebhookURLEnv, nb.WebhookURLFile, getenv, bad)
+		n.Token = secret(nb.Body, "token", nb.TokenEnv, nb.TokenFile, getenv, bad)
+		if nb.Channel != nil {
+			n.Channel = *nb.Channel
+		}
+		if nb.APIURL != nil {
+			n.APIURL = *nb.APIURL
+		}
+		switch {
+		case n.WebhookURL.IsSet() && n.Token.IsSet():
+			bad(nb.DefRange.Ptr(), "Two ways to reach Slack", "Use an incoming webhook (webhook_url_env) or a bot token (token_env) and a channel, not both.")
+		case n.Token.IsSet() && n.Channel == "":
+			bad(nb.DefRange.Ptr(), "Missing channel", "A bot token posts to a channel: set channel = \"#infra\" (or a channel id).")
+		case !n.WebhookURL.IsSet() && !n.Token.IsSet() && !diags.HasErrors():
+			bad(nb.DefRange.Ptr(), "Nothing to post with", "Set webhook_url_env (an incoming webhook) or token_env and channel (a bot token).")
+		}
+		cfg.Notify = append(cfg.Notify, n)
+	}
 	return cfg, diags
+}
+
+// Secrets lists every secret value of the configuration, for scrubbing.
+func (c Config) Secrets() []string {
+	var out []string
+	add := func(s Secret) {
+		if s.IsSet() {
+			out = append(out, s.Value())
+		}
+	}
+	for _, r := range c.Repositories {
+		add(r.Token)
+		add(r.WebhookSecret)
+	}
+	for _, n := range c.Notify {
+		add(n.WebhookURL)
+		add(n.Token)
+	}
+	return out
 }
 
 func secret(body hcl.Body, name string, env, file *string, getenv func(string) string, bad func(*hcl.Range, string, string)) Secret {

@@ -23,7 +23,9 @@ import (
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
 	"github.com/trueline/trueline/config"
+	"github.com/trueline/trueline/drift"
 	"github.com/trueline/trueline/ledger"
+	"github.com/trueline/trueline/notify"
 	"github.com/trueline/trueline/policies"
 	"github.com/trueline/trueline/reconcile"
 	"github.com/trueline/trueline/scheduler"
@@ -49,6 +51,9 @@ type Daemon struct {
 	keys    map[string]workspace         // scheduler key -> workspace
 	running map[int64]context.CancelFunc // runs in progress
 	started time.Time
+
+	notifier  *notify.Dispatcher
+	announced map[string]string // workspace key -> last event kind and fingerprint
 }
 
 type workspace struct{ repo, stack, name string }
@@ -74,7 +79,14 @@ func New(cfg config.Config, led ledger.Ledger, rec *reconcile.Reconciler, logger
 		logger = slog.New(slog.DiscardHandler)
 	}
 	d := &Daemon{cfg: cfg, ledger: led, rec: rec, log: logger, repos: map[string]*repo{},
-		work: make(chan struct{}, 1), keys: map[string]workspace{}, running: map[int64]context.CancelFunc{}}
+		work: make(chan struct{}, 1), keys: map[string]workspace{}, running: map[int64]context.CancelFunc{},
+		announced: map[string]string{}}
+	targets := map[string]notify.Sender{}
+	for _, n := range cfg.Notify {
+		targets[n.Target()] = &notify.Slack{Name: n.Name, WebhookURL: n.WebhookURL.Value(), Token: n.Token.Value(),
+			Channel: n.Channel, APIURL: n.APIURL, Threads: led, Secrets: cfg.Secrets(), Logger: logger}
+	}
+	d.notifier = notify.NewDispatcher(targets, 256, logger)
 	d.sched = scheduler.New(cfg.ScheduleJitter, d.fire)
 	for _, rc := range cfg.Repositories {
 		auth, err := authFor(rc)
@@ -112,8 +124,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.log.Warn("run was interrupted by a previous stop; re-queued once", "run", r.ID, "stack", r.Stack, "workspace", r.Workspace)
 	}
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() { defer wg.Done(); d.sched.Run(ctx) }()
+	go func() { defer wg.Done(); d.notifier.Run(ctx) }()
 	for _, name := range d.order {
 		r := d.repos[name]
 		wg.Add(1)
@@ -353,7 +366,7 @@ func (d *Daemon) worker(ctx context.Context) {
 		d.mu.Lock()
 		d.running[run.ID] = cancel
 		d.mu.Unlock()
-		res := d.execute(runCtx, *run)
+		res, notice := d.execute(runCtx, *run)
 		stopped := runCtx.Err() != nil
 		d.mu.Lock()
 		delete(d.running, run.ID)
@@ -368,18 +381,66 @@ func (d *Daemon) worker(ctx context.Context) {
 		}
 		if err := d.ledger.Finish(bg, run.ID, res); err != nil {
 			d.log.Error("finish run", "run", run.ID, "error", err)
+			continue
 		}
+		d.announce(bg, *run, res, notice)
 	}
+}
+
+// notice is what a run's notification needs beyond the ledger record.
+type notice struct {
+	outcome reconcile.Outcome
+	targets []string
+}
+
+// announce notifies the policy's targets of a finished run, once per
+// change: the same drift found again on every schedule is not repeated.
+func (d *Daemon) announce(ctx context.Context, run ledger.Run, res ledger.Result, n *notice) {
+	if n == nil || len(n.targets) == 0 {
+		return
+	}
+	o := n.outcome
+	var kind notify.Kind
+	switch {
+	case o.Verdict == drift.Error:
+		kind = notify.Failed
+	case o.Action.Result == "converged":
+		kind = notify.Applied
+	case o.Action.Escalated:
+		kind = notify.Escalated
+	case o.Action.Action == policies.PullRequest:
+		kind = notify.PullRequest
+	case o.Verdict != drift.InSync:
+		kind = notify.DriftFound
+	default:
+		prev, _ := d.ledger.List(ctx, ledger.Filter{Repository: run.Repository, Stack: run.Stack, Workspace: run.Workspace, Status: ledger.Finished, Before: run.ID, Limit: 1})
+		if len(prev) == 0 || prev[0].Verdict == string(drift.InSync) || prev[0].Verdict == "" {
+			return
+		}
+		kind = notify.Cleared
+	}
+	key := ledger.WorkspaceKey(run.Repository, run.Stack, run.Workspace)
+	mark := string(kind) + " " + o.Result.Fingerprint()
+	d.mu.Lock()
+	same := d.announced[key] == mark
+	d.announced[key] = mark
+	d.mu.Unlock()
+	if same {
+		return
+	}
+	e := notify.Event{Kind: kind, Repository: run.Repository, Stack: run.Stack, Workspace: run.Workspace,
+		Commit: run.Commit, Verdict: string(o.Verdict), Result: o.Result, Action: res.Action, Reason: res.ActionReason, Error: res.Error}
+	d.notifier.Notify(n.targets, e)
 }
 
 // execute is one claimed run: resolve the commit, read the stack there,
 // materialise what it needs, and reconcile it.
-func (d *Daemon) execute(ctx context.Context, run ledger.Run) ledger.Result {
+func (d *Daemon) execute(ctx context.Context, run ledger.Run) (ledger.Result, *notice) {
 	start := time.Now()
 	log := d.log.With("run", run.ID, "repository", run.Repository, "stack", run.Stack, "workspace", run.Workspace)
-	fail := func(err error) ledger.Result {
+	fail := func(err error) (ledger.Result, *notice) {
 		log.Warn("run failed", "error", err)
-		return ledger.Result{Verdict: "error", Error: err.Error(), DurationMS: time.Since(start).Milliseconds()}
+		return ledger.Result{Verdict: "error", Error: err.Error(), DurationMS: time.Since(start).Milliseconds()}, nil
 	}
 	r, ok := d.repos[run.Repository]
 	if !ok {
@@ -454,7 +515,7 @@ func (d *Daemon) execute(ctx context.Context, run ledger.Run) ledger.Result {
 	if out.Error != nil {
 		res.Error = *out.Error
 	}
-	return res
+	return res, &notice{outcome: out, targets: pol.Notify}
 }
 
 func excerpt(log string) string {

@@ -119,5 +119,10 @@ type Ledger interface {
 	// Head is the last commit of a repository whose runs were queued ("" if none).
 	Head(ctx context.Context, repository string) (string, error)
 	SetHead(ctx context.Context, repository, commit string) error
+	// Thread, SetThread and DeleteThread keep the notification thread of
+	// each open incident (notify.Threads).
+	Thread(ctx context.Context, key string) (channel, ts string, err error)
+	SetThread(ctx context.Context, key, channel, ts string) error
+	DeleteThread(ctx context.Context, key string) error
 	Close() error
 }

@@ -51,6 +51,13 @@ var migrations = []string{
 		commit_sha TEXT NOT NULL,
 		updated_at INTEGER NOT NULL
 	);`,
+	// 3: the notification thread of each open incident.
+	`CREATE TABLE threads (
+		key        TEXT PRIMARY KEY,
+		channel    TEXT NOT NULL,
+		ts         TEXT NOT NULL,
+		updated_at INTEGER NOT NULL
+	);`,
 }
 
 // SQLite is the embedded ledger.
@@ -442,5 +449,27 @@ func (l *SQLite) SetHead(ctx context.Context, repository, commit string) error {
 	_, err := l.db.ExecContext(ctx, `INSERT INTO heads (repository, commit_sha, updated_at) VALUES (?, ?, ?)
 		ON CONFLICT(repository) DO UPDATE SET commit_sha = excluded.commit_sha, updated_at = excluded.updated_at`,
 		repository, commit, l.now().UnixMilli())
+	return err
+}
+
+// Thread implements notify.Threads.
+func (l *SQLite) Thread(ctx context.Context, key string) (string, string, error) {
+	var ch, ts string
+	err := l.db.QueryRowContext(ctx, `SELECT channel, ts FROM threads WHERE key = ?`, key).Scan(&ch, &ts)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", "", nil
+	}
+	return ch, ts, err
+}
+
+func (l *SQLite) SetThread(ctx context.Context, key, channel, ts string) error {
+	_, err := l.db.ExecContext(ctx, `INSERT INTO threads (key, channel, ts, updated_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT(key) DO UPDATE SET channel = excluded.channel, ts = excluded.ts, updated_at = excluded.updated_at`,
+		key, channel, ts, l.now().UnixMilli())
+	return err
+}
+
+func (l *SQLite) DeleteThread(ctx context.Context, key string) error {
+	_, err := l.db.ExecContext(ctx, `DELETE FROM threads WHERE key = ?`, key)
 	return err
 }

@@ -21,6 +21,7 @@ TERRAFORM_VERSION=1.5.7
 VERSITYGW_VERSION=1.8.0
 TIME_PROVIDER_VERSION=0.14.2
 STATICCHECK_VERSION=0.8.2
+GITEA_VERSION=1.26.0
 SANDBOX_VERSION=0.1.0
 
 GO=${GO:-go}
@@ -36,7 +37,7 @@ stamp() { printf '%s' "$2" >"$1.stamp"; }
 
 if [ "${1:-}" = "--check" ]; then
 	missing=0
-	for t in tofu terraform versitygw staticcheck terraform-provider-sandbox; do
+	for t in tofu terraform versitygw staticcheck terraform-provider-sandbox gitea; do
 		[ -x "$BIN/$t" ] || { echo "missing tool: $BIN/$t (run: make tools)" >&2; missing=1; }
 	done
 	[ -f "$TOOLS/terraformrc" ] || { echo "missing $TOOLS/terraformrc (run: make tools)" >&2; missing=1; }
@@ -68,6 +69,20 @@ else
 	dir=$(module_dir "github.com/opentofu/opentofu@v$TOFU_VERSION")
 	(cd "$dir" && $GO build -trimpath -ldflags "-s -w -X github.com/opentofu/opentofu/version.dev=no" -o "$BIN/tofu" ./cmd/tofu)
 	stamp "$BIN/tofu" "$key"
+fi
+
+# Gitea, a real forge for pull request tests: also a replace directive, and
+# its sqlite driver needs cgo and build tags. Its options/locale must be
+# found at start: tests point STATIC_ROOT_PATH at the module copy.
+key="gitea $GITEA_VERSION $GOVERSION"
+if fresh "$BIN/gitea" "$key"; then
+	step "gitea $GITEA_VERSION: cached"
+else
+	step "gitea $GITEA_VERSION: building from source (about 5 minutes on 2 cores)"
+	dir=$(module_dir "code.gitea.io/gitea@v$GITEA_VERSION")
+	(cd "$dir" && CGO_ENABLED=1 $GO build -trimpath -tags "sqlite sqlite_unlock_notify" -ldflags "-s -w" -o "$BIN/gitea" .)
+	ln -sfn "$dir" "$TOOLS/gitea-root"
+	stamp "$BIN/gitea" "$key"
 fi
 
 # go_install NAME MODULE/PATH VERSION: go install a pinned command into .tools/bin.

@@ -8,8 +8,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -207,14 +209,29 @@ func TestServeCommitsSchedulesAndWebhooks(t *testing.T) {
 		r.stack("b", module("b", "m1"), "stack {}\n"),
 		r.stack("c", module("c", "m2"), "stack {}\n"),
 		r.stack("d", "\nresource \"sandbox_autoscaling_group\" \"web\" {\n  name     = \"d\"\n  min_size = 3\n  max_size = 9\n}\n",
-			"stack {\n  schedule = \"@every 2s\"\n}\n"),
+			"stack {\n  schedule = \"@every 2s\"\n  policy   = \"watch\"\n}\n"),
+		map[string]string{"policies/watch.hcl": "policy \"watch\" {\n  on_drift = \"report\"\n  notify   = [\"slack.infra\"]\n}\n"},
 	)
 	c1 := r.git.Commit("stacks", files)
 	r.apply(t, "a", "b", "c", "d")
 
+	// Slack is a local receiver; the server notifies it through trueline.hcl.
+	var slackMu sync.Mutex
+	var slackPayloads []string
+	slack := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		b, _ := io.ReadAll(req.Body)
+		slackMu.Lock()
+		slackPayloads = append(slackPayloads, string(b))
+		slackMu.Unlock()
+		w.Write([]byte("ok"))
+	}))
+	defer slack.Close()
+	conf := filepath.Join(t.TempDir(), "trueline.hcl")
+	os.WriteFile(conf, []byte("notify \"slack\" \"infra\" {\n  webhook_url_env = \"SLACK_URL\"\n}\n"), 0o644)
+
 	const secret = "hook-secret"
-	p := startServe(t, t.TempDir(), []string{sandbox.RootEnv + "=" + r.cloud.Root, "HOOK_SECRET=" + secret},
-		"--repo", r.git.Serve(), "--forge", "gitea", "--webhook-secret-env", "HOOK_SECRET", "--poll", "1h", "--schedule-jitter", "0s")
+	p := startServe(t, t.TempDir(), []string{sandbox.RootEnv + "=" + r.cloud.Root, "HOOK_SECRET=" + secret, "SLACK_URL=" + slack.URL + "/hook"},
+		"--config", conf, "--repo", r.git.Serve(), "--forge", "gitea", "--webhook-secret-env", "HOOK_SECRET", "--poll", "1h", "--schedule-jitter", "0s")
 
 	// The first look at the repository plans every stack once.
 	waitFor(t, 60*time.Second, "the first runs of all four stacks", func() bool {
@@ -293,6 +310,19 @@ func TestServeCommitsSchedulesAndWebhooks(t *testing.T) {
 		}
 		return false
 	})
+	// ...and Slack hears of it once, however many scheduled runs see it.
+	waitFor(t, 10*time.Second, "the Slack notification", func() bool {
+		slackMu.Lock()
+		defer slackMu.Unlock()
+		return len(slackPayloads) > 0
+	})
+	time.Sleep(3 * time.Second)
+	slackMu.Lock()
+	defer slackMu.Unlock()
+	if len(slackPayloads) != 1 || !strings.Contains(slackPayloads[0], "Drift in stacks/d (default)") ||
+		!strings.Contains(slackPayloads[0], "min_size: git `3` → live `4`") {
+		t.Errorf("Slack payloads = %q", slackPayloads)
+	}
 }
 
 func TestServeSurvivesKillAndStopsCleanly(t *testing.T) {
