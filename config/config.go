@@ -106,6 +106,7 @@ type Repository struct {
 	Branch        string
 	Poll          time.Duration
 	Forge         string // github, gitlab, gitea, none
+	APIURL        string // the forge's API, when not derived from URL
 	Token         Secret // HTTPS token
 	SSHKeyFile    string
 	WebhookSecret Secret
@@ -170,6 +171,7 @@ type repoBlock struct {
 	Branch            *string   `hcl:"branch,optional"`
 	Poll              *string   `hcl:"poll,optional"`
 	Forge             *string   `hcl:"forge,optional"`
+	APIURL            *string   `hcl:"api_url,optional"`
 	Token             *string   `hcl:"token,optional"`
 	TokenEnv          *string   `hcl:"token_env,optional"`
 	TokenFile         *string   `hcl:"token_file,optional"`
@@ -298,6 +300,9 @@ func Parse(filename string, src []byte, getenv func(string) string) (Config, hcl
 			default:
 				bad(at(rb.Body, "forge"), "Unknown forge", fmt.Sprintf("forge = %q; use github, gitlab, gitea or none.", *rb.Forge))
 			}
+		}
+		if rb.APIURL != nil {
+			r.APIURL = *rb.APIURL
 		}
 		if rb.Token != nil {
 			bad(at(rb.Body, "token"), "Inline secret", "Secrets are never written in the configuration: name them with token_env or token_file.")

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -24,10 +25,12 @@ import (
 	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
 	"github.com/trueline/trueline/config"
 	"github.com/trueline/trueline/drift"
+	"github.com/trueline/trueline/forge"
 	"github.com/trueline/trueline/ledger"
 	"github.com/trueline/trueline/notify"
 	"github.com/trueline/trueline/policies"
 	"github.com/trueline/trueline/reconcile"
+	"github.com/trueline/trueline/remediate"
 	"github.com/trueline/trueline/scheduler"
 	"github.com/trueline/trueline/source"
 	"github.com/trueline/trueline/stacks"
@@ -61,6 +64,7 @@ type workspace struct{ repo, stack, name string }
 type repo struct {
 	cfg   config.Repository
 	src   *source.Repo
+	forge forge.Forge // nil when the repository has no forge: branches are pushed, PRs not opened
 	fetch chan string // a push arrived: fetch now, with this trigger
 
 	mu     sync.Mutex
@@ -93,8 +97,14 @@ func New(cfg config.Config, led ledger.Ledger, rec *reconcile.Reconciler, logger
 		if err != nil {
 			return nil, fmt.Errorf("repository %s: %w", rc.Name, err)
 		}
-		d.repos[rc.Name] = &repo{cfg: rc, fetch: make(chan string, 1),
+		r := &repo{cfg: rc, fetch: make(chan string, 1),
 			src: &source.Repo{Name: rc.Name, URL: rc.URL, Branch: rc.Branch, Auth: auth}}
+		if rc.Forge != "none" && rc.Forge != "" {
+			if r.forge, err = forge.New(forge.Options{Kind: rc.Forge, URL: rc.URL, APIURL: rc.APIURL, Token: rc.Token.Value()}); err != nil {
+				return nil, fmt.Errorf("repository %s: %w", rc.Name, err)
+			}
+		}
+		d.repos[rc.Name] = r
 		d.order = append(d.order, rc.Name)
 	}
 	return d, nil
@@ -225,6 +235,20 @@ func (d *Daemon) refresh(ctx context.Context, r *repo, trigger string) error {
 			changed, _ = r.src.Changed(ctx, plumbing.ZeroHash, head)
 		}
 		affected = stacks.Affected(fsys, all, changed)
+		// A merged revert pull request changes its drift record: that is the
+		// approval to apply the reviewed changes.
+		for _, c := range changed {
+			stack, ws, ok := remediate.ParseRecordPath(c)
+			if !ok {
+				continue
+			}
+			if _, err := fs.Stat(fsys, c); err != nil {
+				continue // the record was removed, not merged
+			}
+			if _, _, err := d.enqueue(ctx, ledger.Request{Repository: r.cfg.Name, Stack: stack, Workspace: ws, Commit: head.String(), Trigger: "merge"}); err != nil {
+				return err
+			}
+		}
 	}
 	r.mu.Lock()
 	old := r.stacks
@@ -504,8 +528,28 @@ func (d *Daemon) execute(ctx context.Context, run ledger.Run) (ledger.Result, *n
 	}
 	st.Dir = filepath.Join(dest, filepath.FromSlash(st.Path))
 	log.Info("run started", "commit", commit.String()[:12], "trigger", run.Trigger)
-	out := d.rec.Run(ctx, key, reconcile.Target{Stack: st, Workspace: *ws, Policy: pol,
-		BeforeApply: func(ctx context.Context) error { return d.ledger.MarkApplying(ctx, run.ID) }})
+	target := reconcile.Target{Stack: st, Workspace: *ws, Policy: pol,
+		BeforeApply: func(ctx context.Context) error { return d.ledger.MarkApplying(ctx, run.ID) }}
+	if run.Trigger == "merge" || slices.Contains(run.Triggers, "merge") {
+		record, err := fs.ReadFile(fsys, remediate.RecordPath(run.Stack, run.Workspace))
+		if err != nil {
+			return fail(fmt.Errorf("merge of the revert pull request: no drift record at %s: %w", commit.String()[:12], err))
+		}
+		target.Approved = remediate.Fingerprint(record)
+	}
+	out := d.rec.Run(ctx, key, target)
+	switch {
+	case out.Action.Action == policies.PullRequest && out.Verdict != drift.Error:
+		msg, err := d.propose(ctx, r, run, commit, fsys, st.Path, pol, out)
+		if err != nil {
+			out.Action.Result = "failed"
+			msg = "pull request failed: " + err.Error()
+			log.Warn("pull request failed", "error", err)
+		}
+		out.Action.Reason += "; " + msg
+	case out.Verdict == drift.InSync:
+		d.closePR(ctx, r, key, fmt.Sprintf("The drift is gone: run %d at %s found the workspace in sync.", run.ID, commit.String()[:12]))
+	}
 	findings, _ := json.Marshal(out.Result)
 	res := ledger.Result{Verdict: string(out.Verdict), Findings: findings, Log: excerpt(out.Log),
 		DurationMS: time.Since(start).Milliseconds(), Action: string(out.Action.Action), ActionReason: out.Action.Reason}
@@ -516,6 +560,69 @@ func (d *Daemon) execute(ctx context.Context, run ledger.Run) (ledger.Result, *n
 		res.Error = *out.Error
 	}
 	return res, &notice{outcome: out, targets: pol.Notify}
+}
+
+// propose opens or updates the workspace's remediation pull request: it
+// pushes the branch (a drift record, or the adopted values), then finds the
+// open pull request by branch and updates it, or opens one.
+func (d *Daemon) propose(ctx context.Context, r *repo, run ledger.Run, commit plumbing.Hash, fsys fs.FS, stack string, pol *policies.Policy, out reconcile.Outcome) (string, error) {
+	in := remediate.Input{Kind: pol.PRKind, Repository: run.Repository, Stack: run.Stack, Workspace: run.Workspace,
+		Commit: commit.String(), RunID: run.ID, Result: out.Result}
+	files := map[string][]byte{}
+	if in.Kind == remediate.Adopt {
+		files, in.Notes = remediate.AdoptEdits(fsys, stack, out.Drift)
+		if len(files) == 0 {
+			in.Kind = remediate.Revert
+			in.Notes = append(in.Notes, "Nothing could be adopted in code, so this pull request reverts the drift instead.")
+			files = map[string][]byte{}
+		}
+	}
+	if in.Kind == remediate.Revert {
+		files[remediate.RecordPath(run.Stack, run.Workspace)] = remediate.Record(in)
+	}
+	branch := forge.Branch(run.Stack, run.Workspace)
+	title, body := remediate.Title(in), remediate.Body(in)
+	if _, err := r.src.PushBranch(ctx, commit, branch, files, title); err != nil {
+		return "", err
+	}
+	if r.forge == nil {
+		d.log.Info("remediation branch pushed; no forge configured, so no pull request", "branch", branch, "body", body)
+		return fmt.Sprintf("%s branch %s pushed (no forge configured)", in.Kind, branch), nil
+	}
+	pr, err := r.forge.FindOpen(ctx, branch)
+	if err != nil {
+		return "", err
+	}
+	key := ledger.WorkspaceKey(run.Repository, run.Stack, run.Workspace)
+	verb := "updated"
+	if pr != nil {
+		err = r.forge.Update(ctx, pr.Number, title, body)
+	} else {
+		verb = "opened"
+		pr, err = r.forge.Create(ctx, forge.NewPR{Title: title, Body: body, Head: branch, Base: r.cfg.Branch})
+	}
+	if err != nil {
+		return "", err
+	}
+	if err := d.ledger.SetPullRequest(ctx, key, pr.Number, pr.URL); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%s pull request #%d %s: %s", in.Kind, pr.Number, verb, pr.URL), nil
+}
+
+// closePR closes the workspace's open remediation pull request, if any.
+func (d *Daemon) closePR(ctx context.Context, r *repo, key, comment string) {
+	n, _, err := d.ledger.PullRequest(ctx, key)
+	if err != nil || n == 0 {
+		return
+	}
+	if r.forge != nil {
+		if err := r.forge.Close(ctx, n, comment); err != nil {
+			// A merged pull request cannot be closed; either way it is done.
+			d.log.Info("closing the pull request", "number", n, "error", err)
+		}
+	}
+	d.ledger.DeletePullRequest(ctx, key)
 }
 
 func excerpt(log string) string {

@@ -124,5 +124,10 @@ type Ledger interface {
 	Thread(ctx context.Context, key string) (channel, ts string, err error)
 	SetThread(ctx context.Context, key, channel, ts string) error
 	DeleteThread(ctx context.Context, key string) error
+	// PullRequest, SetPullRequest and DeletePullRequest keep the open
+	// remediation pull request of each workspace (number 0: none).
+	PullRequest(ctx context.Context, key string) (number int64, url string, err error)
+	SetPullRequest(ctx context.Context, key string, number int64, url string) error
+	DeletePullRequest(ctx context.Context, key string) error
 	Close() error
 }

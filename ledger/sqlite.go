@@ -58,6 +58,13 @@ var migrations = []string{
 		ts         TEXT NOT NULL,
 		updated_at INTEGER NOT NULL
 	);`,
+	// 4: the open remediation pull request of each workspace.
+	`CREATE TABLE pull_requests (
+		workspace_key TEXT PRIMARY KEY,
+		number        INTEGER NOT NULL,
+		url           TEXT NOT NULL,
+		updated_at    INTEGER NOT NULL
+	);`,
 }
 
 // SQLite is the embedded ledger.
@@ -471,5 +478,27 @@ func (l *SQLite) SetThread(ctx context.Context, key, channel, ts string) error {
 
 func (l *SQLite) DeleteThread(ctx context.Context, key string) error {
 	_, err := l.db.ExecContext(ctx, `DELETE FROM threads WHERE key = ?`, key)
+	return err
+}
+
+func (l *SQLite) PullRequest(ctx context.Context, key string) (int64, string, error) {
+	var n int64
+	var u string
+	err := l.db.QueryRowContext(ctx, `SELECT number, url FROM pull_requests WHERE workspace_key = ?`, key).Scan(&n, &u)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, "", nil
+	}
+	return n, u, err
+}
+
+func (l *SQLite) SetPullRequest(ctx context.Context, key string, number int64, url string) error {
+	_, err := l.db.ExecContext(ctx, `INSERT INTO pull_requests (workspace_key, number, url, updated_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT(workspace_key) DO UPDATE SET number = excluded.number, url = excluded.url, updated_at = excluded.updated_at`,
+		key, number, url, l.now().UnixMilli())
+	return err
+}
+
+func (l *SQLite) DeletePullRequest(ctx context.Context, key string) error {
+	_, err := l.db.ExecContext(ctx, `DELETE FROM pull_requests WHERE workspace_key = ?`, key)
 	return err
 }

@@ -81,6 +81,10 @@ type Target struct {
 	// error stops the apply. The daemon records there that the run applies,
 	// so that it is never applied twice.
 	BeforeApply func(context.Context) error
+	// Approved is the fingerprint of changes a person approved by merging a
+	// revert pull request: a plan with exactly those changes is applied,
+	// whatever the policy's guardrails say; any other plan is not.
+	Approved string
 }
 
 // PolicyFor resolves a stack's policy name against the repository's
@@ -327,6 +331,14 @@ func (r *Reconciler) Run(ctx context.Context, key string, t Target) Outcome {
 		pol = policies.ReportOnly
 	}
 	dec := pol.Decide(o.Result, r.opts.Now())
+	if t.Approved != "" && o.Verdict != drift.InSync {
+		if o.Result.Fingerprint() == t.Approved {
+			dec = policies.Decision{Action: policies.Apply, Reason: "approved by merging the revert pull request"}
+		} else {
+			dec = policies.Decision{Action: policies.PullRequest,
+				Reason: "the revert pull request was merged, but the plan no longer matches the reviewed changes; not applied"}
+		}
+	}
 	o.Action = Action{Action: dec.Action, Reason: dec.Reason, Escalated: dec.Escalated}
 	if dec.Action == policies.Apply {
 		if !r.opts.Act {

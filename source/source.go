@@ -17,13 +17,16 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
+	"github.com/go-git/go-billy/v5/memfs"
 	git "github.com/go-git/go-git/v5"
 	gitconfig "github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/transport"
+	"github.com/go-git/go-git/v5/storage/memory"
 )
 
 // Repo is one Git repository of stacks.
@@ -305,4 +308,71 @@ func safe(name string) string {
 		}
 		return r
 	}, name)
+}
+
+// PushBranch commits files on top of base and force-pushes the result to
+// branch on the remote: the branch of a remediation pull request. A nil
+// content deletes the file. It returns the new commit.
+func (r *Repo) PushBranch(ctx context.Context, base plumbing.Hash, branch string, files map[string][]byte, message string) (plumbing.Hash, error) {
+	r.mu.Lock()
+	dir := r.dir
+	r.mu.Unlock()
+	// Work in memory on a clone of the local cache: the remote is touched
+	// only by the push.
+	wt := memfs.New()
+	g, err := git.CloneContext(ctx, memory.NewStorage(), wt, &git.CloneOptions{
+		URL: dir, ReferenceName: plumbing.NewBranchReferenceName(r.Branch), SingleBranch: true, Tags: git.NoTags})
+	if err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("%s: prepare branch %s: %w", r.Name, branch, err)
+	}
+	w, err := g.Worktree()
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	ref := plumbing.NewBranchReferenceName(branch)
+	if err := w.Checkout(&git.CheckoutOptions{Hash: base, Branch: ref, Create: true, Force: true}); err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("%s: check out %s: %w", r.Name, base, err)
+	}
+	names := make([]string, 0, len(files))
+	for p := range files {
+		names = append(names, p)
+	}
+	sort.Strings(names)
+	for _, p := range names {
+		if files[p] == nil {
+			if _, err := w.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return plumbing.ZeroHash, fmt.Errorf("%s: remove %s: %w", r.Name, p, err)
+			}
+			continue
+		}
+		if err := wt.MkdirAll(path.Dir(p), 0o755); err != nil {
+			return plumbing.ZeroHash, err
+		}
+		f, err := wt.Create(p)
+		if err != nil {
+			return plumbing.ZeroHash, err
+		}
+		_, werr := f.Write(files[p])
+		f.Close()
+		if werr != nil {
+			return plumbing.ZeroHash, werr
+		}
+		if _, err := w.Add(p); err != nil {
+			return plumbing.ZeroHash, fmt.Errorf("%s: add %s: %w", r.Name, p, err)
+		}
+	}
+	sig := &object.Signature{Name: "trueline", Email: "trueline@localhost", When: time.Now()}
+	commit, err := w.Commit(message, &git.CommitOptions{Author: sig, Committer: sig, AllowEmptyCommits: true})
+	if err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("%s: commit on %s: %w", r.Name, branch, err)
+	}
+	if _, err := g.CreateRemote(&gitconfig.RemoteConfig{Name: "upstream", URLs: []string{r.URL}}); err != nil {
+		return plumbing.ZeroHash, err
+	}
+	err = g.PushContext(ctx, &git.PushOptions{RemoteName: "upstream", Auth: r.Auth, Force: true,
+		RefSpecs: []gitconfig.RefSpec{gitconfig.RefSpec(fmt.Sprintf("+%s:%s", ref, ref))}})
+	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
+		return plumbing.ZeroHash, fmt.Errorf("%s: push %s to %s: %w", r.Name, branch, redactURL(r.URL), err)
+	}
+	return commit, nil
 }

@@ -106,3 +106,36 @@ func TestOpenFailsClearly(t *testing.T) {
 		t.Errorf("error = %q: want the repository named and the password hidden", msg)
 	}
 }
+
+func TestPushBranch(t *testing.T) {
+	ctx := context.Background()
+	g := gittest.New(t)
+	c1 := g.Commit("first", map[string]string{"stacks/web/main.tf": "# v1\n", "README.md": "x\n"})
+	r := &Repo{Name: "infra", URL: g.Dir, Branch: "main"}
+	if err := Open(ctx, r, t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	head, _ := r.Fetch(ctx)
+	files := map[string][]byte{".trueline/drift/stacks/web/default.md": []byte("# drift\n"), "README.md": nil}
+	commit, err := r.PushBranch(ctx, head, "trueline/stacks/web/default", files, "Record drift")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := g.Git("rev-parse", "trueline/stacks/web/default"); got != commit.String() {
+		t.Errorf("remote branch at %s, want %s", got, commit)
+	}
+	if got := g.Git("rev-parse", "trueline/stacks/web/default^"); got != c1 {
+		t.Errorf("branch parent = %s, want the base %s", got, c1)
+	}
+	if got := g.Git("show", "trueline/stacks/web/default:.trueline/drift/stacks/web/default.md"); got != "# drift" {
+		t.Errorf("record = %q", got)
+	}
+	if out := g.Git("ls-tree", "-r", "--name-only", "trueline/stacks/web/default"); strings.Contains(out, "README.md") {
+		t.Errorf("deleted file still on the branch:\n%s", out)
+	}
+	// Pushing again replaces the branch (force), based on the same commit.
+	again, err := r.PushBranch(ctx, head, "trueline/stacks/web/default", map[string][]byte{"x": []byte("y")}, "Again")
+	if err != nil || g.Git("rev-parse", "trueline/stacks/web/default") != again.String() {
+		t.Fatalf("second push: %v", err)
+	}
+}

@@ -27,7 +27,7 @@ type serveFlags struct {
 	binary, binaryPath, cliConfig                string
 	poll, jitter, grace                          time.Duration
 	parallel                                     int
-	tokenEnv, webhookSecretEnv                   string
+	tokenEnv, webhookSecretEnv, apiURL           string
 }
 
 func newServeCmd(g *globalFlags) *cobra.Command {
@@ -56,6 +56,7 @@ are marked interrupted and queued again once.`,
 	fl.StringVar(&f.branch, "branch", envOr("TRUELINE_BRANCH", "main"), "branch to watch, with --repo")
 	fl.StringVar(&f.forge, "forge", envOr("TRUELINE_FORGE", "none"), "forge of --repo: github, gitlab, gitea or none")
 	fl.DurationVar(&f.poll, "poll", time.Minute, "how often to fetch, with --repo")
+	fl.StringVar(&f.apiURL, "forge-api", os.Getenv("TRUELINE_FORGE_API"), "the forge's API `url`, when not derived from --repo")
 	fl.StringVar(&f.tokenEnv, "token-env", os.Getenv("TRUELINE_TOKEN_ENV"), "environment `variable` holding the HTTPS token, with --repo")
 	fl.StringVar(&f.webhookSecretEnv, "webhook-secret-env", os.Getenv("TRUELINE_WEBHOOK_SECRET_ENV"), "environment `variable` holding the webhook secret, with --repo")
 	fl.StringVar(&f.listen, "listen", os.Getenv("TRUELINE_LISTEN"), "HTTP `address` (default 127.0.0.1:8080)")
@@ -83,7 +84,7 @@ func serveConfig(f serveFlags) (config.Config, error) {
 		}
 	}
 	if f.repo != "" {
-		r := config.Repository{Name: repoNameOf(f.repo), URL: f.repo, Branch: f.branch, Poll: f.poll, Forge: f.forge}
+		r := config.Repository{Name: repoNameOf(f.repo), URL: f.repo, Branch: f.branch, Poll: f.poll, Forge: f.forge, APIURL: f.apiURL}
 		for _, s := range []struct {
 			env  string
 			into *config.Secret

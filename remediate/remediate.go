@@ -1,0 +1,273 @@
+// Package remediate writes remediation pull requests: their title and body,
+// the drift record a revert pull request commits, and the HCL edits an adopt
+// pull request makes (hclwrite) so that Git matches the live values.
+package remediate
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"path"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/hashicorp/hcl/v2/hclwrite"
+	"github.com/trueline/trueline/drift"
+	"github.com/zclconf/go-cty/cty"
+)
+
+// Kinds of remediation pull request.
+const (
+	Revert = "revert" // merging approves applying Git's configuration
+	Adopt  = "adopt"  // merging makes Git hold the live values
+)
+
+// Input is what a pull request describes.
+type Input struct {
+	Kind       string
+	Repository string
+	Stack      string
+	Workspace  string
+	Commit     string
+	RunID      int64
+	RunURL     string
+	Result     drift.Result // masked findings
+	Notes      []string     // what an adopt could not change, and why
+}
+
+// RecordPath is where a revert pull request records the drift.
+func RecordPath(stack, workspace string) string {
+	return path.Join(".trueline", "drift", stack, workspace+".md")
+}
+
+// ParseRecordPath reverses RecordPath: ok is false for other paths.
+func ParseRecordPath(p string) (stack, workspace string, ok bool) {
+	rest, found := strings.CutPrefix(p, ".trueline/drift/")
+	if !found || !strings.HasSuffix(rest, ".md") {
+		return "", "", false
+	}
+	rest = strings.TrimSuffix(rest, ".md")
+	i := strings.LastIndex(rest, "/")
+	if i <= 0 {
+		return "", "", false
+	}
+	return rest[:i], rest[i+1:], true
+}
+
+var fingerprintRE = regexp.MustCompile(`<!-- trueline:fingerprint ([0-9a-f]+) -->`)
+
+// Fingerprint reads the reviewed changes' fingerprint from a record.
+func Fingerprint(record []byte) string {
+	m := fingerprintRE.FindSubmatch(record)
+	if m == nil {
+		return ""
+	}
+	return string(m[1])
+}
+
+// Title of the pull request.
+func Title(in Input) string {
+	if in.Kind == Adopt {
+		return fmt.Sprintf("trueline: adopt live values of %s (%s)", in.Stack, in.Workspace)
+	}
+	return fmt.Sprintf("trueline: revert drift in %s (%s)", in.Stack, in.Workspace)
+}
+
+// Body of the pull request, in Markdown.
+func Body(in Input) string {
+	var b strings.Builder
+	commit := in.Commit
+	if len(commit) > 12 {
+		commit = commit[:12]
+	}
+	fmt.Fprintf(&b, "trueline found drift in **%s** (workspace `%s`) of `%s` at `%s`.\n\n", in.Stack, in.Workspace, in.Repository, commit)
+	if in.Kind == Adopt {
+		b.WriteString("This pull request **adopts the live values**: it changes the code so that Git matches what runs. After the merge, the plan is empty.\n\n")
+	} else {
+		b.WriteString("Merging this pull request **approves reverting the drift**: trueline then plans again and applies Git's configuration, " +
+			"if the planned changes still match the ones below. Otherwise it updates this pull request and says why.\n\n")
+	}
+	b.WriteString("| resource | action | attribute | Git | live |\n| --- | --- | --- | --- | --- |\n")
+	rows := 0
+	for _, l := range []struct {
+		kind string
+		fs   []drift.Finding
+	}{{"drift", in.Result.Drift}, {"pending", in.Result.Pending}} {
+		for _, f := range l.fs {
+			if len(f.Attributes) == 0 {
+				fmt.Fprintf(&b, "| `%s` | %s (%s) | | | |\n", f.Address, f.Action, l.kind)
+				rows++
+			}
+			for _, a := range f.Attributes {
+				fmt.Fprintf(&b, "| `%s` | %s (%s) | `%s` | %s | %s |\n", f.Address, f.Action, l.kind, a.Path, cell(a.Git), cell(a.Live))
+				rows++
+			}
+		}
+	}
+	if rows == 0 {
+		b.WriteString("| | | | | |\n")
+	}
+	if len(in.Notes) > 0 {
+		b.WriteString("\n**Not changed in code**\n\n")
+		for _, n := range in.Notes {
+			fmt.Fprintf(&b, "- %s\n", n)
+		}
+	}
+	plan, _ := json.MarshalIndent(struct {
+		Drift   []drift.Finding `json:"drift"`
+		Pending []drift.Finding `json:"pending"`
+	}{in.Result.Drift, in.Result.Pending}, "", "  ")
+	fmt.Fprintf(&b, "\n<details><summary>Planned changes (JSON)</summary>\n\n```json\n%s\n```\n</details>\n\n", plan)
+	if in.RunURL != "" {
+		fmt.Fprintf(&b, "Run [%d](%s). ", in.RunID, in.RunURL)
+	} else if in.RunID != 0 {
+		fmt.Fprintf(&b, "Run %d. ", in.RunID)
+	}
+	b.WriteString("Sensitive values are shown as `(sensitive)`.\n\n")
+	fmt.Fprintf(&b, "<!-- trueline:fingerprint %s -->\n", in.Result.Fingerprint())
+	return b.String()
+}
+
+func cell(v any) string {
+	if v == nil {
+		return "null"
+	}
+	j, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return "`" + strings.ReplaceAll(string(j), "|", "\\|") + "`"
+}
+
+// Record is the file a revert pull request commits.
+func Record(in Input) []byte {
+	return []byte(fmt.Sprintf("# Drift in %s (%s)\n\n%s", in.Stack, in.Workspace, Body(in)))
+}
+
+// AdoptEdits changes the stack's .tf files (in fsys, the repository at the
+// run's commit) so that every drifted attribute set by a literal takes its
+// live value. It returns the changed files by repository path, and a note
+// for each attribute it left alone.
+func AdoptEdits(fsys fs.FS, stack string, findings []drift.Finding) (map[string][]byte, []string) {
+	files := map[string]*hclwrite.File{}
+	var order []string
+	var notes []string
+	entries, _ := fs.ReadDir(fsys, stack)
+	for _, e := range entries {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), ".tf") {
+			continue
+		}
+		p := path.Join(stack, e.Name())
+		src, err := fs.ReadFile(fsys, p)
+		if err != nil {
+			continue
+		}
+		f, diags := hclwrite.ParseConfig(src, p, hcl.InitialPos)
+		if diags.HasErrors() {
+			continue
+		}
+		files[p] = f
+		order = append(order, p)
+	}
+	sort.Strings(order)
+	changed := map[string]bool{}
+	for _, fd := range findings {
+		if fd.Action != "update" {
+			notes = append(notes, fmt.Sprintf("`%s` would be %sd, not updated: adopting it means editing the code by hand.", fd.Address, fd.Action))
+			continue
+		}
+		typ, name, ok := rootResource(fd.Address)
+		if !ok {
+			notes = append(notes, fmt.Sprintf("`%s` is inside a module or has an instance key: change its inputs by hand.", fd.Address))
+			continue
+		}
+		var block *hclwrite.Block
+		var file string
+		for _, p := range order {
+			if b := files[p].Body().FirstMatchingBlock("resource", []string{typ, name}); b != nil {
+				block, file = b, p
+				break
+			}
+		}
+		if block == nil {
+			notes = append(notes, fmt.Sprintf("`%s` is not declared in %s.", fd.Address, stack))
+			continue
+		}
+		for _, a := range fd.Attributes {
+			ref := fmt.Sprintf("`%s.%s`", fd.Address, a.Path)
+			if strings.ContainsAny(a.Path, ".[") {
+				notes = append(notes, ref+" is nested: change it by hand.")
+				continue
+			}
+			if a.Live == drift.Masked {
+				notes = append(notes, ref+" is sensitive: its live value is not written into code.")
+				continue
+			}
+			attr := block.Body().GetAttribute(a.Path)
+			if attr == nil {
+				notes = append(notes, ref+" is not set in the code (a default or computed value).")
+				continue
+			}
+			expr := bytes.TrimSpace(attr.Expr().BuildTokens(nil).Bytes())
+			if !isLiteral(expr) {
+				notes = append(notes, fmt.Sprintf("%s comes from `%s`, not a literal: change it where that value is set.", ref, expr))
+				continue
+			}
+			v, ok := ctyOf(a.Live)
+			if !ok {
+				notes = append(notes, ref+" has a live value trueline cannot write as HCL.")
+				continue
+			}
+			block.Body().SetAttributeValue(a.Path, v)
+			changed[file] = true
+		}
+	}
+	out := map[string][]byte{}
+	for p := range changed {
+		out[p] = hclwrite.Format(files[p].Bytes())
+	}
+	return out, notes
+}
+
+// rootResource splits TYPE.NAME; module resources and instances are not
+// edited (their values come from elsewhere).
+func rootResource(addr string) (typ, name string, ok bool) {
+	if strings.HasPrefix(addr, "module.") || strings.HasPrefix(addr, "data.") || strings.Contains(addr, "[") {
+		return "", "", false
+	}
+	typ, name, ok = strings.Cut(addr, ".")
+	return typ, name, ok && !strings.Contains(name, ".")
+}
+
+func isLiteral(src []byte) bool {
+	expr, diags := hclsyntax.ParseExpression(src, "", hcl.InitialPos)
+	if diags.HasErrors() {
+		return false
+	}
+	switch e := expr.(type) {
+	case *hclsyntax.LiteralValueExpr:
+		return true
+	case *hclsyntax.TemplateExpr:
+		return e.IsStringLiteral()
+	}
+	return false
+}
+
+func ctyOf(v any) (cty.Value, bool) {
+	switch x := v.(type) {
+	case string:
+		return cty.StringVal(x), true
+	case bool:
+		return cty.BoolVal(x), true
+	case float64:
+		return cty.NumberFloatVal(x), true
+	case json.Number:
+		f, err := x.Float64()
+		return cty.NumberFloatVal(f), err == nil
+	}
+	return cty.NilVal, false
+}
