@@ -29,7 +29,7 @@ find "$DEMO/repo" -name '*.tf' -o -name '*.hcl' | sed "s|$DEMO/repo/|  |" | sort
 
 say "trueline serve, watching it (ledger: $DEMO/data/trueline.db, log: $DEMO/serve.log)"
 trueline serve --repo "$DEMO/repo" --data-dir "$DEMO/data" --binary tofu --listen "127.0.0.1:$PORT" \
-	--poll 10s --schedule-jitter 0s --log-level info >"$DEMO/serve.log" 2>&1 &
+	--poll 2s --schedule-jitter 0s --log-level info >"$DEMO/serve.log" 2>&1 &
 SERVE=$!
 stop() {
 	kill -INT "$SERVE" 2>/dev/null && wait "$SERVE" 2>/dev/null || true
@@ -54,7 +54,22 @@ echo "  web: $(grep -E '"(min|max)_size"' "$SANDBOX_ROOT/sandbox_autoscaling_gro
 
 say "stacks/api (policy review): the drift is found and goes to a pull request"
 trueline plan stacks/api --wait || true
-echo "  api: $(grep -E '"(min|max)_size"' "$SANDBOX_ROOT/sandbox_autoscaling_group/api.json" | tr -d ' \n')"
+echo "  api: $(grep -E '"(min|max)_size"' "$SANDBOX_ROOT/sandbox_autoscaling_group/api.json" | tr -d ' \n') (left for review)"
+
+say "No forge is configured here, so trueline pushed the remediation branch; this is the pull request it would open"
+branch=trueline/stacks/api/default
+git -C "$DEMO/repo" log --oneline -1 "$branch"
+git -C "$DEMO/repo" show "$branch:.trueline/drift/stacks/api/default.md" | sed -n '1,/<details>/p' | sed '$d'
+
+say "A reviewer merges the branch: that is the approval, and trueline applies Git's values"
+git -C "$DEMO/repo" -c user.name=reviewer -c user.email=reviewer@example.invalid merge -q --no-edit "$branch"
+api=$SANDBOX_ROOT/sandbox_autoscaling_group/api.json
+for _ in $(seq 1 120); do
+	grep -q '"min_size": 2' "$api" && break
+	sleep 0.5
+done
+trueline runs --limit 1
+echo "  api: $(grep -E '"(min|max)_size"' "$api" | tr -d ' \n')"
 
 say "Every run is in the ledger (trueline runs; $TRUELINE_SERVER/api/v1/runs)"
 trueline runs

@@ -115,6 +115,25 @@ func TestServePullRequestsOnGitea(t *testing.T) {
 		t.Errorf("after the merge the group is %v/%v, want Git's 3/9", obj["min_size"], obj["max_size"])
 	}
 
+	// Drift that goes away by itself closes its pull request, with a comment.
+	r.cloud.Update("sandbox_autoscaling_group", "revert", func(o map[string]any) { o["max_size"] = 10 })
+	trigger("revert")
+	again := openPR("revert")
+	r.cloud.Update("sandbox_autoscaling_group", "revert", func(o map[string]any) { o["max_size"] = 9 })
+	trigger("revert")
+	waitFor(t, 60*time.Second, "the pull request to be closed", func() bool {
+		var closed giteaPR
+		gt.API("GET", fmt.Sprintf("/api/v1/repos/trueline/infra/pulls/%d", again.Number), nil, &closed)
+		return closed.State == "closed" && !closed.Merged
+	})
+	var comments []struct {
+		Body string `json:"body"`
+	}
+	gt.API("GET", fmt.Sprintf("/api/v1/repos/trueline/infra/issues/%d/comments", again.Number), nil, &comments)
+	if len(comments) != 1 || !strings.Contains(comments[0].Body, "The drift is gone") {
+		t.Errorf("closing comments = %+v", comments)
+	}
+
 	// Adopt: the pull request edits the HCL; after the merge the plan is empty.
 	r.cloud.Update("sandbox_autoscaling_group", "adopt", func(o map[string]any) { o["min_size"] = 4 })
 	trigger("adopt")
