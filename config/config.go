@@ -72,6 +72,7 @@ func NewSecret(value, source string) Secret { return Secret{value: value, Source
 // Config is the server configuration.
 type Config struct {
 	Listen         string
+	ExternalURL    string // how people reach the server, for links in pull requests and Slack
 	DataDir        string
 	Binary         string // terraform | tofu
 	BinaryVersion  string
@@ -127,6 +128,7 @@ func Defaults() Config {
 
 type fileSchema struct {
 	Listen         *string           `hcl:"listen,optional"`
+	ExternalURL    *string           `hcl:"external_url,optional"`
 	DataDir        *string           `hcl:"data_dir,optional"`
 	CLIConfig      *string           `hcl:"cli_config,optional"`
 	ScheduleJitter *string           `hcl:"schedule_jitter,optional"`
@@ -237,6 +239,9 @@ func Parse(filename string, src []byte, getenv func(string) string) (Config, hcl
 			bad(at(fs.Body, "listen"), "Invalid listen address", fmt.Sprintf("%q: %v; write host:port, e.g. \"127.0.0.1:8080\" or \":8080\".", *fs.Listen, err))
 		}
 		cfg.Listen = *fs.Listen
+	}
+	if fs.ExternalURL != nil {
+		cfg.ExternalURL = *fs.ExternalURL
 	}
 	if fs.DataDir != nil {
 		cfg.DataDir = *fs.DataDir

@@ -453,7 +453,8 @@ func (d *Daemon) announce(ctx context.Context, run ledger.Run, res ledger.Result
 		return
 	}
 	e := notify.Event{Kind: kind, Repository: run.Repository, Stack: run.Stack, Workspace: run.Workspace,
-		Commit: run.Commit, Verdict: string(o.Verdict), Result: o.Result, Action: res.Action, Reason: res.ActionReason, Error: res.Error}
+		Commit: run.Commit, Verdict: string(o.Verdict), Result: o.Result, Action: res.Action, Reason: res.ActionReason, Error: res.Error,
+		URL: d.runURL(run.ID)}
 	d.notifier.Notify(n.targets, e)
 }
 
@@ -567,7 +568,7 @@ func (d *Daemon) execute(ctx context.Context, run ledger.Run) (ledger.Result, *n
 // open pull request by branch and updates it, or opens one.
 func (d *Daemon) propose(ctx context.Context, r *repo, run ledger.Run, commit plumbing.Hash, fsys fs.FS, stack string, pol *policies.Policy, out reconcile.Outcome) (string, error) {
 	in := remediate.Input{Kind: pol.PRKind, Repository: run.Repository, Stack: run.Stack, Workspace: run.Workspace,
-		Commit: commit.String(), RunID: run.ID, Result: out.Result}
+		Commit: commit.String(), RunID: run.ID, RunURL: d.runURL(run.ID), Result: out.Result, PlanLog: out.Log}
 	files := map[string][]byte{}
 	if in.Kind == remediate.Adopt {
 		files, in.Notes = remediate.AdoptEdits(fsys, stack, out.Drift)
@@ -623,6 +624,14 @@ func (d *Daemon) closePR(ctx context.Context, r *repo, key, comment string) {
 		}
 	}
 	d.ledger.DeletePullRequest(ctx, key)
+}
+
+// runURL links to a run for people: the server's external URL, if known.
+func (d *Daemon) runURL(id int64) string {
+	if d.cfg.ExternalURL == "" {
+		return ""
+	}
+	return fmt.Sprintf("%s/api/v1/runs/%d", strings.TrimRight(d.cfg.ExternalURL, "/"), id)
 }
 
 func excerpt(log string) string {

@@ -37,6 +37,36 @@ type Input struct {
 	RunURL     string
 	Result     drift.Result // masked findings
 	Notes      []string     // what an adopt could not change, and why
+	// PlanLog is the run's terraform output; its plan section goes into the
+	// body (terraform masks sensitive values there itself).
+	PlanLog string
+}
+
+// PlanExcerpt cuts the human-readable plan out of a run log: from the line
+// that says what will be performed to the "Plan:" summary, at most max bytes.
+func PlanExcerpt(log string, max int) string {
+	start := -1
+	for _, marker := range []string{"will perform the following actions", "Objects have changed outside of"} {
+		if i := strings.Index(log, marker); i >= 0 && (start < 0 || i < start) {
+			start = i
+		}
+	}
+	if start < 0 {
+		return ""
+	}
+	if nl := strings.LastIndex(log[:start], "\n"); nl >= 0 {
+		start = nl + 1
+	}
+	rest := log[start:]
+	if end := strings.Index(rest, "\nPlan: "); end >= 0 {
+		if eol := strings.Index(rest[end+1:], "\n"); eol >= 0 {
+			rest = rest[:end+1+eol]
+		}
+	}
+	if len(rest) > max {
+		rest = rest[:max] + "\n... (cut)"
+	}
+	return strings.TrimSpace(rest)
 }
 
 // RecordPath is where a revert pull request records the drift.
@@ -121,6 +151,9 @@ func Body(in Input) string {
 		Drift   []drift.Finding `json:"drift"`
 		Pending []drift.Finding `json:"pending"`
 	}{in.Result.Drift, in.Result.Pending}, "", "  ")
+	if excerpt := PlanExcerpt(in.PlanLog, 20000); excerpt != "" {
+		fmt.Fprintf(&b, "\n<details><summary>Plan</summary>\n\n```\n%s\n```\n</details>\n", strings.ReplaceAll(excerpt, "```", "'''"))
+	}
 	fmt.Fprintf(&b, "\n<details><summary>Planned changes (JSON)</summary>\n\n```json\n%s\n```\n</details>\n\n", plan)
 	if in.RunURL != "" {
 		fmt.Fprintf(&b, "Run [%d](%s). ", in.RunID, in.RunURL)

@@ -73,3 +73,14 @@ func TestRecordRoundTrip(t *testing.T) {
 		t.Error("a stack file parsed as a record")
 	}
 }
+
+func TestPlanExcerpt(t *testing.T) {
+	log := "trueline: init (new working directory)\nInitializing...\n\nOpenTofu used the selected providers to generate the following execution\nplan.\n\nOpenTofu will perform the following actions:\n\n  # sandbox_database.main will be updated in-place\n  ~ password = (sensitive value)\n\nPlan: 0 to add, 1 to change, 0 to destroy.\n\nSaved the plan to: /tmp/x\n"
+	got := PlanExcerpt(log, 1000)
+	if !strings.HasPrefix(got, "OpenTofu will perform") || !strings.HasSuffix(got, "Plan: 0 to add, 1 to change, 0 to destroy.") || strings.Contains(got, "Saved the plan") {
+		t.Errorf("excerpt:\n%s", got)
+	}
+	if PlanExcerpt("no plan here", 100) != "" {
+		t.Error("an excerpt from a log without a plan")
+	}
+}

@@ -150,6 +150,8 @@ disable_checkpoint = true
 RC
 mv "$TOOLS/terraformrc.tmp" "$TOOLS/terraformrc"
 
-TF_CLI_CONFIG_FILE=$TOOLS/terraformrc "$BIN/tofu" version | head -1 >&2
-TF_CLI_CONFIG_FILE=$TOOLS/terraformrc "$BIN/terraform" version | head -1 >&2
+# Read all of the output: head would close the pipe early (SIGPIPE under pipefail).
+for t in tofu terraform; do
+	TF_CLI_CONFIG_FILE=$TOOLS/terraformrc "$BIN/$t" version | sed -n 1p >&2
+done
 step "tools ready in $TOOLS (CLI config: $TOOLS/terraformrc)"

@@ -24,6 +24,7 @@ import (
 
 type serveFlags struct {
 	config, repo, branch, forge, listen, dataDir string
+	externalURL                                  string
 	binary, binaryPath, cliConfig                string
 	poll, jitter, grace                          time.Duration
 	parallel                                     int
@@ -60,6 +61,7 @@ are marked interrupted and queued again once.`,
 	fl.StringVar(&f.tokenEnv, "token-env", os.Getenv("TRUELINE_TOKEN_ENV"), "environment `variable` holding the HTTPS token, with --repo")
 	fl.StringVar(&f.webhookSecretEnv, "webhook-secret-env", os.Getenv("TRUELINE_WEBHOOK_SECRET_ENV"), "environment `variable` holding the webhook secret, with --repo")
 	fl.StringVar(&f.listen, "listen", os.Getenv("TRUELINE_LISTEN"), "HTTP `address` (default 127.0.0.1:8080)")
+	fl.StringVar(&f.externalURL, "external-url", os.Getenv("TRUELINE_EXTERNAL_URL"), "`url` people reach the server at, for links (default http://<listen>)")
 	fl.StringVar(&f.dataDir, "data-dir", os.Getenv("TRUELINE_DATA_DIR"), "`directory` for the ledger, checkouts and working directories (default .trueline)")
 	fl.StringVar(&f.binary, "binary", os.Getenv("TRUELINE_BINARY"), "terraform or tofu, for stacks that name none")
 	fl.StringVar(&f.binaryPath, "binary-path", os.Getenv("TRUELINE_BINARY_PATH"), "explicit `path` of that binary")
@@ -109,6 +111,10 @@ func serveConfig(f serveFlags) (config.Config, error) {
 		}
 	}
 	set(f.listen, &cfg.Listen)
+	set(f.externalURL, &cfg.ExternalURL)
+	if cfg.ExternalURL == "" {
+		cfg.ExternalURL = "http://" + cfg.Listen
+	}
 	set(f.dataDir, &cfg.DataDir)
 	set(f.binary, &cfg.Binary)
 	set(f.binaryPath, &cfg.BinaryPath)

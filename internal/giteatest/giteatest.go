@@ -176,7 +176,10 @@ func (s *Server) call(method, path string, body, out any, basic bool) {
 }
 
 // API calls the API with the token.
-func (s *Server) API(method, path string, body, out any) { s.t.Helper(); s.call(method, path, body, out, false) }
+func (s *Server) API(method, path string, body, out any) {
+	s.t.Helper()
+	s.call(method, path, body, out, false)
+}
 
 // CreateRepo makes an empty repository and returns its clone URL without credentials.
 func (s *Server) CreateRepo(name string) string {
