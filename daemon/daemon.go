@@ -34,6 +34,7 @@ import (
 	"github.com/trueline/trueline/scheduler"
 	"github.com/trueline/trueline/source"
 	"github.com/trueline/trueline/stacks"
+	"github.com/trueline/trueline/state"
 )
 
 // LogExcerpt caps the run log kept in the ledger.
@@ -407,14 +408,65 @@ func (d *Daemon) worker(ctx context.Context) {
 			d.log.Error("finish run", "run", run.ID, "error", err)
 			continue
 		}
+		d.record(bg, *run, notice)
 		d.announce(bg, *run, res, notice)
 	}
 }
 
-// notice is what a run's notification needs beyond the ledger record.
+// notice is what a run's notification and state record need beyond the
+// ledger record.
 type notice struct {
 	outcome reconcile.Outcome
 	targets []string
+	backend state.Backend
+	dir     string // the stack's directory in its checkout
+}
+
+// record writes the run's record beside the workspace's state. A failure
+// never loses the run: it is in the ledger already, and gets the error.
+func (d *Daemon) record(ctx context.Context, run ledger.Run, n *notice) {
+	if n == nil {
+		return
+	}
+	key := ledger.WorkspaceKey(run.Repository, run.Stack, run.Workspace)
+	w, err := state.WriterFor(ctx, n.backend, n.dir, run.Workspace)
+	if errors.Is(err, state.ErrLedgerOnly) {
+		return
+	}
+	if err == nil {
+		var rec state.Record
+		if rec, err = d.recordOf(ctx, run.ID, key, n, w.Where()); err == nil {
+			err = w.Write(ctx, rec)
+		}
+	}
+	if err != nil {
+		d.log.Warn("cannot write the record beside the state", "run", run.ID, "error", err)
+		if err := d.ledger.SetRecordError(ctx, run.ID, err.Error()); err != nil {
+			d.log.Error("ledger", "error", err)
+		}
+	}
+}
+
+func (d *Daemon) recordOf(ctx context.Context, id int64, key string, n *notice, where state.Location) (state.Record, error) {
+	run, err := d.ledger.Get(ctx, id)
+	if err != nil {
+		return state.Record{}, err
+	}
+	o := n.outcome
+	rec := state.Record{Schema: state.SchemaID, Version: 1, RunID: run.ID, Repository: run.Repository, Commit: run.Commit,
+		Stack: run.Stack, Workspace: run.Workspace, Trigger: run.Trigger, Triggers: run.Triggers, QueuedAt: run.QueuedAt,
+		StartedAt: run.StartedAt, FinishedAt: run.FinishedAt, Verdict: run.Verdict, Drift: o.Drift, Pending: o.Pending, Noise: o.Noise,
+		Action: state.Action{Action: string(o.Action.Action), Reason: o.Action.Reason, Result: o.Action.Result}, State: where}
+	if run.Error != "" {
+		rec.Error = &run.Error
+	}
+	if c, err := d.ledger.LastApplied(ctx, key); err == nil && c != "" {
+		rec.LastAppliedCommit = &c
+	}
+	if t, err := d.ledger.DriftedSince(ctx, key, run.ID); err == nil && !t.IsZero() {
+		rec.DriftedSince = &t
+	}
+	return rec, nil
 }
 
 // announce notifies the policy's targets of a finished run, once per
@@ -560,7 +612,12 @@ func (d *Daemon) execute(ctx context.Context, run ledger.Run) (ledger.Result, *n
 	if out.Error != nil {
 		res.Error = *out.Error
 	}
-	return res, &notice{outcome: out, targets: pol.Notify}
+	backend, err := state.Detect(fsys, st.Path, st.Config.BackendConfig)
+	if err != nil {
+		log.Warn("cannot read the stack's backend; the record stays in the ledger", "error", err)
+		backend = state.Backend{Type: "unknown"}
+	}
+	return res, &notice{outcome: out, targets: pol.Notify, backend: backend, dir: st.Dir}
 }
 
 // propose opens or updates the workspace's remediation pull request: it

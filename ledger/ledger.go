@@ -129,5 +129,11 @@ type Ledger interface {
 	PullRequest(ctx context.Context, key string) (number int64, url string, err error)
 	SetPullRequest(ctx context.Context, key string, number int64, url string) error
 	DeletePullRequest(ctx context.Context, key string) error
+	// SetRecordError notes that the record beside the state could not be written.
+	SetRecordError(ctx context.Context, id int64, msg string) error
+	// LastApplied is the commit of the workspace's last run that applied and converged.
+	LastApplied(ctx context.Context, key string) (string, error)
+	// DriftedSince is when the drift incident that run upTo belongs to began (zero if none).
+	DriftedSince(ctx context.Context, key string, upTo int64) (time.Time, error)
 	Close() error
 }

@@ -502,3 +502,32 @@ func (l *SQLite) DeletePullRequest(ctx context.Context, key string) error {
 	_, err := l.db.ExecContext(ctx, `DELETE FROM pull_requests WHERE workspace_key = ?`, key)
 	return err
 }
+
+func (l *SQLite) SetRecordError(ctx context.Context, id int64, msg string) error {
+	_, err := l.db.ExecContext(ctx, `UPDATE runs SET record_error = ? WHERE id = ?`, msg, id)
+	return err
+}
+
+func (l *SQLite) LastApplied(ctx context.Context, key string) (string, error) {
+	var c string
+	err := l.db.QueryRowContext(ctx, `SELECT commit_sha FROM runs WHERE workspace_key = ? AND status = 'finished'
+		AND action = 'apply:converged' ORDER BY id DESC LIMIT 1`, key).Scan(&c)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	return c, err
+}
+
+func (l *SQLite) DriftedSince(ctx context.Context, key string, upTo int64) (time.Time, error) {
+	// The incident began with the first drifted run after the last finished
+	// run that was not drifted.
+	var ms sql.NullInt64
+	err := l.db.QueryRowContext(ctx, `SELECT MIN(started_at) FROM runs WHERE workspace_key = ? AND status = 'finished' AND id <= ?
+		AND verdict IN ('drifted', 'drifted_and_pending')
+		AND id > COALESCE((SELECT MAX(id) FROM runs WHERE workspace_key = ? AND status = 'finished' AND id <= ?
+			AND verdict NOT IN ('drifted', 'drifted_and_pending')), 0)`, key, upTo, key, upTo).Scan(&ms)
+	if err != nil || !ms.Valid {
+		return time.Time{}, err
+	}
+	return fromMillis(ms.Int64), nil
+}

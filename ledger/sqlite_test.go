@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 )
 
 func open(t *testing.T) (*SQLite, string) {
@@ -235,5 +236,42 @@ func TestMigrationsAreIdempotent(t *testing.T) {
 			t.Fatal(err)
 		}
 		l.Close()
+	}
+}
+
+func TestIncidentQueries(t *testing.T) {
+	ctx := context.Background()
+	l, _ := open(t)
+	clock := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
+	l.now = func() time.Time { clock = clock.Add(time.Minute); return clock }
+	run := func(verdict, action, commit string) int64 {
+		r, _, _ := l.Enqueue(ctx, Request{Repository: "infra", Stack: "web", Workspace: "default", Trigger: "schedule", Commit: commit})
+		l.Claim(ctx, Limits{})
+		l.Finish(ctx, r.ID, Result{Verdict: verdict, Action: action})
+		return r.ID
+	}
+	key := WorkspaceKey("infra", "web", "default")
+	run("drifted", "", "c0")
+	run("drifted", "apply:converged", "c1")
+	run("in_sync", "", "c1")
+	first := run("drifted", "report", "c2")
+	last := run("drifted", "report", "c2")
+	since, err := l.DriftedSince(ctx, key, last)
+	r, _ := l.Get(ctx, first)
+	if err != nil || !since.Equal(r.StartedAt) {
+		t.Errorf("drifted since = %v, %v; want the start of run %d (%v)", since, err, first, r.StartedAt)
+	}
+	if c, _ := l.LastApplied(ctx, key); c != "c1" {
+		t.Errorf("last applied = %q", c)
+	}
+	after := run("in_sync", "", "c2")
+	if since, _ := l.DriftedSince(ctx, key, after); !since.IsZero() {
+		t.Errorf("an in-sync run belongs to no incident, got %v", since)
+	}
+	if err := l.SetRecordError(ctx, after, "access denied"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := l.Get(ctx, after); got.RecordError != "access denied" {
+		t.Errorf("record error = %q", got.RecordError)
 	}
 }
