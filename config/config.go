@@ -38,6 +38,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/hashicorp/hcl/v2/hclparse"
+	"github.com/robfig/cron/v3"
 	"github.com/trueline/trueline/internal/hcldiag"
 )
 
@@ -85,6 +86,15 @@ type Config struct {
 	Env            map[string]string // extra environment for every terraform run
 	Repositories   []Repository
 	Notify         []Notify
+	Report         *Report
+}
+
+// Report is the scheduled drift report.
+type Report struct {
+	Schedule string
+	Timezone string
+	Since    time.Duration
+	Notify   []string
 }
 
 // Notify is a notification target, named "<kind>.<name>" in policies.
@@ -138,7 +148,16 @@ type fileSchema struct {
 	Limits         *limitsBlock      `hcl:"limits,block"`
 	Repositories   []repoBlock       `hcl:"repository,block"`
 	Notify         []notifyBlock     `hcl:"notify,block"`
+	Report         *reportBlock      `hcl:"report,block"`
 	Body           hcl.Body          `hcl:",body"`
+}
+
+type reportBlock struct {
+	Schedule string   `hcl:"schedule"`
+	Timezone *string  `hcl:"timezone,optional"`
+	Since    *string  `hcl:"since,optional"`
+	Notify   []string `hcl:"notify"`
+	Body     hcl.Body `hcl:",body"`
 }
 
 type notifyBlock struct {
@@ -184,6 +203,8 @@ type repoBlock struct {
 	Body              hcl.Body  `hcl:",body"`
 	DefRange          hcl.Range `hcl:",def_range"`
 }
+
+var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 
 var repoName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 
@@ -324,6 +345,20 @@ func Parse(filename string, src []byte, getenv func(string) string) (Config, hcl
 			r.SSHKeyFile = *rb.SSHKeyFile
 		}
 		cfg.Repositories = append(cfg.Repositories, r)
+	}
+	if rb := fs.Report; rb != nil {
+		rep := &Report{Schedule: rb.Schedule, Timezone: "UTC", Since: 24 * time.Hour, Notify: rb.Notify}
+		if _, err := cronParser.Parse(rb.Schedule); err != nil {
+			bad(at(rb.Body, "schedule"), "Invalid schedule", fmt.Sprintf("%v. Use five cron fields, e.g. \"0 7 * * *\".", err))
+		}
+		if rb.Timezone != nil {
+			if _, err := time.LoadLocation(*rb.Timezone); err != nil {
+				bad(at(rb.Body, "timezone"), "Unknown timezone", fmt.Sprintf("%q is not a known IANA timezone.", *rb.Timezone))
+			}
+			rep.Timezone = *rb.Timezone
+		}
+		duration(rb.Body, "since", rb.Since, &rep.Since)
+		cfg.Report = rep
 	}
 	for _, nb := range fs.Notify {
 		if nb.Kind != "slack" {

@@ -23,6 +23,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
+	"github.com/robfig/cron/v3"
 	"github.com/trueline/trueline/config"
 	"github.com/trueline/trueline/drift"
 	"github.com/trueline/trueline/forge"
@@ -31,6 +32,7 @@ import (
 	"github.com/trueline/trueline/policies"
 	"github.com/trueline/trueline/reconcile"
 	"github.com/trueline/trueline/remediate"
+	"github.com/trueline/trueline/report"
 	"github.com/trueline/trueline/scheduler"
 	"github.com/trueline/trueline/source"
 	"github.com/trueline/trueline/stacks"
@@ -142,6 +144,15 @@ func (d *Daemon) Run(ctx context.Context) error {
 		r := d.repos[name]
 		wg.Add(1)
 		go func() { defer wg.Done(); d.poll(ctx, r) }()
+	}
+	if rc := d.cfg.Report; rc != nil {
+		loc, _ := time.LoadLocation(rc.Timezone)
+		c := cron.New(cron.WithLocation(loc), cron.WithParser(cron.NewParser(cron.Minute|cron.Hour|cron.Dom|cron.Month|cron.Dow|cron.Descriptor)))
+		if _, err := c.AddFunc(rc.Schedule, func() { d.postReport(ctx) }); err != nil {
+			return fmt.Errorf("report schedule: %w", err)
+		}
+		c.Start()
+		defer c.Stop()
 	}
 	var workers sync.WaitGroup
 	for i := 0; i < max(1, d.cfg.Global); i++ {
@@ -329,6 +340,18 @@ func (d *Daemon) register(repoName string, old, all []stacks.Stack) {
 			d.mu.Unlock()
 			d.sched.Set(key, s.Config.Schedule, s.Config.Cron, s.Config.Timezone)
 		}
+	}
+	var ws []ledger.Workspace
+	for _, s := range all {
+		if s.Config == nil {
+			continue
+		}
+		for _, w := range s.Config.Workspaces {
+			ws = append(ws, ledger.Workspace{Stack: s.Path, Workspace: w.Name, Schedule: s.Config.Schedule, Timezone: s.Config.Timezone.String()})
+		}
+	}
+	if err := d.ledger.SetWorkspaces(context.Background(), repoName, ws); err != nil {
+		d.log.Error("cannot record the workspaces", "repository", repoName, "error", err)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -681,6 +704,22 @@ func (d *Daemon) closePR(ctx context.Context, r *repo, key, comment string) {
 		}
 	}
 	d.ledger.DeletePullRequest(ctx, key)
+}
+
+// postReport sends the drift report's summary, with a link to the full
+// report, to the report's notify targets.
+func (d *Daemon) postReport(ctx context.Context) {
+	rep, err := report.Build(ctx, d.ledger, time.Now(), d.cfg.Report.Since)
+	if err != nil {
+		d.log.Error("drift report", "error", err)
+		return
+	}
+	url := ""
+	if d.cfg.ExternalURL != "" {
+		url = strings.TrimRight(d.cfg.ExternalURL, "/") + "/report?since=" + d.cfg.Report.Since.String()
+	}
+	d.notifier.Notify(d.cfg.Report.Notify, notify.Event{Kind: notify.Report, Reason: rep.Summary(), URL: url})
+	d.log.Info("drift report sent", "summary", rep.Summary())
 }
 
 // runURL links to a run for people: the server's external URL, if known.

@@ -73,6 +73,16 @@ type Result struct {
 	RecordError string `json:"record_error,omitempty"`
 }
 
+// Workspace is a registered workspace and its schedule.
+type Workspace struct {
+	Repository, Stack, Workspace string
+	Schedule, Timezone           string // empty schedule: not scheduled
+	RegisteredAt                 time.Time
+}
+
+// Key identifies the workspace.
+func (w Workspace) Key() string { return WorkspaceKey(w.Repository, w.Stack, w.Workspace) }
+
 // Limits bound what Claim may start.
 type Limits struct {
 	PerRepository int // 0: no limit
@@ -135,5 +145,11 @@ type Ledger interface {
 	LastApplied(ctx context.Context, key string) (string, error)
 	// DriftedSince is when the drift incident that run upTo belongs to began (zero if none).
 	DriftedSince(ctx context.Context, key string, upTo int64) (time.Time, error)
+	// SetWorkspaces records a repository's workspaces and their schedules
+	// (replacing what it had); Workspaces lists every repository's.
+	SetWorkspaces(ctx context.Context, repository string, ws []Workspace) error
+	Workspaces(ctx context.Context) ([]Workspace, error)
+	// PullRequests maps workspace keys to their open pull request's URL.
+	PullRequests(ctx context.Context) (map[string]string, error)
 	Close() error
 }

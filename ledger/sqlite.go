@@ -65,6 +65,15 @@ var migrations = []string{
 		url           TEXT NOT NULL,
 		updated_at    INTEGER NOT NULL
 	);`,
+	`CREATE TABLE workspaces (
+		workspace_key TEXT PRIMARY KEY,
+		repository    TEXT NOT NULL,
+		stack         TEXT NOT NULL,
+		workspace     TEXT NOT NULL,
+		schedule      TEXT NOT NULL,
+		timezone      TEXT NOT NULL,
+		registered_at INTEGER NOT NULL
+	);`,
 }
 
 // SQLite is the embedded ledger.
@@ -531,3 +540,76 @@ func (l *SQLite) DriftedSince(ctx context.Context, key string, upTo int64) (time
 	}
 	return fromMillis(ms.Int64), nil
 }
+
+func (l *SQLite) SetWorkspaces(ctx context.Context, repository string, ws []Workspace) error {
+	return l.tx(ctx, func(tx *sql.Tx) error {
+		keep := map[string]bool{}
+		now := l.now().UnixMilli()
+		for _, w := range ws {
+			key := WorkspaceKey(repository, w.Stack, w.Workspace)
+			keep[key] = true
+			if _, err := tx.ExecContext(ctx, `INSERT INTO workspaces (workspace_key, repository, stack, workspace, schedule, timezone, registered_at)
+				VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(workspace_key) DO UPDATE SET schedule = excluded.schedule, timezone = excluded.timezone`,
+				key, repository, w.Stack, w.Workspace, w.Schedule, w.Timezone, now); err != nil {
+				return err
+			}
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT workspace_key FROM workspaces WHERE repository = ?`, repository)
+		if err != nil {
+			return err
+		}
+		var gone []string
+		for rows.Next() {
+			var k string
+			rows.Scan(&k)
+			if !keep[k] {
+				gone = append(gone, k)
+			}
+		}
+		rows.Close()
+		for _, k := range gone {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM workspaces WHERE workspace_key = ?`, k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func (l *SQLite) Workspaces(ctx context.Context) ([]Workspace, error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT repository, stack, workspace, schedule, timezone, registered_at FROM workspaces
+		ORDER BY repository, stack, workspace`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Workspace
+	for rows.Next() {
+		var w Workspace
+		var at int64
+		if err := rows.Scan(&w.Repository, &w.Stack, &w.Workspace, &w.Schedule, &w.Timezone, &at); err != nil {
+			return nil, err
+		}
+		w.RegisteredAt = fromMillis(at)
+		out = append(out, w)
+	}
+	return out, rows.Err()
+}
+
+func (l *SQLite) PullRequests(ctx context.Context) (map[string]string, error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT workspace_key, url FROM pull_requests`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var k, u string
+		rows.Scan(&k, &u)
+		out[k] = u
+	}
+	return out, rows.Err()
+}
+
+// SetClock replaces the ledger's clock, for tests that need fixed times.
+func (l *SQLite) SetClock(now func() time.Time) { l.now = now }

@@ -29,6 +29,7 @@ const (
 	Escalated   Kind = "escalated"    // a guardrail said no
 	Failed      Kind = "error"        // the run or the apply failed
 	Cleared     Kind = "cleared"      // back in sync: the incident is over
+	Report      Kind = "report"       // the scheduled drift report: Reason holds its summary, URL the full report
 )
 
 // Event is one thing worth telling. Findings must already be masked (the
@@ -152,6 +153,13 @@ func (s *Slack) Send(ctx context.Context, e Event) error {
 	api := slack.New(s.Token, opts...)
 	msg := []slack.MsgOption{slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...)}
 
+	if e.Kind == Report {
+		// A report is its own message, never part of an incident's thread.
+		return s.retry(ctx, "post", func() error {
+			_, _, err := api.PostMessageContext(ctx, s.Channel, msg...)
+			return err
+		})
+	}
 	var channel, ts string
 	if s.Threads != nil {
 		channel, ts, _ = s.Threads.Thread(ctx, s.threadKey(e))
@@ -208,6 +216,17 @@ var titles = map[Kind]string{
 
 // message renders an event as fallback text and Block Kit blocks.
 func (s *Slack) message(e Event) (string, []slack.Block) {
+	if e.Kind == Report {
+		title := ":bar_chart: trueline drift report"
+		blocks := []slack.Block{
+			slack.NewHeaderBlock(slack.NewTextBlockObject("plain_text", title, true, false)),
+			slack.NewSectionBlock(slack.NewTextBlockObject("mrkdwn", truncate(s.scrub(e.Reason), 2900), false, false), nil, nil),
+		}
+		if e.URL != "" {
+			blocks = append(blocks, slack.NewContextBlock("", slack.NewTextBlockObject("mrkdwn", "<"+e.URL+"|the full report>", false, false)))
+		}
+		return title + ": " + s.scrub(e.Reason), blocks
+	}
 	where := fmt.Sprintf("%s (%s)", e.Stack, e.Workspace)
 	what := map[string]string{"drifted": "Drift", "pending": "Pending code", "drifted_and_pending": "Drift and pending code"}[e.Verdict]
 	if what == "" {

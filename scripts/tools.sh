@@ -41,6 +41,7 @@ if [ "${1:-}" = "--check" ]; then
 		[ -x "$BIN/$t" ] || { echo "missing tool: $BIN/$t (run: make tools)" >&2; missing=1; }
 	done
 	[ -f "$TOOLS/terraformrc" ] || { echo "missing $TOOLS/terraformrc (run: make tools)" >&2; missing=1; }
+	command -v chromium >/dev/null 2>&1 || { echo "missing chromium (run: make tools, as root, or apt-get install chromium)" >&2; missing=1; }
 	exit $missing
 fi
 
@@ -83,6 +84,18 @@ else
 	(cd "$dir" && CGO_ENABLED=1 $GO build -trimpath -tags "sqlite sqlite_unlock_notify" -ldflags "-s -w" -o "$BIN/gitea" .)
 	ln -sfn "$dir" "$TOOLS/gitea-root"
 	stamp "$BIN/gitea" "$key"
+fi
+
+# Chromium renders the HTML report in a test: Debian's package.
+if command -v chromium >/dev/null 2>&1; then
+	step "chromium: $(command -v chromium)"
+elif command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+	step "chromium: installing Debian's package"
+	apt-get update -qq >/dev/null
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+else
+	echo "chromium is missing and cannot be installed here: install Debian's chromium (apt-get install chromium) as root" >&2
+	exit 1
 fi
 
 # go_install NAME MODULE/PATH VERSION: go install a pinned command into .tools/bin.

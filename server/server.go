@@ -13,8 +13,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/trueline/trueline/ledger"
+	"github.com/trueline/trueline/report"
 )
 
 // Triggerer queues runs on request.
@@ -69,6 +71,7 @@ func New(opts Options) *Server {
 	s.mux.HandleFunc("GET /api/v1/runs/{id}", s.handleRun)
 	s.mux.HandleFunc("POST /api/v1/runs", s.handleTrigger)
 	s.mux.HandleFunc("GET /api/v1/status", s.handleStatus)
+	s.mux.HandleFunc("GET /report", s.handleReport)
 	return s
 }
 
@@ -122,6 +125,47 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// handleReport serves the drift report: ?format=html (default), markdown
+// or json, and ?since=24h.
+func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
+	since := 24 * time.Hour
+	if v := r.URL.Query().Get("since"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			writeError(w, http.StatusBadRequest, "since must be a duration such as 24h")
+			return
+		}
+		since = d
+	}
+	rep, err := report.Build(r.Context(), s.ledger, time.Now(), since)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	switch r.URL.Query().Get("format") {
+	case "", "html":
+		page, err := rep.HTML()
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Write([]byte(page))
+	case "markdown":
+		md, err := rep.Markdown()
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		w.Header().Set("Content-Type", "text/markdown; charset=utf-8")
+		w.Write([]byte(md))
+	case "json":
+		writeJSON(w, http.StatusOK, rep)
+	default:
+		writeError(w, http.StatusBadRequest, "format must be html, markdown or json")
+	}
 }
 
 type runsPage struct {

@@ -43,6 +43,14 @@ func TestServePullRequestsOnGitea(t *testing.T) {
 	r.apply(t, "revert", "adopt")
 	gt.CreateRepo("infra")
 	r.git.Git("push", "-q", gt.PushURL("infra"), "main")
+	// Gitea notices a push through a queue; until then the repository is
+	// "empty" and has no pull requests to list.
+	waitFor(t, 60*time.Second, "gitea to see the push", func() bool {
+		var repo struct {
+			Empty bool `json:"empty"`
+		}
+		return gt.TryAPI("GET", "/api/v1/repos/trueline/infra", nil, &repo) == nil && !repo.Empty
+	})
 
 	p := startServe(t, t.TempDir(),
 		[]string{sandbox.RootEnv + "=" + r.cloud.Root, "GITEA_TOKEN=" + gt.Token, "TRUELINE_API_TOKEN=api"},
@@ -53,7 +61,10 @@ func TestServePullRequestsOnGitea(t *testing.T) {
 		var found giteaPR
 		waitFor(t, 60*time.Second, "a pull request for "+stack, func() bool {
 			var prs []giteaPR
-			gt.API("GET", "/api/v1/repos/trueline/infra/pulls?state=open", nil, &prs)
+			// Gitea answers 404 now and then while a pushed branch settles.
+			if err := gt.TryAPI("GET", "/api/v1/repos/trueline/infra/pulls?state=open", nil, &prs); err != nil {
+				return false
+			}
 			for _, pr := range prs {
 				if pr.Head.Ref == "trueline/stacks/"+stack+"/default" {
 					found = pr
@@ -123,7 +134,9 @@ func TestServePullRequestsOnGitea(t *testing.T) {
 	trigger("revert")
 	waitFor(t, 60*time.Second, "the pull request to be closed", func() bool {
 		var closed giteaPR
-		gt.API("GET", fmt.Sprintf("/api/v1/repos/trueline/infra/pulls/%d", again.Number), nil, &closed)
+		if gt.TryAPI("GET", fmt.Sprintf("/api/v1/repos/trueline/infra/pulls/%d", again.Number), nil, &closed) != nil {
+			return false
+		}
 		return closed.State == "closed" && !closed.Merged
 	})
 	var comments []struct {

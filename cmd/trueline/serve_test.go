@@ -227,7 +227,7 @@ func TestServeCommitsSchedulesAndWebhooks(t *testing.T) {
 	}))
 	defer slack.Close()
 	conf := filepath.Join(t.TempDir(), "trueline.hcl")
-	os.WriteFile(conf, []byte("notify \"slack\" \"infra\" {\n  webhook_url_env = \"SLACK_URL\"\n}\n"), 0o644)
+	os.WriteFile(conf, []byte("notify \"slack\" \"infra\" {\n  webhook_url_env = \"SLACK_URL\"\n}\n\nreport {\n  schedule = \"@every 2s\"\n  notify   = [\"slack.infra\"]\n}\n"), 0o644)
 
 	const secret = "hook-secret"
 	p := startServe(t, t.TempDir(), []string{sandbox.RootEnv + "=" + r.cloud.Root, "HOOK_SECRET=" + secret, "SLACK_URL=" + slack.URL + "/hook"},
@@ -310,18 +310,38 @@ func TestServeCommitsSchedulesAndWebhooks(t *testing.T) {
 		}
 		return false
 	})
-	// ...and Slack hears of it once, however many scheduled runs see it.
-	waitFor(t, 10*time.Second, "the Slack notification", func() bool {
+	// ...and Slack hears of it once, however many scheduled runs see it;
+	// the scheduled drift report arrives too, with a link to the full report.
+	drifts := func() (drift []string, reports []string) {
 		slackMu.Lock()
 		defer slackMu.Unlock()
-		return len(slackPayloads) > 0
-	})
+		for _, p := range slackPayloads {
+			if strings.Contains(p, "trueline drift report") {
+				reports = append(reports, p)
+			} else {
+				drift = append(drift, p)
+			}
+		}
+		return
+	}
+	waitFor(t, 10*time.Second, "the Slack notification", func() bool { d, _ := drifts(); return len(d) > 0 })
 	time.Sleep(3 * time.Second)
-	slackMu.Lock()
-	defer slackMu.Unlock()
-	if len(slackPayloads) != 1 || !strings.Contains(slackPayloads[0], "Drift in stacks/d (default)") ||
-		!strings.Contains(slackPayloads[0], "min_size: git `3` → live `4`") {
-		t.Errorf("Slack payloads = %q", slackPayloads)
+	d, reports := drifts()
+	if len(d) != 1 || !strings.Contains(d[0], "Drift in stacks/d (default)") || !strings.Contains(d[0], "min_size: git `3` → live `4`") {
+		t.Errorf("Slack drift payloads = %q", d)
+	}
+	if len(reports) == 0 || !strings.Contains(reports[len(reports)-1], "1 drifted") || !strings.Contains(reports[0], "/report?since=24h0m0s") {
+		t.Errorf("Slack report payloads = %q", reports)
+	}
+	// The full report is served.
+	resp, err = http.Get(p.url + "/report?format=markdown")
+	if err != nil {
+		t.Fatal(err)
+	}
+	md, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(md), "## Drifted (1)") || !strings.Contains(string(md), "stacks/d (default)") {
+		t.Errorf("report:\n%s", md)
 	}
 }
 

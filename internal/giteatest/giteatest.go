@@ -147,6 +147,17 @@ ROOT_PATH = %[1]s/log
 // decodes the answer into out.
 func (s *Server) call(method, path string, body, out any, basic bool) {
 	s.t.Helper()
+	if err := s.try(method, path, body, out, basic); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// TryAPI is API for polling loops: it returns the error instead of failing.
+func (s *Server) TryAPI(method, path string, body, out any) error {
+	return s.try(method, path, body, out, false)
+}
+
+func (s *Server) try(method, path string, body, out any, basic bool) error {
 	var rd io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
@@ -161,18 +172,19 @@ func (s *Server) call(method, path string, body, out any, basic bool) {
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		s.t.Fatal(err)
+		return err
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode >= 300 {
-		s.t.Fatalf("gitea %s %s: %s\n%s", method, path, resp.Status, b)
+		return fmt.Errorf("gitea %s %s: %s\n%s", method, path, resp.Status, b)
 	}
 	if out != nil {
 		if err := json.Unmarshal(b, out); err != nil {
-			s.t.Fatalf("gitea %s %s: %v\n%s", method, path, err, b)
+			return fmt.Errorf("gitea %s %s: %v\n%s", method, path, err, b)
 		}
 	}
+	return nil
 }
 
 // API calls the API with the token.
