@@ -38,6 +38,5 @@ ENV TRUELINE_DATA_DIR=/var/lib/trueline \
     TRUELINE_LOG_LEVEL=info
 VOLUME /var/lib/trueline
 EXPOSE 8080
-HEALTHCHECK --interval=30s --timeout=3s CMD ["trueline", "--help"]
 ENTRYPOINT ["trueline", "serve"]
 CMD ["--config", "/etc/trueline/trueline.hcl"]

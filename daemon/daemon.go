@@ -60,6 +60,9 @@ type Daemon struct {
 
 	notifier  *notify.Dispatcher
 	announced map[string]string // workspace key -> last event kind and fingerprint
+
+	// Observe, when set, is told of every finished run (metrics).
+	Observe func(ledger.Run, ledger.Result)
 }
 
 type workspace struct{ repo, stack, name string }
@@ -430,6 +433,9 @@ func (d *Daemon) worker(ctx context.Context) {
 		if err := d.ledger.Finish(bg, run.ID, res); err != nil {
 			d.log.Error("finish run", "run", run.ID, "error", err)
 			continue
+		}
+		if d.Observe != nil {
+			d.Observe(*run, res)
 		}
 		d.record(bg, *run, notice)
 		d.announce(bg, *run, res, notice)

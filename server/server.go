@@ -37,6 +37,7 @@ type Options struct {
 	Hooks   Hooks
 	Trigger Triggerer
 	Status  StatusReporter
+	Metrics *Metrics // nil: no /metrics
 	// Token, when set, is the bearer token mutating API calls need.
 	Token  string
 	Logger *slog.Logger
@@ -48,6 +49,7 @@ type Server struct {
 	hooks   Hooks
 	trigger Triggerer
 	status  StatusReporter
+	metrics *Metrics
 	token   string
 	log     *slog.Logger
 	ready   atomic.Bool
@@ -59,7 +61,7 @@ type Server struct {
 
 // New returns a server; it is not ready until SetReady(true).
 func New(opts Options) *Server {
-	s := &Server{ledger: opts.Ledger, hooks: opts.Hooks, trigger: opts.Trigger, status: opts.Status, token: opts.Token,
+	s := &Server{ledger: opts.Ledger, hooks: opts.Hooks, trigger: opts.Trigger, status: opts.Status, metrics: opts.Metrics, token: opts.Token,
 		log: opts.Logger, mux: http.NewServeMux(), webhooks: map[[2]string]int{}}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -72,6 +74,9 @@ func New(opts Options) *Server {
 	s.mux.HandleFunc("POST /api/v1/runs", s.handleTrigger)
 	s.mux.HandleFunc("GET /api/v1/status", s.handleStatus)
 	s.mux.HandleFunc("GET /report", s.handleReport)
+	if s.metrics != nil {
+		s.mux.Handle("GET /metrics", s.metrics.Handler())
+	}
 	return s
 }
 
@@ -95,6 +100,9 @@ func (s *Server) observeWebhook(forge string, res WebhookResult) {
 	s.mu.Lock()
 	s.webhooks[[2]string{forge, string(res)}]++
 	s.mu.Unlock()
+	if s.metrics != nil {
+		s.metrics.observeWebhook(forge, res)
+	}
 }
 
 // WebhookCounts returns deliveries by forge and result.

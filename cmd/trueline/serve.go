@@ -186,7 +186,9 @@ func runServe(cmd *cobra.Command, g *globalFlags, f serveFlags) error {
 	if err != nil {
 		return usageErr("%v", err)
 	}
-	srv := server.New(server.Options{Ledger: led, Hooks: d, Trigger: d, Status: d, Token: os.Getenv("TRUELINE_API_TOKEN"), Logger: logger})
+	metrics := server.NewMetrics(led)
+	d.Observe = metrics.ObserveRun
+	srv := server.New(server.Options{Ledger: led, Hooks: d, Trigger: d, Status: d, Metrics: metrics, Token: os.Getenv("TRUELINE_API_TOKEN"), Logger: logger})
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return usageErr("listen on %s: %v", cfg.Listen, err)

@@ -343,6 +343,30 @@ func TestServeCommitsSchedulesAndWebhooks(t *testing.T) {
 	if !strings.Contains(string(md), "## Drifted (1)") || !strings.Contains(string(md), "stacks/d (default)") {
 		t.Errorf("report:\n%s", md)
 	}
+
+	// The metrics agree with what happened.
+	resp, err = http.Get(p.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`trueline_runs_total{trigger="commit",verdict="in_sync"} 4`,
+		`trueline_runs_total{trigger="webhook",verdict="in_sync"} 2`,
+		`trueline_webhook_deliveries_total{forge="gitea",result="accepted"} 1`,
+		`trueline_workspaces{verdict="drifted"} 1`,
+		`trueline_workspaces{verdict="in_sync"} 3`,
+		`trueline_run_duration_seconds_count{verdict="drifted"}`,
+		`trueline_queue_depth`,
+	} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if strings.Contains(string(metrics), `trueline_oldest_drift_age_seconds 0`+"\n") {
+		t.Error("a drifted workspace exists, but the oldest drift age is 0")
+	}
 }
 
 func TestServeSurvivesKillAndStopsCleanly(t *testing.T) {
