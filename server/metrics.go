@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/trueline/trueline/ledger"
 )
@@ -35,7 +36,7 @@ func NewMetrics(led ledger.Ledger) *Metrics {
 	m.webhooks = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "trueline_webhook_deliveries_total",
 		Help: "Webhook deliveries by forge and result: accepted, ignored, rejected, malformed."}, []string{"forge", "result"})
 	m.reg.MustRegister(m.runs, m.duration, m.applies, m.webhooks, &ledgerCollector{led: led},
-		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
