@@ -612,7 +612,9 @@ func (d *Daemon) execute(ctx context.Context, run ledger.Run) (ledger.Result, *n
 	log.Info("run started", "commit", commit.String()[:12], "trigger", run.Trigger)
 	target := reconcile.Target{Stack: st, Workspace: *ws, Policy: pol,
 		BeforeApply: func(ctx context.Context) error { return d.ledger.MarkApplying(ctx, run.ID) }}
-	if run.Trigger == "merge" || slices.Contains(run.Triggers, "merge") {
+	if run.Approval != "" {
+		target.Approved = run.Approval
+	} else if run.Trigger == "merge" || slices.Contains(run.Triggers, "merge") {
 		record, err := fs.ReadFile(fsys, remediate.RecordPath(run.Stack, run.Workspace))
 		if err != nil {
 			return fail(fmt.Errorf("merge of the revert pull request: no drift record at %s: %w", commit.String()[:12], err))
@@ -747,6 +749,25 @@ func safeKey(key string) string {
 	return strings.NewReplacer("/", "__", "\\", "_", ":", "_", " ", "_").Replace(key)
 }
 
+// Approve queues a run that applies the plan of an escalated run, if the
+// plan it makes then has exactly the same changes.
+func (d *Daemon) Approve(ctx context.Context, id int64) (ledger.Run, error) {
+	run, err := d.ledger.Get(ctx, id)
+	if err != nil {
+		return ledger.Run{}, err
+	}
+	if run.Status != ledger.Finished || len(run.Findings) == 0 || run.Verdict == "in_sync" || run.Verdict == "error" {
+		return ledger.Run{}, fmt.Errorf("run %d has no plan to approve (verdict %q)", id, run.Verdict)
+	}
+	var res drift.Result
+	if err := json.Unmarshal(run.Findings, &res); err != nil {
+		return ledger.Run{}, err
+	}
+	queued, _, err := d.enqueue(ctx, ledger.Request{Repository: run.Repository, Stack: run.Stack, Workspace: run.Workspace,
+		Trigger: "approve", Approval: res.Fingerprint()})
+	return queued, err
+}
+
 // Trigger queues manual runs: one workspace, or every workspace of a stack.
 func (d *Daemon) Trigger(ctx context.Context, repoName, stack, ws, trigger string) ([]ledger.Run, error) {
 	if repoName == "" {
@@ -815,6 +836,9 @@ func (d *Daemon) Pushed(repoName, branch, after string) (bool, string) {
 	}
 	return true, "fetching " + r.cfg.Branch
 }
+
+// Next tells when a workspace's schedule runs it next (zero: not scheduled).
+func (d *Daemon) Next(key string) time.Time { return d.sched.Next(key) }
 
 // Status describes the daemon: registered workspaces, scheduled ones,
 // runs in progress, and each repository's head.

@@ -29,8 +29,11 @@ type Request struct {
 	Stack      string
 	Workspace  string
 	Commit     string // empty: the branch head when the run starts
-	Trigger    string // schedule, commit, webhook, manual, merge, retry
+	Trigger    string // schedule, commit, webhook, manual, merge, approve, retry
 	RetryOf    int64
+	// Approval is the fingerprint of an escalated plan a person approved:
+	// the run applies a plan with exactly those changes.
+	Approval string
 }
 
 // Key identifies a workspace across runs.
@@ -56,7 +59,8 @@ type Run struct {
 	FinishedAt time.Time `json:"finished_at,omitzero"`
 	RetryOf    int64     `json:"retry_of,omitempty"`
 	// Applying is set once an apply has started: such a run is never applied again.
-	Applying bool `json:"applying"`
+	Applying bool   `json:"applying"`
+	Approval string `json:"approval,omitempty"`
 	Result
 }
 

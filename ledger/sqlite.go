@@ -74,6 +74,8 @@ var migrations = []string{
 		timezone      TEXT NOT NULL,
 		registered_at INTEGER NOT NULL
 	);`,
+	// 6: approvals: the fingerprint of an escalated plan a person approved.
+	`ALTER TABLE runs ADD COLUMN approval TEXT NOT NULL DEFAULT '';`,
 }
 
 // SQLite is the embedded ledger.
@@ -147,7 +149,7 @@ func (l *SQLite) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 func (l *SQLite) Close() error { return l.db.Close() }
 
 const runColumns = `id, repository, stack, workspace, commit_sha, trigger, triggers, status, queued_at, started_at,
-	finished_at, retry_of, applying, verdict, findings, action, action_reason, error, log, duration_ms, record_error`
+	finished_at, retry_of, applying, verdict, findings, action, action_reason, error, log, duration_ms, record_error, approval`
 
 type scanner interface{ Scan(...any) error }
 
@@ -158,7 +160,7 @@ func scanRun(s scanner) (Run, error) {
 	var applying int
 	err := s.Scan(&r.ID, &r.Repository, &r.Stack, &r.Workspace, &r.Commit, &r.Trigger, &triggers, &r.Status,
 		&queued, &started, &finished, &r.RetryOf, &applying, &r.Verdict, &findings, &r.Action, &r.ActionReason,
-		&r.Error, &r.Log, &r.DurationMS, &r.RecordError)
+		&r.Error, &r.Log, &r.DurationMS, &r.RecordError, &r.Approval)
 	if err != nil {
 		return r, err
 	}
@@ -197,8 +199,11 @@ func (l *SQLite) Enqueue(ctx context.Context, req Request) (Run, bool, error) {
 			if req.Commit != "" {
 				existing.Commit = req.Commit
 			}
+			if req.Approval != "" {
+				existing.Approval = req.Approval
+			}
 			t, _ := json.Marshal(existing.Triggers)
-			if _, err := tx.ExecContext(ctx, `UPDATE runs SET triggers = ?, commit_sha = ? WHERE id = ?`, string(t), existing.Commit, existing.ID); err != nil {
+			if _, err := tx.ExecContext(ctx, `UPDATE runs SET triggers = ?, commit_sha = ?, approval = ? WHERE id = ?`, string(t), existing.Commit, existing.Approval, existing.ID); err != nil {
 				return err
 			}
 			run, joined = existing, true
@@ -208,9 +213,9 @@ func (l *SQLite) Enqueue(ctx context.Context, req Request) (Run, bool, error) {
 			return err
 		}
 		t, _ := json.Marshal([]string{req.Trigger})
-		res, err := tx.ExecContext(ctx, `INSERT INTO runs (repository, stack, workspace, workspace_key, commit_sha, trigger, triggers, status, queued_at, retry_of)
-			VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?)`,
-			req.Repository, req.Stack, req.Workspace, req.Key(), req.Commit, req.Trigger, string(t), l.now().UnixMilli(), req.RetryOf)
+		res, err := tx.ExecContext(ctx, `INSERT INTO runs (repository, stack, workspace, workspace_key, commit_sha, trigger, triggers, status, queued_at, retry_of, approval)
+			VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)`,
+			req.Repository, req.Stack, req.Workspace, req.Key(), req.Commit, req.Trigger, string(t), l.now().UnixMilli(), req.RetryOf, req.Approval)
 		if err != nil {
 			return err
 		}

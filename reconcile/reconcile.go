@@ -333,10 +333,10 @@ func (r *Reconciler) Run(ctx context.Context, key string, t Target) Outcome {
 	dec := pol.Decide(o.Result, r.opts.Now())
 	if t.Approved != "" && o.Verdict != drift.InSync {
 		if o.Result.Fingerprint() == t.Approved {
-			dec = policies.Decision{Action: policies.Apply, Reason: "approved by merging the revert pull request"}
+			dec = policies.Decision{Action: policies.Apply, Reason: "approved: the plan has exactly the reviewed changes"}
 		} else {
 			dec = policies.Decision{Action: policies.PullRequest,
-				Reason: "the revert pull request was merged, but the plan no longer matches the reviewed changes; not applied"}
+				Reason: "approved, but the plan no longer matches the reviewed changes; not applied"}
 		}
 	}
 	o.Action = Action{Action: dec.Action, Reason: dec.Reason, Escalated: dec.Escalated}

@@ -4,13 +4,11 @@ package server
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,8 +36,9 @@ type Options struct {
 	Trigger Triggerer
 	Status  StatusReporter
 	Metrics *Metrics // nil: no /metrics
-	// Token, when set, is the bearer token mutating API calls need.
-	Token  string
+	// Auth decides who may read and change; nil: reading is open and
+	// nothing can be changed.
+	Auth   *Auth
 	Logger *slog.Logger
 }
 
@@ -50,7 +49,7 @@ type Server struct {
 	trigger Triggerer
 	status  StatusReporter
 	metrics *Metrics
-	token   string
+	auth    *Auth
 	log     *slog.Logger
 	ready   atomic.Bool
 	mux     *http.ServeMux
@@ -61,11 +60,27 @@ type Server struct {
 
 // New returns a server; it is not ready until SetReady(true).
 func New(opts Options) *Server {
-	s := &Server{ledger: opts.Ledger, hooks: opts.Hooks, trigger: opts.Trigger, status: opts.Status, metrics: opts.Metrics, token: opts.Token,
+	s := &Server{ledger: opts.Ledger, hooks: opts.Hooks, trigger: opts.Trigger, status: opts.Status, metrics: opts.Metrics, auth: opts.Auth,
 		log: opts.Logger, mux: http.NewServeMux(), webhooks: map[[2]string]int{}}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	if s.auth == nil {
+		s.auth = &Auth{}
+	}
+	// Forms are also refused when a browser says they come from another site.
+	forms := http.NewCrossOriginProtection()
+	s.mux.HandleFunc("GET /{$}", s.handleStacks)
+	s.mux.HandleFunc("GET /workspace", s.handleWorkspace)
+	s.mux.HandleFunc("GET /runs/{id}", s.handleRunPage)
+	s.mux.HandleFunc("GET /login", s.handleLoginPage)
+	s.mux.Handle("POST /login", forms.Handler(http.HandlerFunc(s.handleLogin)))
+	s.mux.Handle("POST /logout", forms.Handler(http.HandlerFunc(s.handleLogout)))
+	s.mux.Handle("POST /workspace/plan", forms.Handler(http.HandlerFunc(s.handlePlanForm)))
+	s.mux.Handle("POST /runs/{id}/approve", forms.Handler(http.HandlerFunc(s.handleApproveForm)))
+	s.mux.HandleFunc("GET /api/v1/workspaces", s.handleAPIWorkspaces)
+	s.mux.HandleFunc("GET /api/v1/stacks", s.handleAPIStacks)
+	s.mux.HandleFunc("POST /api/v1/runs/{id}/approve", s.handleAPIApprove)
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
 	s.mux.HandleFunc("GET /readyz", s.handleReady)
 	s.mux.HandleFunc("POST /hooks/{forge}/{repo}", s.handleWebhook)
@@ -114,15 +129,6 @@ func (s *Server) WebhookCounts() map[[2]string]int {
 		out[k] = v
 	}
 	return out
-}
-
-// authorized checks the bearer token of a mutating request.
-func (s *Server) authorized(r *http.Request) bool {
-	if s.token == "" {
-		return false // mutating calls need a configured token
-	}
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	return ok && subtle.ConstantTimeCompare([]byte(got), []byte(s.token)) == 1
 }
 
 func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
@@ -183,6 +189,10 @@ type runsPage struct {
 }
 
 func (s *Server) handleRuns(w http.ResponseWriter, r *http.Request) {
+	if !s.auth.canRead(r) {
+		unauthorized(w)
+		return
+	}
 	q := r.URL.Query()
 	f := ledger.Filter{Repository: q.Get("repository"), Stack: q.Get("stack"), Workspace: q.Get("workspace"),
 		Status: ledger.Status(q.Get("status"))}
@@ -223,6 +233,10 @@ type runDetail struct {
 }
 
 func (s *Server) handleRun(w http.ResponseWriter, r *http.Request) {
+	if !s.auth.canRead(r) {
+		unauthorized(w)
+		return
+	}
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "run id must be a number")
@@ -247,9 +261,8 @@ type triggerRequest struct {
 }
 
 func (s *Server) handleTrigger(w http.ResponseWriter, r *http.Request) {
-	if !s.authorized(r) {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="trueline"`)
-		writeError(w, http.StatusUnauthorized, "a bearer token is required (the server's TRUELINE_API_TOKEN)")
+	if !s.auth.canWrite(r) {
+		unauthorized(w)
 		return
 	}
 	var req triggerRequest

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -188,7 +189,11 @@ func runServe(cmd *cobra.Command, g *globalFlags, f serveFlags) error {
 	}
 	metrics := server.NewMetrics(led)
 	d.Observe = metrics.ObserveRun
-	srv := server.New(server.Options{Ledger: led, Hooks: d, Trigger: d, Status: d, Metrics: metrics, Token: os.Getenv("TRUELINE_API_TOKEN"), Logger: logger})
+	auth, err := authFromEnv()
+	if err != nil {
+		return err
+	}
+	srv := server.New(server.Options{Ledger: led, Hooks: d, Trigger: d, Status: d, Metrics: metrics, Auth: auth, Logger: logger})
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return usageErr("listen on %s: %v", cfg.Listen, err)
@@ -216,4 +221,25 @@ func runServe(cmd *cobra.Command, g *globalFlags, f serveFlags) error {
 	httpSrv.Shutdown(shutdownCtx)
 	logger.Info("trueline stopped")
 	return err
+}
+
+// authFromEnv: TRUELINE_API_TOKEN (a token), TRUELINE_API_TOKEN_SHA256 (hex
+// SHA-256 of tokens, comma-separated), TRUELINE_READ_REQUIRES_TOKEN=true,
+// TRUELINE_PROXY_USER_HEADER (a trusted reverse proxy's user header).
+func authFromEnv() (*server.Auth, error) {
+	a := &server.Auth{ReadToken: os.Getenv("TRUELINE_READ_REQUIRES_TOKEN") == "true", ProxyHeader: os.Getenv("TRUELINE_PROXY_USER_HEADER")}
+	if t := os.Getenv("TRUELINE_API_TOKEN"); t != "" {
+		a.TokenHashes = append(a.TokenHashes, server.HashToken(t))
+	}
+	for _, h := range strings.Split(os.Getenv("TRUELINE_API_TOKEN_SHA256"), ",") {
+		if h = strings.TrimSpace(h); h == "" {
+			continue
+		}
+		b, err := hex.DecodeString(h)
+		if err != nil || len(b) != 32 {
+			return nil, usageErr("TRUELINE_API_TOKEN_SHA256: %q is not a hex SHA-256 (64 hex digits)", h)
+		}
+		a.TokenHashes = append(a.TokenHashes, [32]byte(b))
+	}
+	return a, nil
 }
