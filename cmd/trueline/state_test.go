@@ -183,3 +183,14 @@ func getJSON(t *testing.T, url string, v any) {
 	defer resp.Body.Close()
 	json.NewDecoder(resp.Body).Decode(v)
 }
+
+func apiTrigger(t *testing.T, base, target, token string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", base+"/api/v1/runs", strings.NewReader(`{"stack":"`+target+`"}`))
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("trigger %s: %v %v", target, err, resp.Status)
+	}
+	resp.Body.Close()
+}
