@@ -735,7 +735,7 @@ func (d *Daemon) runURL(id int64) string {
 	if d.cfg.ExternalURL == "" {
 		return ""
 	}
-	return fmt.Sprintf("%s/api/v1/runs/%d", strings.TrimRight(d.cfg.ExternalURL, "/"), id)
+	return fmt.Sprintf("%s/runs/%d", strings.TrimRight(d.cfg.ExternalURL, "/"), id)
 }
 
 func excerpt(log string) string {

@@ -73,6 +73,9 @@ echo "  api: $(grep -E '"(min|max)_size"' "$api" | tr -d ' \n')"
 
 say "Every run is in the ledger (trueline runs; $TRUELINE_SERVER/api/v1/runs)"
 trueline runs
+echo
+echo "Dashboard: $TRUELINE_SERVER/   (sign in with the token $TRUELINE_API_TOKEN to plan or approve)"
+echo "Report:    $TRUELINE_SERVER/report    Metrics: $TRUELINE_SERVER/metrics"
 if [ -t 0 ] && [ -z "${CI:-}" ]; then
 	echo "trueline keeps watching $DEMO/repo (stacks/web every minute). Press Ctrl-C to stop."
 	wait "$SERVE" || true
