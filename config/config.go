@@ -38,8 +38,8 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/hashicorp/hcl/v2/hclparse"
-	"github.com/robfig/cron/v3"
 	"github.com/trueline/trueline/internal/hcldiag"
+	"github.com/trueline/trueline/stacks"
 )
 
 // Secret holds a credential. It never prints its value.
@@ -204,8 +204,6 @@ type repoBlock struct {
 	DefRange          hcl.Range `hcl:",def_range"`
 }
 
-var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
-
 var repoName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 
 // Load reads a configuration file on top of the defaults. getenv resolves
@@ -348,7 +346,7 @@ func Parse(filename string, src []byte, getenv func(string) string) (Config, hcl
 	}
 	if rb := fs.Report; rb != nil {
 		rep := &Report{Schedule: rb.Schedule, Timezone: "UTC", Since: 24 * time.Hour, Notify: rb.Notify}
-		if _, err := cronParser.Parse(rb.Schedule); err != nil {
+		if _, err := stacks.CronParser.Parse(rb.Schedule); err != nil {
 			bad(at(rb.Body, "schedule"), "Invalid schedule", fmt.Sprintf("%v. Use five cron fields, e.g. \"0 7 * * *\".", err))
 		}
 		if rb.Timezone != nil {

@@ -150,7 +150,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	if rc := d.cfg.Report; rc != nil {
 		loc, _ := time.LoadLocation(rc.Timezone)
-		c := cron.New(cron.WithLocation(loc), cron.WithParser(cron.NewParser(cron.Minute|cron.Hour|cron.Dom|cron.Month|cron.Dow|cron.Descriptor)))
+		c := cron.New(cron.WithLocation(loc), cron.WithParser(stacks.CronParser))
 		if _, err := c.AddFunc(rc.Schedule, func() { d.postReport(ctx) }); err != nil {
 			return fmt.Errorf("report schedule: %w", err)
 		}

@@ -36,6 +36,7 @@ import (
 	"github.com/robfig/cron/v3"
 	"github.com/trueline/trueline/drift"
 	"github.com/trueline/trueline/internal/hcldiag"
+	"github.com/trueline/trueline/stacks"
 )
 
 // Action is what trueline does about a verdict.
@@ -107,8 +108,6 @@ type windowBlock struct {
 	Timezone *string  `hcl:"timezone,optional"`
 	Body     hcl.Body `hcl:",body"`
 }
-
-var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 
 // Load reads every policies/*.hcl of a repository. A repository without a
 // policies directory has no policies. Errors name file, line and column.
@@ -225,7 +224,7 @@ func Parse(filename string, src []byte) ([]parsed, hcl.Diagnostics) {
 		if w := b.Window; w != nil {
 			win := &Window{Spec: w.Cron, Location: time.UTC}
 			var err error
-			if win.Schedule, err = cronParser.Parse(w.Cron); err != nil {
+			if win.Schedule, err = stacks.CronParser.Parse(w.Cron); err != nil {
 				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid apply_window cron",
 					Detail: fmt.Sprintf("%v. Use five cron fields, e.g. \"0 9-17 * * 1-5\".", err), Subject: hcldiag.AttrRange(w.Body, "cron")})
 			}
