@@ -1,0 +1,136 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/trueline/trueline/drift"
+	"github.com/trueline/trueline/ledger"
+)
+
+// Approve queues a run that applies the plan of an escalated run, if the
+// plan it makes then has exactly the same changes.
+func (d *Daemon) Approve(ctx context.Context, id int64) (ledger.Run, error) {
+	run, err := d.ledger.Get(ctx, id)
+	if err != nil {
+		return ledger.Run{}, err
+	}
+	if run.Status != ledger.Finished || len(run.Findings) == 0 || run.Verdict == "in_sync" || run.Verdict == "error" {
+		return ledger.Run{}, fmt.Errorf("run %d has no plan to approve (verdict %q)", id, run.Verdict)
+	}
+	var res drift.Result
+	if err := json.Unmarshal(run.Findings, &res); err != nil {
+		return ledger.Run{}, err
+	}
+	queued, _, err := d.enqueue(ctx, ledger.Request{Repository: run.Repository, Stack: run.Stack, Workspace: run.Workspace,
+		Trigger: "approve", Approval: res.Fingerprint()})
+	return queued, err
+}
+
+// Trigger queues manual runs: one workspace, or every workspace of a stack.
+func (d *Daemon) Trigger(ctx context.Context, repoName, stack, ws, trigger string) ([]ledger.Run, error) {
+	if repoName == "" {
+		if len(d.order) != 1 {
+			return nil, fmt.Errorf("name the repository: one of %s", strings.Join(d.order, ", "))
+		}
+		repoName = d.order[0]
+	}
+	r, ok := d.repos[repoName]
+	if !ok {
+		return nil, fmt.Errorf("no repository %q", repoName)
+	}
+	r.mu.Lock()
+	all := r.stacks
+	r.mu.Unlock()
+	for _, s := range all {
+		if s.Path != stack {
+			continue
+		}
+		var runs []ledger.Run
+		for _, name := range workspacesOf(s, nil) {
+			if ws != "" && name != ws {
+				continue
+			}
+			run, _, err := d.enqueue(ctx, ledger.Request{Repository: repoName, Stack: stack, Workspace: name, Trigger: trigger})
+			if err != nil {
+				return nil, err
+			}
+			runs = append(runs, run)
+		}
+		if len(runs) == 0 {
+			return nil, fmt.Errorf("stack %s has no workspace %q", stack, ws)
+		}
+		return runs, nil
+	}
+	// "stacks/web/staging" may name workspace staging of stack stacks/web.
+	if i := strings.LastIndex(stack, "/"); ws == "" && i > 0 {
+		if runs, err := d.Trigger(ctx, repoName, stack[:i], stack[i+1:], trigger); err == nil {
+			return runs, nil
+		}
+	}
+	return nil, fmt.Errorf("repository %s has no stack %q at its head", repoName, stack)
+}
+
+// WebhookSecret implements server.Hooks.
+func (d *Daemon) WebhookSecret(repoName string) (string, []byte, bool) {
+	r, ok := d.repos[repoName]
+	if !ok {
+		return "", nil, false
+	}
+	return r.cfg.Forge, []byte(r.cfg.WebhookSecret.Value()), true
+}
+
+// Pushed implements server.Hooks: a push to the watched branch fetches now.
+func (d *Daemon) Pushed(repoName, branch, after string) (bool, string) {
+	r, ok := d.repos[repoName]
+	if !ok {
+		return false, "unknown repository"
+	}
+	if branch != r.cfg.Branch {
+		return false, fmt.Sprintf("branch %s is not watched (watching %s)", branch, r.cfg.Branch)
+	}
+	select {
+	case r.fetch <- "webhook":
+	default: // a fetch is already pending
+	}
+	return true, "fetching " + r.cfg.Branch
+}
+
+// Next tells when a workspace's schedule runs it next (zero: not scheduled).
+func (d *Daemon) Next(key string) time.Time { return d.sched.Next(key) }
+
+// Status describes the daemon: registered workspaces, scheduled ones,
+// runs in progress, and each repository's head.
+func (d *Daemon) Status() map[string]any {
+	d.mu.Lock()
+	workspaces, running := len(d.keys), len(d.running)
+	d.mu.Unlock()
+	repos := map[string]any{}
+	for name, r := range d.repos {
+		r.mu.Lock()
+		info := map[string]any{"url": redact(r.cfg.URL), "branch": r.cfg.Branch, "head": "", "stacks": len(r.stacks)}
+		if !r.head.IsZero() {
+			info["head"] = r.head.String()
+		}
+		if r.err != nil {
+			info["error"] = r.err.Error()
+		}
+		r.mu.Unlock()
+		repos[name] = info
+	}
+	return map[string]any{"workspaces": workspaces, "scheduled": d.sched.Len(), "running": running,
+		"repositories": repos, "started_at": d.started.UTC()}
+}
+
+// redact drops credentials from a URL.
+func redact(u string) string {
+	if i := strings.Index(u, "://"); i >= 0 {
+		if at := strings.Index(u[i+3:], "@"); at >= 0 && !strings.Contains(u[i+3:i+3+at], "/") {
+			return u[:i+3] + "***@" + u[i+3+at+1:]
+		}
+	}
+	return u
+}

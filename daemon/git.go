@@ -1,0 +1,188 @@
+package daemon
+
+import (
+	"context"
+	"io/fs"
+	"path/filepath"
+	"time"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/trueline/trueline/ledger"
+	"github.com/trueline/trueline/remediate"
+	"github.com/trueline/trueline/source"
+	"github.com/trueline/trueline/stacks"
+)
+
+// poll fetches a repository on its interval and whenever a push arrives.
+func (d *Daemon) poll(ctx context.Context, r *repo) {
+	trigger := "commit"
+	for {
+		if err := d.refresh(ctx, r, trigger); err != nil && ctx.Err() == nil {
+			d.log.Error("fetch failed; will retry", "repository", r.cfg.Name, "error", err)
+		}
+		trigger = "commit"
+		select {
+		case <-ctx.Done():
+			return
+		case t := <-r.fetch:
+			trigger = t
+		case <-time.After(r.cfg.Poll):
+		}
+	}
+}
+
+// refresh fetches, and queues a run for every workspace whose stack the new
+// commits touched.
+func (d *Daemon) refresh(ctx context.Context, r *repo, trigger string) error {
+	if err := d.open(ctx, r); err != nil {
+		return err
+	}
+	head, err := r.src.Fetch(ctx)
+	r.mu.Lock()
+	r.err = err
+	prev := r.head
+	r.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if head == prev {
+		return nil
+	}
+	if prev.IsZero() {
+		// First look since start: compare with what was queued before.
+		if h, err := d.ledger.Head(ctx, r.cfg.Name); err == nil && h != "" {
+			prev = plumbing.NewHash(h)
+		}
+	}
+	fsys, err := r.src.FS(head)
+	if err != nil {
+		return err
+	}
+	all, err := stacks.DiscoverFS(fsys)
+	if err != nil {
+		return err
+	}
+	var affected []string
+	if prev != head {
+		changed, err := r.src.Changed(ctx, prev, head)
+		if err != nil {
+			// The old commit may be gone (force push): plan everything.
+			d.log.Warn("cannot diff against the previous commit; planning every stack", "repository", r.cfg.Name, "error", err)
+			changed, _ = r.src.Changed(ctx, plumbing.ZeroHash, head)
+		}
+		affected = stacks.Affected(fsys, all, changed)
+		// A merged revert pull request changes its drift record: that is the
+		// approval to apply the reviewed changes.
+		for _, c := range changed {
+			stack, ws, ok := remediate.ParseRecordPath(c)
+			if !ok {
+				continue
+			}
+			if _, err := fs.Stat(fsys, c); err != nil {
+				continue // the record was removed, not merged
+			}
+			if _, _, err := d.enqueue(ctx, ledger.Request{Repository: r.cfg.Name, Stack: stack, Workspace: ws, Commit: head.String(), Trigger: "merge"}); err != nil {
+				return err
+			}
+		}
+	}
+	r.mu.Lock()
+	old := r.stacks
+	r.head, r.stacks = head, all
+	r.mu.Unlock()
+	d.register(r.cfg.Name, old, all)
+
+	byPath := map[string]stacks.Stack{}
+	for _, s := range all {
+		byPath[s.Path] = s
+	}
+	queued := 0
+	for _, p := range affected {
+		for _, ws := range workspacesOf(byPath[p], old) {
+			if _, _, err := d.enqueue(ctx, ledger.Request{Repository: r.cfg.Name, Stack: p, Workspace: ws, Commit: head.String(), Trigger: trigger}); err != nil {
+				return err
+			}
+			queued++
+		}
+	}
+	d.log.Info("new commit", "repository", r.cfg.Name, "commit", head.String()[:12], "stacks", len(all),
+		"affected", len(affected), "queued", queued, "trigger", trigger)
+	return d.ledger.SetHead(ctx, r.cfg.Name, head.String())
+}
+
+// open clones the repository, or opens the clone made earlier, once.
+func (d *Daemon) open(ctx context.Context, r *repo) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.opened {
+		return nil
+	}
+	if err := source.Open(ctx, r.src, filepath.Join(d.cfg.DataDir, "git")); err != nil {
+		r.err = err
+		return err
+	}
+	r.opened = true
+	return nil
+}
+
+// workspacesOf names the workspaces to run for a stack; a broken stack.hcl
+// has none of its own, so it runs under the names it had before (or
+// "default"), and the run records the error.
+func workspacesOf(s stacks.Stack, before []stacks.Stack) []string {
+	if s.Config != nil {
+		var out []string
+		for _, ws := range s.Config.Workspaces {
+			out = append(out, ws.Name)
+		}
+		return out
+	}
+	for _, b := range before {
+		if b.Path == s.Path && b.Config != nil {
+			return workspacesOf(b, nil)
+		}
+	}
+	return []string{"default"}
+}
+
+// register brings the scheduler in line with a repository's stacks: new
+// workspaces are added, changed schedules replaced, gone ones removed.
+func (d *Daemon) register(repoName string, old, all []stacks.Stack) {
+	seen := map[string]bool{}
+	for _, s := range all {
+		if s.Config == nil {
+			// Keep a broken stack's old schedule: fixing stack.hcl is a commit away.
+			for _, ws := range workspacesOf(s, old) {
+				seen[ledger.WorkspaceKey(repoName, s.Path, ws)] = true
+			}
+			continue
+		}
+		for _, ws := range s.Config.Workspaces {
+			key := ledger.WorkspaceKey(repoName, s.Path, ws.Name)
+			seen[key] = true
+			d.mu.Lock()
+			d.keys[key] = workspace{repo: repoName, stack: s.Path, name: ws.Name}
+			d.mu.Unlock()
+			d.sched.Set(key, s.Config.Schedule, s.Config.Cron, s.Config.Timezone)
+		}
+	}
+	var ws []ledger.Workspace
+	for _, s := range all {
+		if s.Config == nil {
+			continue
+		}
+		for _, w := range s.Config.Workspaces {
+			ws = append(ws, ledger.Workspace{Stack: s.Path, Workspace: w.Name, Schedule: s.Config.Schedule, Timezone: s.Config.Timezone.String()})
+		}
+	}
+	if err := d.ledger.SetWorkspaces(context.Background(), repoName, ws); err != nil {
+		d.log.Error("cannot record the workspaces", "repository", repoName, "error", err)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for key, w := range d.keys {
+		if w.repo == repoName && !seen[key] {
+			delete(d.keys, key)
+			d.sched.Remove(key)
+		}
+	}
+}

@@ -1,0 +1,134 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/trueline/trueline/drift"
+	"github.com/trueline/trueline/ledger"
+	"github.com/trueline/trueline/policies"
+	"github.com/trueline/trueline/reconcile"
+	"github.com/trueline/trueline/remediate"
+	"github.com/trueline/trueline/stacks"
+	"github.com/trueline/trueline/state"
+)
+
+// execute is one claimed run: resolve the commit, read the stack there,
+// materialise what it needs, and reconcile it.
+func (d *Daemon) execute(ctx context.Context, run ledger.Run) (ledger.Result, *notice) {
+	start := time.Now()
+	log := d.log.With("run", run.ID, "repository", run.Repository, "stack", run.Stack, "workspace", run.Workspace)
+	fail := func(err error) (ledger.Result, *notice) {
+		log.Warn("run failed", "error", err)
+		return ledger.Result{Verdict: "error", Error: err.Error(), DurationMS: time.Since(start).Milliseconds()}, nil
+	}
+	r, ok := d.repos[run.Repository]
+	if !ok {
+		return fail(fmt.Errorf("repository %q is no longer configured", run.Repository))
+	}
+	// A run left from before a restart may be claimed before the first fetch.
+	if err := d.open(ctx, r); err != nil {
+		return fail(err)
+	}
+	commit := plumbing.NewHash(run.Commit)
+	if run.Commit == "" {
+		r.mu.Lock()
+		commit = r.head
+		r.mu.Unlock()
+		if commit.IsZero() {
+			return fail(fmt.Errorf("repository %s has not been fetched yet", run.Repository))
+		}
+		d.ledger.SetCommit(ctx, run.ID, commit.String())
+	}
+	fsys, err := r.src.FS(commit)
+	if err != nil {
+		// Not fetched yet: fetch once and look again.
+		if _, ferr := r.src.Fetch(ctx); ferr != nil {
+			return fail(fmt.Errorf("%w (and fetching failed: %v)", err, ferr))
+		}
+		if fsys, err = r.src.FS(commit); err != nil {
+			return fail(err)
+		}
+	}
+	st := stacks.LoadFS(fsys, run.Stack)
+	if st.Err != nil {
+		if errors.Is(st.Err, fs.ErrNotExist) {
+			return fail(fmt.Errorf("stack %s does not exist at commit %s (moved or deleted)", run.Stack, commit.String()[:12]))
+		}
+		return fail(st.Err)
+	}
+	var ws *stacks.Workspace
+	for i := range st.Config.Workspaces {
+		if st.Config.Workspaces[i].Name == run.Workspace {
+			ws = &st.Config.Workspaces[i]
+		}
+	}
+	if ws == nil {
+		return fail(fmt.Errorf("stack %s declares no workspace %q at commit %s", run.Stack, run.Workspace, commit.String()[:12]))
+	}
+	pols, err := policies.Load(fsys)
+	if err != nil {
+		return fail(err)
+	}
+	pol, err := reconcile.PolicyFor(st, pols)
+	if err != nil {
+		return fail(err)
+	}
+	key := ledger.WorkspaceKey(run.Repository, run.Stack, run.Workspace)
+	dest := filepath.Join(d.cfg.DataDir, "checkouts", safeKey(key))
+	if err := os.MkdirAll(dest, 0o700); err != nil {
+		return fail(err)
+	}
+	if err := r.src.Materialize(ctx, commit, stacks.Dependencies(fsys, st), dest); err != nil {
+		return fail(fmt.Errorf("check out %s at %s: %w", run.Stack, commit.String()[:12], err))
+	}
+	st.Dir = filepath.Join(dest, filepath.FromSlash(st.Path))
+	log.Info("run started", "commit", commit.String()[:12], "trigger", run.Trigger)
+	target := reconcile.Target{Stack: st, Workspace: *ws, Policy: pol,
+		BeforeApply: func(ctx context.Context) error { return d.ledger.MarkApplying(ctx, run.ID) }}
+	if run.Approval != "" {
+		target.Approved = run.Approval
+	} else if run.Trigger == "merge" || slices.Contains(run.Triggers, "merge") {
+		record, err := fs.ReadFile(fsys, remediate.RecordPath(run.Stack, run.Workspace))
+		if err != nil {
+			return fail(fmt.Errorf("merge of the revert pull request: no drift record at %s: %w", commit.String()[:12], err))
+		}
+		target.Approved = remediate.Fingerprint(record)
+	}
+	out := d.rec.Run(ctx, key, target)
+	switch {
+	case out.Action.Action == policies.PullRequest && out.Verdict != drift.Error:
+		msg, err := d.propose(ctx, r, run, commit, fsys, st.Path, pol, out)
+		if err != nil {
+			out.Action.Result = "failed"
+			msg = "pull request failed: " + err.Error()
+			log.Warn("pull request failed", "error", err)
+		}
+		out.Action.Reason += "; " + msg
+	case out.Verdict == drift.InSync:
+		d.closePR(ctx, r, key, fmt.Sprintf("The drift is gone: run %d at %s found the workspace in sync.", run.ID, commit.String()[:12]))
+	}
+	findings, _ := json.Marshal(out.Result)
+	res := ledger.Result{Verdict: string(out.Verdict), Findings: findings, Log: excerpt(out.Log),
+		DurationMS: time.Since(start).Milliseconds(), Action: string(out.Action.Action), ActionReason: out.Action.Reason}
+	if out.Action.Result != "" {
+		res.Action += ":" + out.Action.Result
+	}
+	if out.Error != nil {
+		res.Error = *out.Error
+	}
+	backend, err := state.Detect(fsys, st.Path, st.Config.BackendConfig)
+	if err != nil {
+		log.Warn("cannot read the stack's backend; the record stays in the ledger", "error", err)
+		backend = state.Backend{Type: "unknown"}
+	}
+	return res, &notice{outcome: out, targets: pol.Notify, backend: backend, dir: st.Dir}
+}
