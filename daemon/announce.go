@@ -32,21 +32,24 @@ func (d *Daemon) record(ctx context.Context, run ledger.Run, n *notice) {
 		return
 	}
 	key := ledger.WorkspaceKey(run.Repository, run.Stack, run.Workspace)
+	where := "ledger"
 	w, err := state.WriterFor(ctx, n.backend, n.dir, run.Workspace)
 	if errors.Is(err, state.ErrLedgerOnly) {
-		return
-	}
-	if err == nil {
+		err = nil
+	} else if err == nil {
+		where = w.Where().Record
 		var rec state.Record
 		if rec, err = d.recordOf(ctx, run.ID, key, n, w.Where()); err == nil {
 			err = w.Write(ctx, rec)
 		}
 	}
+	msg := ""
 	if err != nil {
+		msg = err.Error()
 		d.log.Warn("cannot write the record beside the state", "run", run.ID, "error", err)
-		if err := d.ledger.SetRecordError(ctx, run.ID, err.Error()); err != nil {
-			d.log.Error("ledger", "error", err)
-		}
+	}
+	if err := d.ledger.SetRecord(ctx, run.ID, where, msg); err != nil {
+		d.log.Error("ledger", "error", err)
 	}
 }
 

@@ -73,6 +73,9 @@ type Result struct {
 	Error        string `json:"error,omitempty"`
 	Log          string `json:"-"`
 	DurationMS   int64  `json:"duration_ms,omitempty"`
+	// Record is where the run's record lives beside the state: an s3://
+	// URL, a directory, or "ledger" for backends records are not written beside.
+	Record string `json:"record,omitempty"`
 	// RecordError says why the record beside the state could not be written.
 	RecordError string `json:"record_error,omitempty"`
 }
@@ -143,8 +146,10 @@ type Ledger interface {
 	PullRequest(ctx context.Context, key string) (number int64, url string, err error)
 	SetPullRequest(ctx context.Context, key string, number int64, url string) error
 	DeletePullRequest(ctx context.Context, key string) error
-	// SetRecordError notes that the record beside the state could not be written.
-	SetRecordError(ctx context.Context, id int64, msg string) error
+	// SetRecord notes where the run's record was written beside the state
+	// ("ledger" for backends records are not written beside), or why it
+	// could not be.
+	SetRecord(ctx context.Context, id int64, where, errMsg string) error
 	// LastApplied is the commit of the workspace's last run that applied and converged.
 	LastApplied(ctx context.Context, key string) (string, error)
 	// DriftedSince is when the drift incident that run upTo belongs to began (zero if none).

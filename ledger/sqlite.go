@@ -76,6 +76,8 @@ var migrations = []string{
 	);`,
 	// 6: approvals: the fingerprint of an escalated plan a person approved.
 	`ALTER TABLE runs ADD COLUMN approval TEXT NOT NULL DEFAULT '';`,
+	// 7: where the run's record was written beside the state ("ledger": nowhere else).
+	`ALTER TABLE runs ADD COLUMN record TEXT NOT NULL DEFAULT '';`,
 }
 
 // SQLite is the embedded ledger.
@@ -149,7 +151,7 @@ func (l *SQLite) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 func (l *SQLite) Close() error { return l.db.Close() }
 
 const runColumns = `id, repository, stack, workspace, commit_sha, trigger, triggers, status, queued_at, started_at,
-	finished_at, retry_of, applying, verdict, findings, action, action_reason, error, log, duration_ms, record_error, approval`
+	finished_at, retry_of, applying, verdict, findings, action, action_reason, error, log, duration_ms, record_error, approval, record`
 
 type scanner interface{ Scan(...any) error }
 
@@ -160,7 +162,7 @@ func scanRun(s scanner) (Run, error) {
 	var applying int
 	err := s.Scan(&r.ID, &r.Repository, &r.Stack, &r.Workspace, &r.Commit, &r.Trigger, &triggers, &r.Status,
 		&queued, &started, &finished, &r.RetryOf, &applying, &r.Verdict, &findings, &r.Action, &r.ActionReason,
-		&r.Error, &r.Log, &r.DurationMS, &r.RecordError, &r.Approval)
+		&r.Error, &r.Log, &r.DurationMS, &r.RecordError, &r.Approval, &r.Record)
 	if err != nil {
 		return r, err
 	}
@@ -517,8 +519,8 @@ func (l *SQLite) DeletePullRequest(ctx context.Context, key string) error {
 	return err
 }
 
-func (l *SQLite) SetRecordError(ctx context.Context, id int64, msg string) error {
-	_, err := l.db.ExecContext(ctx, `UPDATE runs SET record_error = ? WHERE id = ?`, msg, id)
+func (l *SQLite) SetRecord(ctx context.Context, id int64, where, errMsg string) error {
+	_, err := l.db.ExecContext(ctx, `UPDATE runs SET record = ?, record_error = ? WHERE id = ?`, where, errMsg, id)
 	return err
 }
 

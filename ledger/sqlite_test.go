@@ -268,10 +268,10 @@ func TestIncidentQueries(t *testing.T) {
 	if since, _ := l.DriftedSince(ctx, key, after); !since.IsZero() {
 		t.Errorf("an in-sync run belongs to no incident, got %v", since)
 	}
-	if err := l.SetRecordError(ctx, after, "access denied"); err != nil {
+	if err := l.SetRecord(ctx, after, "s3://state/web/terraform.tfstate.trueline/", "access denied"); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := l.Get(ctx, after); got.RecordError != "access denied" {
-		t.Errorf("record error = %q", got.RecordError)
+	if got, _ := l.Get(ctx, after); got.RecordError != "access denied" || got.Record != "s3://state/web/terraform.tfstate.trueline/" {
+		t.Errorf("record = %q, error = %q", got.Record, got.RecordError)
 	}
 }

@@ -205,11 +205,11 @@ func (s *Server) handleWorkspace(w http.ResponseWriter, r *http.Request) {
 	}
 	runs, _ := s.ledger.List(r.Context(), ledger.Filter{Repository: ws.Repository, Stack: ws.Stack, Workspace: ws.Workspace, Limit: 50})
 	var cur drift.Result
-	recordErr := ""
+	record, recordErr := "", ""
 	for _, run := range runs {
 		if run.Status == ledger.Finished {
 			json.Unmarshal(run.Findings, &cur)
-			recordErr = run.RecordError
+			record, recordErr = run.Record, run.RecordError
 			break
 		}
 	}
@@ -218,8 +218,9 @@ func (s *Server) handleWorkspace(w http.ResponseWriter, r *http.Request) {
 		W           Workspace
 		Runs        []ledger.Run
 		Drift       []drift.Finding
+		Record      string
 		RecordError string
-	}{s.page(r, ws.Stack), *ws, runs, cur.Drift, recordErr})
+	}{s.page(r, ws.Stack), *ws, runs, cur.Drift, record, recordErr})
 }
 
 type section struct {

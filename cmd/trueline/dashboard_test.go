@@ -78,7 +78,7 @@ func TestDashboardInChromium(t *testing.T) {
 		text("main", &wsPage), shot("dashboard-workspace.png")); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"Current drift", "sandbox_autoscaling_group.web", "min_size", "max_size", "12"} {
+	for _, want := range []string{"Current drift", "sandbox_autoscaling_group.web", "min_size", "max_size", "12", "web.tfstate.trueline/latest.json"} {
 		if !strings.Contains(wsPage, want) {
 			t.Errorf("workspace page lacks %q:\n%s", want, wsPage)
 		}

@@ -145,11 +145,13 @@ resource "sandbox_autoscaling_group" "web" {
 	})
 	var detail struct {
 		Error       string `json:"error"`
+		Record      string `json:"record"`
 		RecordError string `json:"record_error"`
 	}
 	getJSON(t, fmt.Sprintf("%s/api/v1/runs/%d", p.url, failed.ID), &detail)
-	if failed.Verdict != "error" || detail.Error == "" || !strings.Contains(detail.RecordError, "check the credentials") {
-		t.Errorf("run with wrong credentials: verdict %s, error %q, record error %q", failed.Verdict, detail.Error, detail.RecordError)
+	if failed.Verdict != "error" || detail.Error == "" || !strings.Contains(detail.RecordError, "check the credentials") ||
+		detail.Record != "s3://state/web/terraform.tfstate.trueline/" {
+		t.Errorf("run with wrong credentials: verdict %s, error %q, record %q, record error %q", failed.Verdict, detail.Error, detail.Record, detail.RecordError)
 	}
 }
 
