@@ -31,7 +31,9 @@ func newLocal(b Backend, stackDir, workspace string) *local {
 	return &local{dir: statePath + ".trueline"}
 }
 
-func (l *local) Where() Location { return Location{Backend: "local", Record: l.dir + string(filepath.Separator)} }
+func (l *local) Where() Location {
+	return Location{Backend: "local", Record: l.dir + string(filepath.Separator)}
+}
 
 func (l *local) Write(_ context.Context, rec Record) error {
 	b, err := json.MarshalIndent(rec, "", "  ")
