@@ -83,6 +83,7 @@ type Config struct {
 	PerRepository  int // concurrent runs per repository
 	ScheduleJitter time.Duration
 	GracePeriod    time.Duration
+	RunTimeout     time.Duration     // longest one run may take
 	Env            map[string]string // extra environment for every terraform run
 	Repositories   []Repository
 	Notify         []Notify
@@ -133,6 +134,7 @@ func Defaults() Config {
 		PerRepository:  2,
 		ScheduleJitter: 5 * time.Minute,
 		GracePeriod:    60 * time.Second,
+		RunTimeout:     time.Hour,
 	}
 }
 
@@ -143,6 +145,7 @@ type fileSchema struct {
 	CLIConfig      *string           `hcl:"cli_config,optional"`
 	ScheduleJitter *string           `hcl:"schedule_jitter,optional"`
 	GracePeriod    *string           `hcl:"grace_period,optional"`
+	RunTimeout     *string           `hcl:"run_timeout,optional"`
 	Env            map[string]string `hcl:"env,optional"`
 	Binary         *binaryBlock      `hcl:"binary,block"`
 	Limits         *limitsBlock      `hcl:"limits,block"`
@@ -271,6 +274,7 @@ func Parse(filename string, src []byte, getenv func(string) string) (Config, hcl
 	cfg.Env = fs.Env
 	duration(fs.Body, "schedule_jitter", fs.ScheduleJitter, &cfg.ScheduleJitter)
 	duration(fs.Body, "grace_period", fs.GracePeriod, &cfg.GracePeriod)
+	duration(fs.Body, "run_timeout", fs.RunTimeout, &cfg.RunTimeout)
 	if b := fs.Binary; b != nil {
 		if b.Name != nil {
 			if *b.Name != "terraform" && *b.Name != "tofu" {

@@ -161,7 +161,10 @@ type Options struct {
 	Env         map[string]string // extra environment for every run
 	Parallel    int               // concurrent runs; zero means the number of CPUs
 	Grace       time.Duration     // how long terraform may take to stop after an interrupt
-	Logger      *slog.Logger
+	// Timeout bounds one run (plan, and any apply and converge plan); when
+	// it passes, terraform is interrupted, then killed after Grace. Zero: none.
+	Timeout time.Duration
+	Logger  *slog.Logger
 	// Act lets the reconciler carry out apply decisions. Without it, an
 	// apply decision is only reported (result dry_run).
 	Act bool
@@ -286,6 +289,11 @@ func (r *Reconciler) progress(e Event) {
 // the workspace across runs (it names its persistent working directory);
 // t.Stack.Dir is the stack's directory at the commit being run.
 func (r *Reconciler) Run(ctx context.Context, key string, t Target) Outcome {
+	if r.opts.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, r.opts.Timeout)
+		defer cancel()
+	}
 	start := time.Now()
 	log := r.opts.Logger.With("stack", t.Stack.Path, "workspace", t.Workspace.Name)
 	finish := func(o Outcome) Outcome {
@@ -311,7 +319,10 @@ func (r *Reconciler) Run(ctx context.Context, key string, t Target) Outcome {
 		defer plan.Discard()
 	}
 	if err != nil {
-		if errors.Is(ctx.Err(), context.Canceled) {
+		switch {
+		case errors.Is(ctx.Err(), context.DeadlineExceeded):
+			err = fmt.Errorf("timed out after %s (interrupted): %w", r.opts.Timeout, err)
+		case errors.Is(ctx.Err(), context.Canceled):
 			err = fmt.Errorf("interrupted: %w", err)
 		}
 		o := errorOutcome(t.Stack.Path, t.Workspace.Name, fmt.Errorf("%s (workspace %s): %w", t.Stack.Path, t.Workspace.Name, err))

@@ -228,3 +228,24 @@ func TestSelectResolvesPolicies(t *testing.T) {
 		t.Errorf("glob a: %d targets", len(targets))
 	}
 }
+
+// A run that takes too long is interrupted: terraform gets SIGINT, then the
+// grace period, and the outcome says it timed out.
+func TestRunTimeout(t *testing.T) {
+	f := newFixture(t, true)
+	bin := testenv.Binary(t, "tofu")
+	slow := reconcile.New(reconcile.Options{
+		Toolchain: &runner.Toolchain{Default: "tofu", Path: bin.Path}, WorkDir: t.TempDir(), CLIConfig: testenv.CLIConfig(t),
+		Env:     map[string]string{"TF_PLUGIN_CACHE_DIR": testenv.PluginCache(t), sandbox.DelayEnv: "60s"},
+		Timeout: 2 * time.Second, Grace: 5 * time.Second,
+	})
+	st := stacks.Stack{Path: "stacks/web", Dir: f.dir, Config: &stacks.Config{Workspaces: []stacks.Workspace{{Name: "default"}}}}
+	start := time.Now()
+	o := slow.Run(context.Background(), "slow", reconcile.Target{Stack: st, Workspace: st.Config.Workspaces[0]})
+	if o.Verdict != drift.Error || o.Error == nil || !strings.Contains(*o.Error, "timed out after 2s") {
+		t.Fatalf("outcome = %s %v", o.Verdict, o.Error)
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("a 2s timeout took %v to stop terraform", d)
+	}
+}

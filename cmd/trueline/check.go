@@ -27,6 +27,7 @@ type checkFlags struct {
 	cliConfig   string
 	workDir     string
 	pluginCache string
+	timeout     time.Duration
 }
 
 func newCheckCmd(g *globalFlags) *cobra.Command {
@@ -57,6 +58,7 @@ pending, 1 when any run failed (errors win over drift).`,
 	fl.StringVar(&f.binaryPath, "binary-path", os.Getenv("TRUELINE_BINARY_PATH"), "explicit `path` of that binary (default: $TRUELINE_TOOLS_DIR, then PATH)")
 	fl.StringVar(&f.cliConfig, "cli-config", os.Getenv("TF_CLI_CONFIG_FILE"), "terraform CLI config `file` for every run")
 	fl.StringVar(&f.workDir, "work-dir", envOr("TRUELINE_WORK_DIR", filepath.Join(cache, "work")), "persistent working directories")
+	fl.DurationVar(&f.timeout, "timeout", 30*time.Minute, "longest one workspace's plan may take before terraform is interrupted")
 	fl.StringVar(&f.pluginCache, "plugin-cache", envOr("TRUELINE_PLUGIN_CACHE", filepath.Join(cache, "plugin-cache")), "shared provider plugin cache")
 	return cmd
 }
@@ -114,6 +116,7 @@ func runCheck(cmd *cobra.Command, g *globalFlags, f checkFlags) error {
 		CLIConfig:   f.cliConfig,
 		PluginCache: f.pluginCache,
 		Parallel:    f.parallel,
+		Timeout:     f.timeout,
 		Logger:      logger,
 		Progress:    progress.event,
 	})

@@ -179,6 +179,7 @@ func runServe(cmd *cobra.Command, g *globalFlags, f serveFlags) error {
 		Env:         cfg.Env,
 		Parallel:    cfg.Global,
 		Grace:       cfg.GracePeriod,
+		Timeout:     cfg.RunTimeout,
 		Logger:      logger,
 		Act:         true,
 	})
