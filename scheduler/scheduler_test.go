@@ -72,13 +72,14 @@ func TestRunFiresDueWorkspaces(t *testing.T) {
 	go s.Run(ctx)
 	s.Set("fast", "@every 1s", mustParse(t, "@every 1s"), nil)
 	s.Set("slow", "@every 1h", mustParse(t, "@every 1h"), nil)
-	time.Sleep(2600 * time.Millisecond)
+	time.Sleep(3500 * time.Millisecond)
 	s.Remove("fast")
 	mu.Lock()
 	n := fired["fast"]
 	mu.Unlock()
-	if n < 2 || n > 3 {
-		t.Errorf("an @every 1s schedule fired %d times in 2.6s", n)
+	// Three in 3.5 s; a loaded machine may delay one past the end.
+	if n < 2 || n > 4 {
+		t.Errorf("an @every 1s schedule fired %d times in 3.5s", n)
 	}
 	if fired["slow"] != 0 {
 		t.Errorf("an hourly schedule fired")
