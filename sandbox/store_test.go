@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -50,7 +51,8 @@ func TestStoreReportsBrokenJSON(t *testing.T) {
 	s := Store{Root: t.TempDir()}
 	os.MkdirAll(filepath.Join(s.Root, "t"), 0o755)
 	os.WriteFile(filepath.Join(s.Root, "t", "x.json"), []byte("{broken"), 0o644)
-	if _, err := s.Get("t", "x"); err == nil || !filepath.IsAbs(s.Root) {
-		t.Errorf("Get of broken JSON: %v", err)
+	_, err := s.Get("t", "x")
+	if err == nil || !strings.Contains(err.Error(), filepath.Join(s.Root, "t", "x.json")) {
+		t.Errorf("Get of broken JSON: %v, want an error naming the file", err)
 	}
 }

@@ -166,15 +166,14 @@ func setup(t *testing.T, bin runner.Binary) env {
 type report struct {
 	Version    int `json:"version"`
 	Workspaces []struct {
-		Stack     string          `json:"stack"`
-		Workspace string          `json:"workspace"`
-		Verdict   string          `json:"verdict"`
-		Drift     []finding       `json:"drift"`
-		Pending   []finding       `json:"pending"`
-		Noise     []finding       `json:"noise"`
-		Error     *string         `json:"error"`
-		Duration  *int64          `json:"duration_ms"`
-		Extra     json.RawMessage `json:"-"`
+		Stack     string    `json:"stack"`
+		Workspace string    `json:"workspace"`
+		Verdict   string    `json:"verdict"`
+		Drift     []finding `json:"drift"`
+		Pending   []finding `json:"pending"`
+		Noise     []finding `json:"noise"`
+		Error     *string   `json:"error"`
+		Duration  *int64    `json:"duration_ms"`
 	} `json:"workspaces"`
 }
 
