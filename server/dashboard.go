@@ -352,27 +352,30 @@ func (s *Server) handleAPIApprove(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, map[string]any{"run": run})
 }
 
-func (s *Server) handleAPIWorkspaces(w http.ResponseWriter, r *http.Request) {
+// apiWorkspaces reads the workspaces for an API call, answering the caller
+// itself when it may not read or the ledger fails.
+func (s *Server) apiWorkspaces(w http.ResponseWriter, r *http.Request) ([]Workspace, bool) {
 	if !s.auth.canRead(r) {
 		unauthorized(w)
-		return
+		return nil, false
 	}
 	all, err := s.workspaces(r.Context())
 	if err != nil {
-		writeError(w, 500, err.Error())
-		return
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return nil, false
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"workspaces": all})
+	return all, true
+}
+
+func (s *Server) handleAPIWorkspaces(w http.ResponseWriter, r *http.Request) {
+	if all, ok := s.apiWorkspaces(w, r); ok {
+		writeJSON(w, http.StatusOK, map[string]any{"workspaces": all})
+	}
 }
 
 func (s *Server) handleAPIStacks(w http.ResponseWriter, r *http.Request) {
-	if !s.auth.canRead(r) {
-		unauthorized(w)
-		return
-	}
-	all, err := s.workspaces(r.Context())
-	if err != nil {
-		writeError(w, 500, err.Error())
+	all, ok := s.apiWorkspaces(w, r)
+	if !ok {
 		return
 	}
 	type stack struct {
