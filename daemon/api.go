@@ -9,6 +9,7 @@ import (
 
 	"github.com/trueline/trueline/drift"
 	"github.com/trueline/trueline/ledger"
+	"github.com/trueline/trueline/source"
 )
 
 // Approve queues a run that applies the plan of an escalated run, if the
@@ -111,7 +112,7 @@ func (d *Daemon) Status() map[string]any {
 	repos := map[string]any{}
 	for name, r := range d.repos {
 		r.mu.Lock()
-		info := map[string]any{"url": redact(r.cfg.URL), "branch": r.cfg.Branch, "head": "", "stacks": len(r.stacks)}
+		info := map[string]any{"url": source.RedactURL(r.cfg.URL), "branch": r.cfg.Branch, "head": "", "stacks": len(r.stacks)}
 		if !r.head.IsZero() {
 			info["head"] = r.head.String()
 		}
@@ -123,14 +124,4 @@ func (d *Daemon) Status() map[string]any {
 	}
 	return map[string]any{"workspaces": workspaces, "scheduled": d.sched.Len(), "running": running,
 		"repositories": repos, "started_at": d.started.UTC()}
-}
-
-// redact drops credentials from a URL.
-func redact(u string) string {
-	if i := strings.Index(u, "://"); i >= 0 {
-		if at := strings.Index(u[i+3:], "@"); at >= 0 && !strings.Contains(u[i+3:i+3+at], "/") {
-			return u[:i+3] + "***@" + u[i+3+at+1:]
-		}
-	}
-	return u
 }

@@ -66,7 +66,7 @@ func Open(ctx context.Context, r *Repo, cacheDir string) error {
 	})
 	if err != nil {
 		os.RemoveAll(tmp)
-		return fmt.Errorf("clone %s (%s, branch %s): %w", r.Name, redactURL(r.URL), r.Branch, err)
+		return fmt.Errorf("clone %s (%s, branch %s): %w", r.Name, RedactURL(r.URL), r.Branch, err)
 	}
 	_ = g
 	if err := os.Rename(tmp, r.dir); err != nil {
@@ -290,8 +290,8 @@ func writeBlob(f *object.File, target string) error {
 	return os.Rename(tmp.Name(), target)
 }
 
-// redactURL drops credentials from a URL for messages.
-func redactURL(u string) string {
+// RedactURL drops credentials from a URL, for messages and status pages.
+func RedactURL(u string) string {
 	if i := strings.Index(u, "://"); i >= 0 {
 		rest := u[i+3:]
 		if at := strings.Index(rest, "@"); at >= 0 && !strings.Contains(rest[:at], "/") {
@@ -372,7 +372,7 @@ func (r *Repo) PushBranch(ctx context.Context, base plumbing.Hash, branch string
 	err = g.PushContext(ctx, &git.PushOptions{RemoteName: "upstream", Auth: r.Auth, Force: true,
 		RefSpecs: []gitconfig.RefSpec{gitconfig.RefSpec(fmt.Sprintf("+%s:%s", ref, ref))}})
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
-		return plumbing.ZeroHash, fmt.Errorf("%s: push %s to %s: %w", r.Name, branch, redactURL(r.URL), err)
+		return plumbing.ZeroHash, fmt.Errorf("%s: push %s to %s: %w", r.Name, branch, RedactURL(r.URL), err)
 	}
 	return commit, nil
 }

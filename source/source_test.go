@@ -139,3 +139,16 @@ func TestPushBranch(t *testing.T) {
 		t.Fatalf("second push: %v", err)
 	}
 }
+
+func TestRedactURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://user:s3cret@git.example/acme/infra.git": "https://***@git.example/acme/infra.git",
+		"https://git.example/acme/infra.git":             "https://git.example/acme/infra.git",
+		"https://git.example/a@b/infra.git":              "https://git.example/a@b/infra.git",
+		"/srv/git/infra":                                 "/srv/git/infra",
+	} {
+		if got := RedactURL(in); got != want {
+			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
