@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -38,7 +37,9 @@ type Options struct {
 	Metrics *Metrics // nil: no /metrics
 	// Auth decides who may read and change; nil: reading is open and
 	// nothing can be changed.
-	Auth   *Auth
+	Auth *Auth
+	// Ready is asked on each /readyz (e.g. "every repository fetched").
+	Ready  func() bool
 	Logger *slog.Logger
 }
 
@@ -51,17 +52,15 @@ type Server struct {
 	metrics *Metrics
 	auth    *Auth
 	log     *slog.Logger
-	ready   atomic.Bool
+	ready   func() bool // the daemon's own readiness; nil: ready
+	serving atomic.Bool // false while starting and while stopping
 	mux     *http.ServeMux
-
-	mu       sync.Mutex
-	webhooks map[[2]string]int // (forge, result) -> deliveries
 }
 
-// New returns a server; it is not ready until SetReady(true).
+// New returns a server; it is not ready until SetServing(true).
 func New(opts Options) *Server {
 	s := &Server{ledger: opts.Ledger, hooks: opts.Hooks, trigger: opts.Trigger, status: opts.Status, metrics: opts.Metrics, auth: opts.Auth,
-		log: opts.Logger, mux: http.NewServeMux(), webhooks: map[[2]string]int{}}
+		log: opts.Logger, ready: opts.Ready, mux: http.NewServeMux()}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -95,8 +94,11 @@ func New(opts Options) *Server {
 	return s
 }
 
-// SetReady flips /readyz.
-func (s *Server) SetReady(ok bool) { s.ready.Store(ok) }
+// SetServing says whether the process is up (and not stopping); /readyz
+// is ready only while it is and Options.Ready agrees.
+func (s *Server) SetServing(ok bool) { s.serving.Store(ok) }
+
+func (s *Server) isReady() bool { return s.serving.Load() && (s.ready == nil || s.ready()) }
 
 // Handle adds a handler, for other packages' pages.
 func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
@@ -104,7 +106,7 @@ func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
-	if !s.ready.Load() {
+	if !s.isReady() {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready"})
 		return
 	}
@@ -112,27 +114,13 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) observeWebhook(forge string, res WebhookResult) {
-	s.mu.Lock()
-	s.webhooks[[2]string{forge, string(res)}]++
-	s.mu.Unlock()
 	if s.metrics != nil {
 		s.metrics.observeWebhook(forge, res)
 	}
 }
 
-// WebhookCounts returns deliveries by forge and result.
-func (s *Server) WebhookCounts() map[[2]string]int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make(map[[2]string]int, len(s.webhooks))
-	for k, v := range s.webhooks {
-		out[k] = v
-	}
-	return out
-}
-
 func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
-	out := map[string]any{"ready": s.ready.Load()}
+	out := map[string]any{"ready": s.isReady()}
 	if s.status != nil {
 		for k, v := range s.status.Status() {
 			out[k] = v

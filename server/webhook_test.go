@@ -8,6 +8,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 type hooks struct {
@@ -87,7 +89,8 @@ func TestWebhooks(t *testing.T) {
 
 func TestWebhookLimitsAndRouting(t *testing.T) {
 	h := &hooks{secret: "s3cret", forge: "github"}
-	s := New(Options{Hooks: h})
+	m := NewMetrics(nil) // only its counters are read here
+	s := New(Options{Hooks: h, Metrics: m})
 	do := func(path, body string) *httptest.ResponseRecorder {
 		req := httptest.NewRequest("POST", path, strings.NewReader(body))
 		req.Header.Set("X-GitHub-Event", "push")
@@ -109,8 +112,34 @@ func TestWebhookLimitsAndRouting(t *testing.T) {
 	if rec := do("/hooks/github/infra", pushBody); rec.Code != 401 || !strings.Contains(rec.Body.String(), "webhook_secret_env") {
 		t.Errorf("no secret configured: %d %s", rec.Code, rec.Body)
 	}
-	counts := s.WebhookCounts()
-	if counts[[2]string{"github", "rejected"}] != 2 || counts[[2]string{"gitlab", "rejected"}] != 1 || counts[[2]string{"github", "malformed"}] != 1 {
-		t.Errorf("webhook counts = %v", counts)
+	count := func(forge, res string) float64 { return testutil.ToFloat64(m.webhooks.WithLabelValues(forge, res)) }
+	if count("github", "rejected") != 2 || count("gitlab", "rejected") != 1 || count("github", "malformed") != 1 {
+		t.Errorf("webhook deliveries: github rejected %v, gitlab rejected %v, github malformed %v",
+			count("github", "rejected"), count("gitlab", "rejected"), count("github", "malformed"))
+	}
+}
+
+func TestReadiness(t *testing.T) {
+	fetched := false
+	s := New(Options{Ready: func() bool { return fetched }})
+	status := func() int {
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+		return rec.Code
+	}
+	if status() != 503 {
+		t.Error("ready before serving")
+	}
+	s.SetServing(true)
+	if status() != 503 {
+		t.Error("ready before the repositories were fetched")
+	}
+	fetched = true
+	if status() != 200 {
+		t.Error("not ready while serving with every repository fetched")
+	}
+	s.SetServing(false)
+	if status() != 503 {
+		t.Error("ready while stopping")
 	}
 }

@@ -194,7 +194,7 @@ func runServe(cmd *cobra.Command, g *globalFlags, f serveFlags) error {
 	if err != nil {
 		return err
 	}
-	srv := server.New(server.Options{Ledger: led, Hooks: d, Trigger: d, Status: d, Metrics: metrics, Auth: auth, Logger: logger})
+	srv := server.New(server.Options{Ledger: led, Hooks: d, Trigger: d, Status: d, Metrics: metrics, Auth: auth, Ready: d.Ready, Logger: logger})
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return usageErr("listen on %s: %v", cfg.Listen, err)
@@ -204,19 +204,9 @@ func runServe(cmd *cobra.Command, g *globalFlags, f serveFlags) error {
 	logger.Info("trueline serving", "address", "http://"+ln.Addr().String(), "data_dir", cfg.DataDir, "repositories", len(cfg.Repositories))
 	fmt.Fprintf(cmd.ErrOrStderr(), "trueline: listening on http://%s\n", ln.Addr())
 
-	readyCtx, stopReady := context.WithCancel(ctx)
-	go func() {
-		for readyCtx.Err() == nil {
-			srv.SetReady(d.Ready())
-			select {
-			case <-readyCtx.Done():
-			case <-time.After(200 * time.Millisecond):
-			}
-		}
-	}()
+	srv.SetServing(true)
 	err = d.Run(ctx)
-	stopReady()
-	srv.SetReady(false)
+	srv.SetServing(false)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	httpSrv.Shutdown(shutdownCtx)
