@@ -2,6 +2,7 @@ package drift
 
 import (
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"reflect"
 	"sort"
@@ -189,3 +190,13 @@ func secretStrings(v any, into map[string]bool) {
 }
 
 func sha256Sum(b []byte) [32]byte { return sha256.Sum256(b) }
+
+// FormatValue writes an attribute value the way reports show it: as JSON
+// (null, 3, "web", ["a"]), so that strings and numbers stay apart.
+func FormatValue(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return string(b)
+}

@@ -166,14 +166,7 @@ func Body(in Input) string {
 }
 
 func cell(v any) string {
-	if v == nil {
-		return "null"
-	}
-	j, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Sprint(v)
-	}
-	return "`" + strings.ReplaceAll(string(j), "|", "\\|") + "`"
+	return "`" + strings.ReplaceAll(drift.FormatValue(v), "|", "\\|") + "`"
 }
 
 // Record is the file a revert pull request commits.

@@ -188,21 +188,13 @@ func changes(fs []drift.Finding) []string {
 			out = append(out, fmt.Sprintf("%s (%s)", f.Address, f.Action))
 		}
 		for _, a := range f.Attributes {
-			out = append(out, fmt.Sprintf("%s.%s: %s → %s", f.Address, a.Path, show(a.Live), show(a.Git)))
+			out = append(out, fmt.Sprintf("%s.%s: %s → %s", f.Address, a.Path, drift.FormatValue(a.Live), drift.FormatValue(a.Git)))
 		}
 	}
 	if len(out) > 8 {
 		out = append(out[:8], fmt.Sprintf("… and %d more", len(out)-8))
 	}
 	return out
-}
-
-func show(v any) string {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Sprint(v)
-	}
-	return string(b)
 }
 
 func short(c string) string {

@@ -34,6 +34,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hashicorp/go-version"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/hashicorp/hcl/v2/hclparse"
@@ -208,7 +209,7 @@ func Parse(filename string, src []byte, fsys fs.FS, dir string) (*Config, hcl.Di
 	}
 	if sb.Version != nil {
 		cfg.Version = *sb.Version
-		if _, err := versionConstraint(*sb.Version); err != nil {
+		if _, err := version.NewConstraint(*sb.Version); err != nil {
 			diags = append(diags, errAt(attr("version"), "Invalid version constraint",
 				fmt.Sprintf("%v. Write a constraint such as \"~> 1.10\" or \">= 1.5, < 2\".", err)))
 		}

@@ -100,7 +100,7 @@ func writeText(w io.Writer, outcomes []reconcile.Outcome, color bool) error {
 				}
 				fmt.Fprintf(w, "  %s %s\n", p.paint(code, kind), head)
 				for _, a := range f.Attributes {
-					fmt.Fprintf(w, "      %s: git %s, live %s\n", a.Path, value(a.Git), value(a.Live))
+					fmt.Fprintf(w, "      %s: git %s, live %s\n", a.Path, drift.FormatValue(a.Git), drift.FormatValue(a.Live))
 				}
 			}
 		}
@@ -132,17 +132,6 @@ func name(o reconcile.Outcome) string {
 		return o.Stack
 	}
 	return o.Stack + "/" + o.Workspace
-}
-
-func value(v any) string {
-	if v == nil {
-		return "null"
-	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Sprint(v)
-	}
-	return string(b)
 }
 
 // progress prints a line per finished run on stderr, or a live counter

@@ -148,7 +148,7 @@ func printRun(w io.Writer, r apiRun) {
 			for _, f := range l.fs {
 				fmt.Fprintf(w, "  %-7s %s (%s)\n", l.kind, f.Address, f.Action)
 				for _, a := range f.Attributes {
-					fmt.Fprintf(w, "      %s: git %s, live %s\n", a.Path, value(a.Git), value(a.Live))
+					fmt.Fprintf(w, "      %s: git %s, live %s\n", a.Path, drift.FormatValue(a.Git), drift.FormatValue(a.Live))
 				}
 			}
 		}

@@ -117,18 +117,12 @@ func (b *bench) daemonBench(stacks, pushes, workspaces int, smoke bool) bool {
 	if smoke {
 		return true
 	}
-	ok := true
-	bar := func(pass bool, what string) {
-		mark := "ok  "
-		if !pass {
-			mark, ok = "FAIL", false
-		}
-		fmt.Printf("  [%s] %s\n", mark, what)
-	}
+	var result bars
+	bar := result.check
 	bar(p50 < 250*time.Millisecond, "webhook to plan start p50 under 250 ms")
 	bar(exact, "a one-stack push plans exactly that stack")
 	bar(status.Workspaces >= workspaces && hwm < 150<<20, fmt.Sprintf("memory with %d workspaces under 150 MB", workspaces))
-	return ok
+	return !result.failed
 }
 
 func describe(m map[int]int) string {

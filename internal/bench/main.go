@@ -204,20 +204,14 @@ func (b *bench) run(n int, smoke bool) bool {
 	if smoke {
 		return true
 	}
-	ok := true
-	bar := func(pass bool, what string) {
-		mark := "ok  "
-		if !pass {
-			mark, ok = "FAIL", false
-		}
-		fmt.Printf("  [%s] %s\n", mark, what)
-	}
+	var result bars
+	bar := result.check
 	bar(warm.Seconds() <= 1.10*floor.Seconds(), "trueline warm ≤ 1.10x the floor")
 	bar(speedup >= 1.6, "trueline warm ≥ 1.6x faster than the plain loop")
 	bar(perWS <= 1.0, "one terraform process per in-sync workspace")
 	bar(warmInit < 0.10, "warm run spends under 10% of its time in init")
 	bar(warmSelf < 0.02, "trueline's own CPU under 2%")
-	return ok
+	return !result.failed
 }
 
 // generate writes n in-sync-able stacks of time_static + terraform_data.
@@ -271,4 +265,15 @@ func parallel(items []string, n int, f func(string)) {
 		}()
 	}
 	wg.Wait()
+}
+
+// bars prints each bar of a benchmark as ok or FAIL and remembers a failure.
+type bars struct{ failed bool }
+
+func (b *bars) check(pass bool, what string) {
+	mark := "ok  "
+	if !pass {
+		mark, b.failed = "FAIL", true
+	}
+	fmt.Printf("  [%s] %s\n", mark, what)
 }
