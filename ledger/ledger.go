@@ -154,6 +154,8 @@ type Ledger interface {
 	LastApplied(ctx context.Context, key string) (string, error)
 	// DriftedSince is when the drift incident that run upTo belongs to began (zero if none).
 	DriftedSince(ctx context.Context, key string, upTo int64) (time.Time, error)
+	// DriftStarts is, for every workspace drifted now, when its incident began.
+	DriftStarts(ctx context.Context) (map[string]time.Time, error)
 	// SetWorkspaces records a repository's workspaces and their schedules
 	// (replacing what it had); Workspaces lists every repository's.
 	SetWorkspaces(ctx context.Context, repository string, ws []Workspace) error

@@ -620,3 +620,27 @@ func (l *SQLite) PullRequests(ctx context.Context) (map[string]string, error) {
 
 // SetClock replaces the ledger's clock, for tests that need fixed times.
 func (l *SQLite) SetClock(now func() time.Time) { l.now = now }
+
+func (l *SQLite) DriftStarts(ctx context.Context) (map[string]time.Time, error) {
+	// One query for every workspace: the drifted runs after its last
+	// finished run that was not drifted.
+	rows, err := l.db.QueryContext(ctx, `SELECT r.workspace_key, MIN(r.started_at) FROM runs r
+		WHERE r.status = 'finished' AND r.verdict IN ('drifted', 'drifted_and_pending')
+		AND r.id > COALESCE((SELECT MAX(x.id) FROM runs x WHERE x.workspace_key = r.workspace_key AND x.status = 'finished'
+			AND x.verdict NOT IN ('drifted', 'drifted_and_pending')), 0)
+		GROUP BY r.workspace_key`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]time.Time{}
+	for rows.Next() {
+		var k string
+		var ms int64
+		if err := rows.Scan(&k, &ms); err != nil {
+			return nil, err
+		}
+		out[k] = fromMillis(ms)
+	}
+	return out, rows.Err()
+}

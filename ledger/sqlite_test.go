@@ -261,12 +261,18 @@ func TestIncidentQueries(t *testing.T) {
 	if err != nil || !since.Equal(r.StartedAt) {
 		t.Errorf("drifted since = %v, %v; want the start of run %d (%v)", since, err, first, r.StartedAt)
 	}
+	if starts, err := l.DriftStarts(ctx); err != nil || !starts[key].Equal(r.StartedAt) || len(starts) != 1 {
+		t.Errorf("drift starts = %v, %v; want %s since %v", starts, err, key, r.StartedAt)
+	}
 	if c, _ := l.LastApplied(ctx, key); c != "c1" {
 		t.Errorf("last applied = %q", c)
 	}
 	after := run("in_sync", "", "c2")
 	if since, _ := l.DriftedSince(ctx, key, after); !since.IsZero() {
 		t.Errorf("an in-sync run belongs to no incident, got %v", since)
+	}
+	if starts, _ := l.DriftStarts(ctx); len(starts) != 0 {
+		t.Errorf("drift starts after the incident ended = %v", starts)
 	}
 	if err := l.SetRecord(ctx, after, "s3://state/web/terraform.tfstate.trueline/", "access denied"); err != nil {
 		t.Fatal(err)

@@ -75,6 +75,10 @@ func Build(ctx context.Context, led ledger.Ledger, now time.Time, since time.Dur
 	if err != nil {
 		return rep, err
 	}
+	starts, err := led.DriftStarts(ctx)
+	if err != nil {
+		return rep, err
+	}
 	byKey := map[string]ledger.Run{}
 	for _, r := range latest {
 		byKey[ledger.WorkspaceKey(r.Repository, r.Stack, r.Workspace)] = r
@@ -96,7 +100,7 @@ func Build(ctx context.Context, led ledger.Ledger, now time.Time, since time.Dur
 		switch r.Verdict {
 		case string(drift.Drifted), string(drift.DriftedAndPending):
 			rep.Counts.Drifted++
-			if t, err := led.DriftedSince(ctx, key, r.ID); err == nil && !t.IsZero() {
+			if t, ok := starts[key]; ok {
 				row.When, row.Age = t, age(now.Sub(t))
 			}
 			row.Changes = changes(res.Drift)

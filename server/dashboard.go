@@ -71,6 +71,7 @@ func (s *Server) workspaces(ctx context.Context) ([]Workspace, error) {
 		return nil, err
 	}
 	prs, _ := s.ledger.PullRequests(ctx)
+	starts, _ := s.ledger.DriftStarts(ctx)
 	byKey := map[string]*Workspace{}
 	var out []*Workspace
 	add := func(repo, stack, ws string) *Workspace {
@@ -89,11 +90,9 @@ func (s *Server) workspaces(ctx context.Context) ([]Workspace, error) {
 	for _, r := range latest {
 		w := add(r.Repository, r.Stack, r.Workspace)
 		w.Verdict, w.RunID, w.LastRun = r.Verdict, r.ID, r.FinishedAt
-		if r.Verdict == "drifted" || r.Verdict == "drifted_and_pending" {
-			if t, err := s.ledger.DriftedSince(ctx, w.Key, r.ID); err == nil && !t.IsZero() {
-				w.DriftedSince = t
-				w.Age = (time.Since(t)).Round(time.Second).String()
-			}
+		if t, ok := starts[w.Key]; ok {
+			w.DriftedSince = t
+			w.Age = time.Since(t).Round(time.Second).String()
 		}
 	}
 	result := make([]Workspace, 0, len(out))

@@ -86,11 +86,11 @@ func (c *ledgerCollector) Collect(ch chan<- prometheus.Metric) {
 	if latest, err := c.led.Latest(ctx); err == nil {
 		for _, r := range latest {
 			counts[r.Verdict]++
-			if r.Verdict == "drifted" || r.Verdict == "drifted_and_pending" {
-				if since, err := c.led.DriftedSince(ctx, ledger.WorkspaceKey(r.Repository, r.Stack, r.Workspace), r.ID); err == nil && !since.IsZero() {
-					oldest = max(oldest, time.Since(since))
-				}
-			}
+		}
+	}
+	if starts, err := c.led.DriftStarts(ctx); err == nil {
+		for _, since := range starts {
+			oldest = max(oldest, time.Since(since))
 		}
 	}
 	for v, n := range counts {
