@@ -99,7 +99,7 @@ func newFixture(t *testing.T, act bool) *fixture {
 	f.pols = pols
 	f.rec = reconcile.New(reconcile.Options{
 		Toolchain: &runner.Toolchain{Default: "tofu", Path: bin.Path}, WorkDir: t.TempDir(), CLIConfig: testenv.CLIConfig(t),
-		Env: map[string]string{"TF_PLUGIN_CACHE_DIR": testenv.PluginCache(t)}, Act: act, Now: func() time.Time { return f.now },
+		Act: act, Now: func() time.Time { return f.now },
 	})
 	return f
 }
@@ -236,7 +236,7 @@ func TestRunTimeout(t *testing.T) {
 	bin := testenv.Binary(t, "tofu")
 	slow := reconcile.New(reconcile.Options{
 		Toolchain: &runner.Toolchain{Default: "tofu", Path: bin.Path}, WorkDir: t.TempDir(), CLIConfig: testenv.CLIConfig(t),
-		Env:     map[string]string{"TF_PLUGIN_CACHE_DIR": testenv.PluginCache(t), sandbox.DelayEnv: "60s"},
+		Env:     map[string]string{sandbox.DelayEnv: "60s"},
 		Timeout: 2 * time.Second, Grace: 5 * time.Second,
 	})
 	st := stacks.Stack{Path: "stacks/web", Dir: f.dir, Config: &stacks.Config{Workspaces: []stacks.Workspace{{Name: "default"}}}}

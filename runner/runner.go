@@ -43,6 +43,8 @@ type Runner struct {
 	// cacheMu guards the shared plugin cache: init holds it exclusively,
 	// every other command shares it. See session.init.
 	cacheMu   sync.RWMutex
+	cacheOnce sync.Once
+	cacheDir  string
 	processes atomic.Int64
 }
 
@@ -207,9 +209,9 @@ func (r *Runner) Plan(ctx context.Context, job Job) (*Plan, error) {
 	if p.Changes {
 		start := time.Now()
 		r.processes.Add(1)
-		r.cacheMu.RLock()
+		unlock := r.lockCache(false)
 		plan, err := s.tf.ShowPlanFile(ctx, p.File)
-		r.cacheMu.RUnlock()
+		unlock()
 		p.Timing.Show = time.Since(start)
 		if err != nil {
 			return fail(fmt.Errorf("show: %w", cleanErr(err)))
@@ -227,9 +229,9 @@ func (s *session) plan(ctx context.Context, p *Plan) error {
 	}
 	start := time.Now()
 	s.r.processes.Add(1)
-	s.r.cacheMu.RLock()
+	unlock := s.r.lockCache(false)
 	changes, err := s.tf.Plan(ctx, opts...)
-	s.r.cacheMu.RUnlock()
+	unlock()
 	p.Timing.Plan += time.Since(start)
 	p.Changes = changes
 	return err
@@ -246,9 +248,9 @@ func (r *Runner) Apply(ctx context.Context, p *Plan) (log string, err error) {
 		return "", err
 	}
 	r.processes.Add(1)
-	r.cacheMu.RLock()
+	unlock := r.lockCache(false)
 	err = s.tf.Apply(ctx, tfexec.DirOrPlan(p.File))
-	r.cacheMu.RUnlock()
+	unlock()
 	if err != nil {
 		return s.log.String(), fmt.Errorf("apply: %w", cleanErr(err))
 	}
@@ -293,13 +295,8 @@ func (s *session) init(ctx context.Context, reason string, p *Plan) error {
 	// pulling the binary from under a plan that runs from it. So such an
 	// init runs alone. An OpenTofu init of a stack with a lock file only
 	// links from the cache and runs beside the others. Warm runs skip init.
-	if _, err := os.Stat(filepath.Join(s.job.Dir, ".terraform.lock.hcl")); err != nil || !s.r.Binary.IsTofu() {
-		s.r.cacheMu.Lock()
-		defer s.r.cacheMu.Unlock()
-	} else {
-		s.r.cacheMu.RLock()
-		defer s.r.cacheMu.RUnlock()
-	}
+	_, noLockFile := os.Stat(filepath.Join(s.job.Dir, ".terraform.lock.hcl"))
+	defer s.r.lockCache(noLockFile != nil || !s.r.Binary.IsTofu())()
 	s.note("init (%s)", reason)
 	opts := []tfexec.InitOption{tfexec.Upgrade(false), tfexec.Reconfigure(true)}
 	for _, bc := range s.job.BackendConfig {

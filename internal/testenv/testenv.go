@@ -85,10 +85,9 @@ var (
 	cacheDir  string
 )
 
-// PluginCache is a provider plugin cache for this test process. Test
-// binaries of different packages run at the same time, and concurrent
-// inits of several processes in one cache race (a half-installed entry);
-// within a process, the runner serialises init.
+// PluginCache is a provider plugin cache for this test process, for tests
+// that run terraform without the runner (whose lock on the shared cache
+// they would bypass).
 func PluginCache(t testing.TB) string {
 	cacheOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "trueline-plugin-cache-")
@@ -100,11 +99,11 @@ func PluginCache(t testing.TB) string {
 	return cacheDir
 }
 
-// Runner returns a runner for bin with a fresh working area, the generated
-// CLI config and this process's plugin cache.
+// Runner returns a runner for bin with a fresh working area and the
+// generated CLI config, whose plugin cache all test processes share: the
+// runner locks it across processes.
 func Runner(t testing.TB, bin runner.Binary) *runner.Runner {
-	return &runner.Runner{Binary: bin, WorkDir: t.TempDir(), CLIConfig: CLIConfig(t),
-		Env: map[string]string{"TF_PLUGIN_CACHE_DIR": PluginCache(t)}}
+	return &runner.Runner{Binary: bin, WorkDir: t.TempDir(), CLIConfig: CLIConfig(t), Env: map[string]string{}}
 }
 
 // WriteFiles writes files (relative path -> content) under dir.
