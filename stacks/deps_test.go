@@ -11,7 +11,7 @@ func TestAffected(t *testing.T) {
 		return &fstest.MapFile{Data: []byte("module \"m\" {\n  source = \"" + src + "\"\n}\n")}
 	}
 	fsys := fstest.MapFS{
-		"stacks/web/stack.hcl":     {Data: []byte("stack {\n  workspace \"prod\" {\n    var_files = [\"../../vars/prod.tfvars\"]\n  }\n}\n")},
+		"stacks/web/stack.hcl":     {Data: []byte("stack {\n  backend_config = [\"../../backends/prod.hcl\"]\n}\n")},
 		"stacks/web/main.tf":       mod("../../modules/service"),
 		"stacks/api/stack.hcl":     {Data: []byte("stack {}\n")},
 		"stacks/api/main.tf":       mod("../../modules/service"),
@@ -22,7 +22,7 @@ func TestAffected(t *testing.T) {
 		"modules/service/main.tf":  mod("../lb"),
 		"modules/lb/main.tf":       {Data: []byte("")},
 		"modules/unused/main.tf":   {Data: []byte("")},
-		"vars/prod.tfvars":         {Data: []byte("x = 1\n")},
+		"backends/prod.hcl":        {Data: []byte("bucket = \"state\"\n")},
 		"stacks/web/other.tf.json": {Data: []byte(`{"module": {"n": {"source": "../../modules/unused"}}}`)},
 	}
 	all, err := DiscoverFS(fsys)
@@ -37,7 +37,7 @@ func TestAffected(t *testing.T) {
 		{[]string{"modules/service/variables.tf"}, []string{"stacks/api", "stacks/web"}},
 		{[]string{"modules/unused/main.tf"}, []string{"stacks/web"}},
 		{[]string{"stacks/db/main.tf"}, []string{"stacks/db"}},
-		{[]string{"vars/prod.tfvars"}, []string{"stacks/web"}},
+		{[]string{"backends/prod.hcl"}, []string{"stacks/web"}},
 		{[]string{"README.md", "stacks/dbx/main.tf"}, nil},
 		{[]string{"stacks/net/stack.hcl"}, []string{"stacks/net"}},
 	}

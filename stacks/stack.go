@@ -41,6 +41,7 @@ import (
 	"github.com/robfig/cron/v3"
 	"github.com/trueline/trueline/drift"
 	"github.com/trueline/trueline/internal/hcldiag"
+	"github.com/zclconf/go-cty/cty"
 )
 
 // FileName is the file that makes a directory a stack.
@@ -74,8 +75,55 @@ type Workspace struct {
 	Env      map[string]string
 }
 
-// CronParser accepts five fields and descriptors such as @nightly.
+// CronParser accepts five fields and descriptors such as @nightly. Read
+// schedules from files with ParseCron, which also refuses ones that never fire.
 var CronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+
+// ErrNeverFires is wrapped by ParseCron's error for a schedule with no time
+// within a year, such as "0 0 30 2 *" (30 February).
+var ErrNeverFires = errors.New("never fires: no time matches within a year")
+
+// ParseCron parses a schedule of stack.hcl, a policy or trueline.hcl. It
+// refuses a schedule that does not fire within a year: robfig/cron's Next
+// returns the zero time for one that never fires, which would read as
+// "due now" forever.
+func ParseCron(spec string) (cron.Schedule, error) {
+	return parseCron(spec, time.Now())
+}
+
+func parseCron(spec string, now time.Time) (cron.Schedule, error) {
+	// robfig/cron v3.0.1 slices out of range on a TZ= prefix with no schedule after it.
+	if (strings.HasPrefix(spec, "TZ=") || strings.HasPrefix(spec, "CRON_TZ=")) && !strings.Contains(spec, " ") {
+		return nil, fmt.Errorf("%q has a timezone but no schedule; write it like \"CRON_TZ=Europe/Berlin 0 2 * * *\"", spec)
+	}
+	sched, err := CronParser.Parse(spec)
+	if err != nil {
+		return nil, err
+	}
+	// Four consecutive years, so that whether a schedule is accepted does not
+	// depend on the day it is read: 29 February alone fires once in four.
+	for i := range 4 {
+		from := now.AddDate(i, 0, 0)
+		next := sched.Next(from)
+		switch {
+		case next.IsZero():
+			return nil, fmt.Errorf("%w: check that the day of month exists in the month (there is no 30 February or 31 April)", ErrNeverFires)
+		case next.After(from.AddDate(1, 0, 0)):
+			return nil, fmt.Errorf("%w of %s (the next is %s); a schedule must fire at least once a year",
+				ErrNeverFires, from.Format(time.DateOnly), next.Format(time.DateOnly))
+		}
+	}
+	return sched, nil
+}
+
+// CronDetail is the detail of a diagnostic for ParseCron's error: the
+// error and how to write a schedule, with example as the cron to show.
+func CronDetail(err error, example string) string {
+	if errors.Is(err, ErrNeverFires) {
+		return err.Error() + "."
+	}
+	return fmt.Sprintf("%v. Use five cron fields (minute hour day-of-month month day-of-week), e.g. %q, or a descriptor such as @nightly or @every 1h.", err, example)
+}
 
 type fileSchema struct {
 	Stacks []stackBlock `hcl:"stack,block"`
@@ -162,12 +210,25 @@ func Parse(filename string, src []byte, fsys fs.FS, dir string) (*Config, hcl.Di
 		}
 		seen[wb.Name] = true
 		for _, vf := range wb.VarFiles {
+			// Terraform reads var files on the runner, relative to the
+			// stack's checkout: one outside it reads whatever is there.
+			if c := path.Clean(vf); path.IsAbs(c) || filepath.IsAbs(vf) || c == ".." || strings.HasPrefix(c, "../") {
+				diags = append(diags, errAt(attrRange(wb.Body, "var_files", wb.DefRange), "Var file outside the stack",
+					fmt.Sprintf("Var file %q is not inside the stack directory; move it into the stack (or a subdirectory) and name it relative to the stack, e.g. \"%s.tfvars\".", vf, wb.Name)))
+				continue
+			}
 			if fsys == nil {
-				break
+				continue
 			}
 			if _, err := fs.Stat(fsys, path.Join(dir, vf)); err != nil {
 				diags = append(diags, errAt(attrRange(wb.Body, "var_files", wb.DefRange), "Missing var file",
 					fmt.Sprintf("Var file %q does not exist in %s; var files are relative to the stack directory.", vf, path.Join(dir))))
+			}
+		}
+		for _, k := range sortedKeys(wb.Env) {
+			if reason := reservedEnv(k); reason != "" {
+				diags = append(diags, errAt(envKeyRange(wb.Body, k, wb.DefRange), "Reserved environment variable",
+					fmt.Sprintf("env may not set %s: %s. Remove it from workspace %q; pass inputs as TF_VAR_name or var_files.", k, reason, wb.Name)))
 			}
 		}
 		cfg.Workspaces = append(cfg.Workspaces, Workspace{Name: wb.Name, VarFiles: wb.VarFiles, Env: wb.Env})
@@ -187,10 +248,9 @@ func Parse(filename string, src []byte, fsys fs.FS, dir string) (*Config, hcl.Di
 	}
 	if sb.Schedule != nil {
 		cfg.Schedule = *sb.Schedule
-		sched, err := CronParser.Parse(*sb.Schedule)
+		sched, err := ParseCron(*sb.Schedule)
 		if err != nil {
-			diags = append(diags, errAt(attr("schedule"), "Invalid schedule",
-				fmt.Sprintf("%v. Use five cron fields (minute hour day-of-month month day-of-week), e.g. \"0 2 * * *\", or a descriptor such as @nightly or @every 1h.", err)))
+			diags = append(diags, errAt(attr("schedule"), "Invalid schedule", CronDetail(err, "0 2 * * *")))
 		} else {
 			cfg.Cron = sched
 		}
@@ -228,6 +288,50 @@ func Parse(filename string, src []byte, fsys fs.FS, dir string) (*Config, hcl.Di
 		return nil, diags
 	}
 	return cfg, diags
+}
+
+// reservedEnv says why a stack may not set an environment variable, or "".
+func reservedEnv(name string) string {
+	switch n := strings.ToUpper(name); {
+	case n == "TF_DATA_DIR":
+		return "trueline keeps each workspace's providers, modules and backend in a data directory of its own"
+	case n == "TF_CLI_CONFIG_FILE", n == "TF_PLUGIN_CACHE_DIR":
+		return "the server's CLI configuration and shared plugin cache apply to every stack (trueline.hcl cli_config)"
+	case n == "PATH":
+		return "it would change which programs terraform and its providers run"
+	case strings.HasPrefix(n, "LD_"), strings.HasPrefix(n, "DYLD_"):
+		return "dynamic linker variables change the code terraform and its providers load"
+	}
+	return ""
+}
+
+// envKeyRange finds where a key of a workspace's env map is written, for
+// diagnostics; the env attribute, or fallback, when it cannot.
+func envKeyRange(body hcl.Body, key string, fallback hcl.Range) *hcl.Range {
+	content, _, _ := body.PartialContent(&hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "env"}}})
+	if content == nil || content.Attributes["env"] == nil {
+		return fallback.Ptr()
+	}
+	expr := content.Attributes["env"].Expr
+	pairs, diags := hcl.ExprMap(expr)
+	if diags.HasErrors() {
+		return expr.Range().Ptr()
+	}
+	for _, kv := range pairs {
+		if v, diags := kv.Key.Value(nil); !diags.HasErrors() && v.Type() == cty.String && v.IsKnown() && !v.IsNull() && v.AsString() == key {
+			return kv.Key.Range().Ptr()
+		}
+	}
+	return expr.Range().Ptr()
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 func errAt(r *hcl.Range, summary, detail string) *hcl.Diagnostic {

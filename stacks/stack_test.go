@@ -1,6 +1,8 @@
 package stacks
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -83,6 +85,8 @@ func TestParseErrorsNameFileAndLine(t *testing.T) {
 		{"syntax", "stack {\n  schedule = \n}\n", "stack.hcl:2"},
 		{"unknown attribute", "stack {\n  schedul = \"@daily\"\n}\n", `stack.hcl:2,3: Unsupported argument: An argument named "schedul" is not expected here. Did you mean "schedule"?`},
 		{"bad cron", "stack {\n  schedule = \"61 * * * *\"\n}\n", "stack.hcl:2,14: Invalid schedule"},
+		{"cron that never fires", "stack {\n  schedule = \"0 0 30 2 *\"\n}\n", "stack.hcl:2,14: Invalid schedule: never fires: no time matches within a year"},
+		{"timezone without cron", "stack {\n  schedule = \"TZ=UTC\"\n}\n", "stack.hcl:2,14: Invalid schedule"},
 		{"bad timezone", "stack {\n\n  timezone = \"Mars/Olympus\"\n}\n", "stack.hcl:3,14: Unknown timezone"},
 		{"bad binary", "stack {\n  binary = \"pulumi\"\n}\n", `use "terraform" or "tofu"`},
 		{"bad version", "stack {\n  version = \"about 1\"\n}\n", "Invalid version constraint"},
@@ -133,5 +137,101 @@ func TestDiscover(t *testing.T) {
 	}
 	if _, err := Discover(filepath.Join(root, "missing")); err == nil {
 		t.Error("Discover of a missing directory succeeded")
+	}
+}
+
+func TestParseCron(t *testing.T) {
+	now := time.Date(2026, 6, 15, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		spec  string
+		never bool   // refused with ErrNeverFires
+		err   string // refused otherwise, with this text
+	}{
+		{spec: "0 2 * * *"},
+		{spec: "@yearly"},
+		{spec: "@every 30m"},
+		{spec: "CRON_TZ=Europe/Berlin 0 2 * * *"},
+		{spec: "0 0 31 * *"},
+		{spec: "0 0 30 2 1"}, // day of month or day of week: every Monday in February
+		{spec: "0 0 30 2 *", never: true},
+		{spec: "0 0 31 4,6,9,11 *", never: true},
+		{spec: "0 0 29 2 *", never: true}, // once in four years
+		{spec: "@every 8784h", never: true},
+		{spec: "61 * * * *", err: "above maximum"},
+		{spec: "TZ=UTC", err: "has a timezone but no schedule"},
+		{spec: "", err: "empty spec"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.spec, func(t *testing.T) {
+			sched, err := parseCron(tc.spec, now)
+			switch {
+			case tc.never:
+				if !errors.Is(err, ErrNeverFires) {
+					t.Fatalf("err = %v, want ErrNeverFires", err)
+				}
+			case tc.err != "":
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err = %v, want %q", err, tc.err)
+				}
+			default:
+				if err != nil {
+					t.Fatal(err)
+				}
+				if next := sched.Next(now); next.IsZero() || next.After(now.AddDate(1, 0, 0)) {
+					t.Errorf("next = %v", next)
+				}
+			}
+		})
+	}
+	// Whether a schedule is accepted does not depend on the day it is read.
+	for d := 0; d < 4*366; d += 5 {
+		if _, err := parseCron("0 0 29 2 *", now.AddDate(0, 0, d)); err == nil {
+			t.Fatalf("29 February accepted on %v", now.AddDate(0, 0, d))
+		}
+	}
+}
+
+func TestWorkspaceInputs(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, map[string]string{"prod.tfvars": "", "vars/prod.tfvars": "", "../outside.tfvars": ""})
+	workspace := func(body string) string { return "stack {\n  workspace \"prod\" {\n    " + body + "\n  }\n}\n" }
+	tests := []struct {
+		name, body string
+		want       string // empty: accepted
+	}{
+		{"var file", `var_files = ["prod.tfvars"]`, ""},
+		{"var file in a subdirectory", `var_files = ["./vars/prod.tfvars"]`, ""},
+		{"var file through a subdirectory", `var_files = ["vars/../prod.tfvars"]`, ""},
+		{"absolute var file", `var_files = ["/etc/passwd"]`, `stack.hcl:3,17: Var file outside the stack: Var file "/etc/passwd" is not inside the stack directory`},
+		{"var file in the parent", `var_files = ["../outside.tfvars"]`, `stack.hcl:3,17: Var file outside the stack: Var file "../outside.tfvars"`},
+		{"var file escaping after cleaning", `var_files = ["vars/../../outside.tfvars"]`, "stack.hcl:3,17: Var file outside the stack"},
+		{"parent directory", `var_files = [".."]`, "Var file outside the stack"},
+		{"inputs", `env = { TF_VAR_size = "small", TF_LOG = "debug" }`, ""},
+		{"data dir", `env = { TF_DATA_DIR = "/tmp/x" }`, "stack.hcl:3,13: Reserved environment variable: env may not set TF_DATA_DIR: trueline keeps"},
+		{"cli config", `env = { TF_VAR_a = "1", TF_CLI_CONFIG_FILE = "x" }`, "stack.hcl:3,29: Reserved environment variable: env may not set TF_CLI_CONFIG_FILE"},
+		{"plugin cache", `env = { "TF_PLUGIN_CACHE_DIR" = "x" }`, "stack.hcl:3,13: Reserved environment variable: env may not set TF_PLUGIN_CACHE_DIR"},
+		{"path", `env = { PATH = "/tmp" }`, `env may not set PATH: it would change which programs terraform and its providers run. Remove it from workspace "prod"`},
+		{"ld preload", `env = { LD_PRELOAD = "/tmp/x.so" }`, "env may not set LD_PRELOAD: dynamic linker"},
+		{"ld library path, lower case", `env = { ld_library_path = "/tmp" }`, "env may not set ld_library_path"},
+		{"dyld", `env = { DYLD_INSERT_LIBRARIES = "/tmp/x.dylib" }`, "env may not set DYLD_INSERT_LIBRARIES"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, fsys := range []fs.FS{os.DirFS(dir), nil} {
+				_, diags := Parse("stack.hcl", []byte(workspace(tc.body)), fsys, ".")
+				if tc.want == "" {
+					if diags.HasErrors() {
+						t.Fatal(diags)
+					}
+					continue
+				}
+				if !diags.HasErrors() {
+					t.Fatal("accepted")
+				}
+				if got := (&DiagnosticsError{Diags: diags}).Error(); !strings.Contains(got, tc.want) {
+					t.Errorf("error %q does not contain %q", got, tc.want)
+				}
+			}
+		})
 	}
 }
