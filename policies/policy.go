@@ -74,10 +74,14 @@ type Window struct {
 	Location *time.Location
 }
 
-// Contains reports whether t falls in the window.
+// Contains reports whether t falls in the window. A schedule with no next
+// start (robfig/cron's zero time) never opens it.
 func (w *Window) Contains(t time.Time) bool {
+	if w.Schedule == nil {
+		return false
+	}
 	start := w.Schedule.Next(t.Add(-w.Duration).In(w.Location))
-	return !start.After(t)
+	return !start.IsZero() && !start.After(t)
 }
 
 // ReportOnly is the policy of a stack that names none.
@@ -224,9 +228,9 @@ func Parse(filename string, src []byte) ([]parsed, hcl.Diagnostics) {
 		if w := b.Window; w != nil {
 			win := &Window{Spec: w.Cron, Location: time.UTC}
 			var err error
-			if win.Schedule, err = stacks.CronParser.Parse(w.Cron); err != nil {
+			if win.Schedule, err = stacks.ParseCron(w.Cron); err != nil {
 				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid apply_window cron",
-					Detail: fmt.Sprintf("%v. Use five cron fields, e.g. \"0 9-17 * * 1-5\".", err), Subject: hcldiag.AttrRange(w.Body, "cron")})
+					Detail: stacks.CronDetail(err, "0 9-17 * * 1-5"), Subject: hcldiag.AttrRange(w.Body, "cron")})
 			}
 			if win.Duration, err = time.ParseDuration(w.Duration); err != nil || win.Duration <= 0 {
 				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid apply_window duration",

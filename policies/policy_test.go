@@ -104,6 +104,7 @@ func TestLoadErrors(t *testing.T) {
 		{"policy \"p\" {\n  allow = [\"destroy\"]\n}\n", "policies/p.hcl:2,11: Unknown planned action"},
 		{"policy \"p\" {\n  protect = [\"db\"]\n}\n", "Invalid protect glob"},
 		{"policy \"p\" {\n  apply_window {\n    cron = \"whenever\"\n    duration = \"1h\"\n  }\n}\n", "policies/p.hcl:3,12: Invalid apply_window cron"},
+		{"policy \"p\" {\n  apply_window {\n    cron = \"0 9 30 2 *\"\n    duration = \"1h\"\n  }\n}\n", "policies/p.hcl:3,12: Invalid apply_window cron: never fires: no time matches within a year"},
 		{"policy \"p\" {\n  on_drif = \"apply\"\n}\n", `Did you mean "on_drift"?`},
 		{"policy \"p\" {}\npolicy \"p\" {}\n", "Duplicate policy"},
 	}
@@ -115,5 +116,27 @@ func TestLoadErrors(t *testing.T) {
 	}
 	if ps, err := Load(fstest.MapFS{}); err != nil || len(ps) != 0 {
 		t.Errorf("a repository without policies: %v %v", ps, err)
+	}
+}
+
+// never is a schedule with no next time: robfig/cron returns the zero time
+// for a cron that matches nothing, such as 30 February.
+type never struct{}
+
+func (never) Next(time.Time) time.Time { return time.Time{} }
+
+func TestWindowThatNeverStartsIsClosed(t *testing.T) {
+	p := &Policy{Name: "p", OnDrift: Apply, Allow: []string{"update"}, Escalate: Report,
+		Window: &Window{Spec: "0 9 30 2 *", Schedule: never{}, Duration: time.Hour, Location: time.UTC}}
+	now := time.Date(2026, 2, 27, 9, 30, 0, 0, time.UTC)
+	if p.Window.Contains(now) {
+		t.Error("a window whose schedule never starts is open")
+	}
+	d := p.Decide(drift.Result{Verdict: drift.Drifted, Drift: []drift.Finding{finding("sandbox_autoscaling_group.web", "update")}}, now)
+	if d.Action != Report || !strings.Contains(d.Reason, "outside the apply window") {
+		t.Errorf("decision = %+v, want report outside the apply window", d)
+	}
+	if (&Window{Duration: time.Hour, Location: time.UTC}).Contains(now) {
+		t.Error("a window without a schedule is open")
 	}
 }
