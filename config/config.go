@@ -250,8 +250,12 @@ func Parse(filename string, src []byte, getenv func(string) string) (Config, hcl
 			return
 		}
 		d, err := time.ParseDuration(*v)
-		if err != nil || d < 0 {
+		if err != nil {
 			bad(at(body, name), "Invalid duration", fmt.Sprintf("%s = %q is not a duration; write it like \"30s\", \"5m\" or \"1h\".", name, *v))
+			return
+		}
+		if d < 0 {
+			bad(at(body, name), "Invalid duration", fmt.Sprintf("%s = %q is negative; write it like \"30s\", \"5m\" or \"1h\".", name, *v))
 			return
 		}
 		*into = d
@@ -321,6 +325,10 @@ func Parse(filename string, src []byte, getenv func(string) string) (Config, hcl
 			r.Branch = *rb.Branch
 		}
 		duration(rb.Body, "poll", rb.Poll, &r.Poll)
+		if r.Poll == 0 {
+			// A zero interval would fetch in a busy loop.
+			bad(at(rb.Body, "poll"), "Invalid poll interval", fmt.Sprintf("poll = %q: trueline fetches the repository this often; use a positive duration such as \"1m\" (push webhooks fetch at once in between).", *rb.Poll))
+		}
 		if rb.Forge != nil {
 			switch *rb.Forge {
 			case "github", "gitlab", "gitea", "none":
@@ -350,8 +358,8 @@ func Parse(filename string, src []byte, getenv func(string) string) (Config, hcl
 	}
 	if rb := fs.Report; rb != nil {
 		rep := &Report{Schedule: rb.Schedule, Timezone: "UTC", Since: 24 * time.Hour, Notify: rb.Notify}
-		if _, err := stacks.CronParser.Parse(rb.Schedule); err != nil {
-			bad(at(rb.Body, "schedule"), "Invalid schedule", fmt.Sprintf("%v. Use five cron fields, e.g. \"0 7 * * *\".", err))
+		if _, err := stacks.ParseCron(rb.Schedule); err != nil {
+			bad(at(rb.Body, "schedule"), "Invalid schedule", stacks.CronDetail(err, "0 7 * * *"))
 		}
 		if rb.Timezone != nil {
 			if _, err := time.LoadLocation(*rb.Timezone); err != nil {
