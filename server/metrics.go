@@ -35,6 +35,13 @@ func NewMetrics(led ledger.Ledger) *Metrics {
 		Help: "Auto-applies by outcome: converged, not_converged, failed."}, []string{"result"})
 	m.webhooks = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "trueline_webhook_deliveries_total",
 		Help: "Webhook deliveries by forge and result: accepted, ignored, rejected, malformed."}, []string{"forge", "result"})
+	// Every webhook series exists from the start, so rates need no first
+	// delivery; no other label values are ever made (see handleWebhook).
+	for _, forge := range webhookForges {
+		for _, res := range []WebhookResult{HookAccepted, HookIgnored, HookRejected, HookMalformed} {
+			m.webhooks.WithLabelValues(forge, string(res))
+		}
+	}
 	m.reg.MustRegister(m.runs, m.duration, m.applies, m.webhooks, &ledgerCollector{led: led},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

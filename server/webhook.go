@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 )
 
@@ -36,27 +37,42 @@ const (
 	HookMalformed WebhookResult = "malformed"
 )
 
+// webhookForges are the forges a webhook path may name, and so the only
+// values of the metric's forge label.
+var webhookForges = []string{"github", "gitlab", "gitea"}
+
 // handleWebhook serves POST /hooks/{forge}/{repo}.
 func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	forge, repo := r.PathValue("forge"), r.PathValue("repo")
-	res, code, msg := s.webhook(r, forge, repo)
-	s.observeWebhook(forge, res)
+	var (
+		res  WebhookResult
+		code int
+		msg  string
+	)
+	kind, secret, ok := s.hooks.WebhookSecret(repo)
+	switch {
+	case !slices.Contains(webhookForges, forge):
+		res, code, msg = HookRejected, http.StatusNotFound, fmt.Sprintf("unknown forge %q: use github, gitlab or gitea", forge)
+	case !ok:
+		res, code, msg = HookRejected, http.StatusNotFound, fmt.Sprintf("no repository %q is configured", repo)
+	default:
+		// Only a known forge and a configured repository are counted: paths
+		// anyone can make up must not grow the metric's series.
+		res, code, msg = s.webhook(w, r, forge, repo, kind, secret)
+		s.observeWebhook(forge, res)
+	}
 	s.log.Info("webhook", "forge", forge, "repository", repo, "result", res, "status", code, "message", msg)
 	writeJSON(w, code, map[string]string{"result": string(res), "message": msg})
 }
 
-func (s *Server) webhook(r *http.Request, forge, repo string) (WebhookResult, int, string) {
-	kind, secret, ok := s.hooks.WebhookSecret(repo)
-	if !ok {
-		return HookRejected, http.StatusNotFound, fmt.Sprintf("no repository %q is configured", repo)
-	}
+func (s *Server) webhook(w http.ResponseWriter, r *http.Request, forge, repo, kind string, secret []byte) (WebhookResult, int, string) {
 	if kind != forge && kind != "none" {
 		return HookRejected, http.StatusNotFound, fmt.Sprintf("repository %q is configured for %s, not %s", repo, kind, forge)
 	}
 	if len(secret) == 0 {
 		return HookRejected, http.StatusUnauthorized, fmt.Sprintf("repository %q has no webhook secret; set webhook_secret_env or webhook_secret_file", repo)
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, MaxWebhookBody))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxWebhookBody))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -90,8 +106,6 @@ func (s *Server) webhook(r *http.Request, forge, repo string) (WebhookResult, in
 		if event == "Push Hook" {
 			event = "push"
 		}
-	default:
-		return HookRejected, http.StatusNotFound, fmt.Sprintf("unknown forge %q: use github, gitlab or gitea", forge)
 	}
 	if event != "push" {
 		return HookIgnored, http.StatusAccepted, fmt.Sprintf("event %q ignored; trueline acts on push", event)

@@ -1,15 +1,19 @@
 package server
 
 import (
+	"context"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/trueline/trueline/ledger"
 )
 
 type hooks struct {
@@ -113,9 +117,55 @@ func TestWebhookLimitsAndRouting(t *testing.T) {
 		t.Errorf("no secret configured: %d %s", rec.Code, rec.Body)
 	}
 	count := func(forge, res string) float64 { return testutil.ToFloat64(m.webhooks.WithLabelValues(forge, res)) }
-	if count("github", "rejected") != 2 || count("gitlab", "rejected") != 1 || count("github", "malformed") != 1 {
+	// The unknown repository is not counted: only configured ones are.
+	if count("github", "rejected") != 1 || count("gitlab", "rejected") != 1 || count("github", "malformed") != 1 {
 		t.Errorf("webhook deliveries: github rejected %v, gitlab rejected %v, github malformed %v",
 			count("github", "rejected"), count("gitlab", "rejected"), count("github", "malformed"))
+	}
+}
+
+// Paths anyone can make up answer 404 and add no metric series.
+func TestWebhookUnknownRoutesAddNoSeries(t *testing.T) {
+	led, err := ledger.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "l.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { led.Close() })
+	srv := httptest.NewServer(New(Options{Ledger: led, Hooks: &hooks{secret: "s3cret", forge: "github"}, Metrics: NewMetrics(led)}))
+	t.Cleanup(srv.Close)
+	random := func() string { return "x" + rand.Text()[:12] }
+	tests := []struct {
+		name        string
+		forge, repo func() string
+	}{
+		{"unknown forge, configured repository", random, func() string { return "infra" }},
+		{"known forge, unknown repository", func() string { return "github" }, random},
+		{"both unknown", random, random},
+	}
+	var made []string
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for range 34 {
+				forge, repo := tc.forge(), tc.repo()
+				made = append(made, forge, repo)
+				resp, body := do(t, "POST", srv.URL+"/hooks/"+forge+"/"+repo, "", pushBody,
+					map[string]string{"X-GitHub-Event": "push", "X-Hub-Signature-256": "sha256=" + sign("s3cret", pushBody)})
+				if resp.StatusCode != http.StatusNotFound {
+					t.Fatalf("POST /hooks/%s/%s: %d %s", forge, repo, resp.StatusCode, body)
+				}
+			}
+		})
+	}
+	_, scrape := do(t, "GET", srv.URL+"/metrics", "", "", nil)
+	for _, name := range made {
+		if name != "infra" && name != "github" && strings.Contains(scrape, name) {
+			t.Errorf("/metrics has a series for %q", name)
+		}
+	}
+	for line := range strings.Lines(scrape) {
+		if strings.HasPrefix(line, "trueline_webhook_deliveries_total{") && !strings.HasSuffix(line, " 0\n") {
+			t.Errorf("a delivery to an unknown path was counted: %s", line)
+		}
 	}
 }
 
