@@ -15,6 +15,11 @@ import (
 
 // Scheduler holds the schedules of all workspaces. It is safe for
 // concurrent use; Set and Remove may be called while Run runs.
+//
+// A schedule with no next time (robfig/cron's Next returns the zero time
+// for a cron that matches nothing, such as "0 0 30 2 *") is parked: it
+// stays registered but is not queued, so it can never be due and never
+// holds up the others. Setting another schedule for it queues it again.
 type Scheduler struct {
 	// MaxJitter bounds the delay added to a workspace's times. The delay
 	// is also at most a tenth of the schedule's period, so a schedule of
@@ -35,8 +40,8 @@ type entry struct {
 	spec     string
 	schedule cron.Schedule
 	loc      *time.Location
-	next     time.Time
-	index    int
+	next     time.Time // zero: never, parked
+	index    int       // in queue; -1 while parked
 }
 
 // New returns an empty scheduler.
@@ -68,9 +73,16 @@ func (s *Scheduler) Set(key, spec string, schedule cron.Schedule, loc *time.Loca
 	}
 	e.spec, e.schedule, e.loc = spec, schedule, loc
 	e.next = s.nextAfter(e, s.now())
-	if ok {
+	queued := ok && e.index >= 0
+	switch {
+	case e.next.IsZero() && queued:
+		heap.Remove(&s.queue, e.index)
+		e.index = -1
+	case e.next.IsZero():
+		e.index = -1
+	case queued:
 		heap.Fix(&s.queue, e.index)
-	} else {
+	default:
 		heap.Push(&s.queue, e)
 	}
 	s.poke()
@@ -81,7 +93,9 @@ func (s *Scheduler) Remove(key string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if e, ok := s.entries[key]; ok {
-		heap.Remove(&s.queue, e.index)
+		if e.index >= 0 {
+			heap.Remove(&s.queue, e.index)
+		}
 		delete(s.entries, key)
 	}
 }
@@ -104,7 +118,7 @@ func (s *Scheduler) Len() int {
 	return len(s.entries)
 }
 
-// Next returns when a workspace runs next (zero if unknown).
+// Next returns when a workspace runs next (zero if unknown or never).
 func (s *Scheduler) Next(key string) time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -125,8 +139,12 @@ func (s *Scheduler) Run(ctx context.Context) {
 		for len(s.queue) > 0 && !s.queue[0].next.After(now) {
 			e := s.queue[0]
 			due = append(due, e.key)
-			e.next = s.nextAfter(e, now)
-			heap.Fix(&s.queue, 0)
+			if e.next = s.nextAfter(e, now); e.next.IsZero() {
+				heap.Pop(&s.queue)
+				e.index = -1
+			} else {
+				heap.Fix(&s.queue, 0)
+			}
 		}
 		wait := time.Hour
 		if len(s.queue) > 0 {
@@ -159,13 +177,21 @@ func (s *Scheduler) poke() {
 	}
 }
 
-// nextAfter is the schedule's next time after t, plus the workspace's jitter.
+// nextAfter is the schedule's next time after t, plus the workspace's
+// jitter; zero if the schedule has none.
 func (s *Scheduler) nextAfter(e *entry, t time.Time) time.Time {
 	jitter := s.jitter(e, t)
 	// Step back by the jitter so a time already delayed is not skipped.
 	base := e.schedule.Next(t.Add(-jitter).In(e.loc))
-	for !base.Add(jitter).After(t) {
-		base = e.schedule.Next(base)
+	for !base.IsZero() && !base.Add(jitter).After(t) {
+		next := e.schedule.Next(base)
+		if !next.After(base) {
+			return time.Time{} // zero, or a schedule that does not move on: never
+		}
+		base = next
+	}
+	if base.IsZero() {
+		return base
 	}
 	return base.Add(jitter)
 }
@@ -174,6 +200,9 @@ func (s *Scheduler) nextAfter(e *entry, t time.Time) time.Time {
 func (s *Scheduler) jitter(e *entry, t time.Time) time.Duration {
 	window := s.MaxJitter
 	first := e.schedule.Next(t.In(e.loc))
+	if first.IsZero() {
+		return 0
+	}
 	if period := e.schedule.Next(first).Sub(first); period/10 < window {
 		window = period / 10
 	}
