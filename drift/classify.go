@@ -69,12 +69,12 @@ func Classify(plan *tfjson.Plan, ignores []Ignore) Result {
 	if plan == nil {
 		return res
 	}
-	secrets := sensitiveVariables(plan)
+	secrets := SecretsOf(plan)
 	mask := func(v any, sensitive bool) any {
 		if sensitive {
 			return Masked
 		}
-		return scrub(v, secrets)
+		return secrets.scrubValue(v)
 	}
 	ignored := func(addr, attr string) bool {
 		for _, ig := range ignores {
@@ -129,15 +129,14 @@ func Classify(plan *tfjson.Plan, ignores []Ignore) Result {
 		// update or replace: attribute by attribute.
 		var driftLeaves []leaf
 		if d != nil {
-			driftLeaves = diffLeaves("", d.Change.Before, d.Change.After)
+			driftLeaves = diffLeaves("", d.Change.Before, d.Change.After, marksOf(d.Change))
 		}
 		var drift, pending, noise []Attribute
-		for _, l := range diffLeaves("", c.Before, c.After) {
-			if marked(c.AfterUnknown, l.path) {
+		for _, l := range diffLeaves("", c.Before, c.After, marksOf(c)) {
+			if l.unknown {
 				continue // known after apply: a consequence, not a cause
 			}
-			sensitive := marked(c.BeforeSensitive, l.path) || marked(c.AfterSensitive, l.path)
-			a := Attribute{Path: l.path, Git: mask(l.after, sensitive), Live: mask(l.before, sensitive)}
+			a := Attribute{Path: l.path, Git: mask(l.after, l.sensitive), Live: mask(l.before, l.sensitive)}
 			if ignored(rc.Address, l.path) {
 				noise = append(noise, a)
 				continue
@@ -179,12 +178,11 @@ func Classify(plan *tfjson.Plan, ignores []Ignore) Result {
 			continue
 		}
 		var attrs []Attribute
-		for _, l := range diffLeaves("", d.Change.Before, d.Change.After) {
+		for _, l := range diffLeaves("", d.Change.Before, d.Change.After, marksOf(d.Change)) {
 			if explained[addr][l.path] || alreadyNoise(res.Noise, addr, l.path) {
 				continue
 			}
-			sensitive := marked(d.Change.BeforeSensitive, l.path) || marked(d.Change.AfterSensitive, l.path)
-			attrs = append(attrs, Attribute{Path: l.path, Git: mask(l.before, sensitive), Live: mask(l.after, sensitive)})
+			attrs = append(attrs, Attribute{Path: l.path, Git: mask(l.before, l.sensitive), Live: mask(l.after, l.sensitive)})
 		}
 		if len(attrs) == 0 {
 			continue
@@ -202,7 +200,7 @@ func Classify(plan *tfjson.Plan, ignores []Ignore) Result {
 		if actionOf(oc.Actions) == "" {
 			continue
 		}
-		sensitive := isTrue(oc.BeforeSensitive) || isTrue(oc.AfterSensitive)
+		sensitive := anyTrue(oc.BeforeSensitive) || anyTrue(oc.AfterSensitive)
 		res.Noise = append(res.Noise, Finding{Address: "output." + name,
 			Attributes: []Attribute{{Path: "value", Git: mask(oc.After, sensitive), Live: mask(oc.Before, sensitive)}},
 			Reason:     "output values follow the resources"})
@@ -257,29 +255,16 @@ func alreadyNoise(noise []Finding, addr, p string) bool {
 	return false
 }
 
-// sensitiveVariables collects the values of variables declared sensitive,
-// so that a value which lost its mark on the way is still masked.
-func sensitiveVariables(plan *tfjson.Plan) map[string]bool {
-	out := map[string]bool{}
-	if plan.Config == nil || plan.Config.RootModule == nil {
-		return out
-	}
-	for name, v := range plan.Config.RootModule.Variables {
-		if v != nil && v.Sensitive {
-			if pv, ok := plan.Variables[name]; ok && pv != nil {
-				secretStrings(pv.Value, out)
-			}
-		}
-	}
-	return out
-}
-
 func relevantAttributes(plan *tfjson.Plan) map[string]bool {
 	out := map[string]bool{}
 	for _, ra := range plan.RelevantAttributes {
 		out[ra.Resource] = true
 	}
 	return out
+}
+
+func marksOf(c *tfjson.Change) marks {
+	return marks{beforeSensitive: c.BeforeSensitive, afterSensitive: c.AfterSensitive, afterUnknown: c.AfterUnknown}
 }
 
 func isTrue(v any) bool { b, ok := v.(bool); return ok && b }

@@ -161,17 +161,79 @@ func TestIgnore(t *testing.T) {
 }
 
 func TestDiffLeaves(t *testing.T) {
-	before := map[string]any{"a": 1.0, "tags": map[string]any{"x": "1"}, "l": []any{1.0, 2.0}, "s": []any{"a"}}
-	after := map[string]any{"a": 1.0, "tags": map[string]any{"x": "2", "y": "3"}, "l": []any{1.0, 5.0}, "s": []any{"a", "b"}}
-	got := diffLeaves("", before, after)
-	want := []leaf{{"l[1]", 2.0, 5.0}, {"s", []any{"a"}, []any{"a", "b"}}, {"tags.x", "1", "2"}, {"tags.y", nil, "3"}}
+	before := map[string]any{"a": 1.0, "tags": map[string]any{"x": "1", "k8s.io/role": "a"}, "l": []any{1.0, 2.0}, "s": []any{"a"}}
+	after := map[string]any{"a": 1.0, "tags": map[string]any{"x": "2", "y": "3", "k8s.io/role": "b"}, "l": []any{1.0, 5.0}, "s": []any{"a", "b"}}
+	got := diffLeaves("", before, after, marks{})
+	want := []leaf{{path: "l[1]", before: 2.0, after: 5.0}, {path: "s", before: []any{"a"}, after: []any{"a", "b"}},
+		{path: `tags["k8s.io/role"]`, before: "a", after: "b"}, {path: "tags.x", before: "1", after: "2"}, {path: "tags.y", after: "3"}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("diffLeaves = %v, want %v", got, want)
 	}
-	if !marked(map[string]any{"l": []any{false, true}}, "l[1]") || marked(map[string]any{"l": []any{false, true}}, "l[0]") {
-		t.Error("marked does not follow list indexes")
+}
+
+// Which leaves are sensitive: a mark at the leaf, above it, or anywhere
+// inside it. Each case is a shape a secret takes in a real plan.
+func TestDiffLeavesSensitive(t *testing.T) {
+	tests := []struct {
+		name          string
+		before, after any
+		m             marks
+		want          map[string]bool // path -> sensitive
+	}{
+		{"marked leaf", map[string]any{"p": "a"}, map[string]any{"p": "b"},
+			marks{afterSensitive: map[string]any{"p": true}}, map[string]bool{"p": true}},
+		{"marked only before", map[string]any{"p": "a"}, map[string]any{"p": "b"},
+			marks{beforeSensitive: map[string]any{"p": true}}, map[string]bool{"p": true}},
+		{"marked parent", map[string]any{"tags": map[string]any{"x": "1"}}, map[string]any{"tags": map[string]any{"x": "2"}},
+			marks{afterSensitive: map[string]any{"tags": true}}, map[string]bool{"tags.x": true}},
+		{"map key with dots under a marked key", map[string]any{"tags": map[string]any{}}, map[string]any{"tags": map[string]any{"a.b": "s", "c": "ok"}},
+			marks{afterSensitive: map[string]any{"tags": map[string]any{"a.b": true}}}, map[string]bool{`tags["a.b"]`: true, "tags.c": false}},
+		{"list that changed length, one element marked", map[string]any{"env": []any{"A=1"}}, map[string]any{"env": []any{"A=1", "S"}},
+			marks{afterSensitive: map[string]any{"env": []any{false, true}}}, map[string]bool{"env": true}},
+		{"set with a marked element", map[string]any{"cidrs": []any{"x"}}, map[string]any{"cidrs": []any{"x", "S"}},
+			marks{afterSensitive: map[string]any{"cidrs": []any{false, true}}}, map[string]bool{"cidrs": true}},
+		{"null to object with a marked attribute", map[string]any{"settings": nil}, map[string]any{"settings": map[string]any{"level": "info", "token": "S"}},
+			marks{afterSensitive: map[string]any{"settings": map[string]any{"token": true}}}, map[string]bool{"settings": true}},
+		{"nested block, same length", map[string]any{"rule": []any{map[string]any{"name": "a", "secret": "S"}}},
+			map[string]any{"rule": []any{map[string]any{"name": "b", "secret": "T"}}},
+			marks{beforeSensitive: map[string]any{"rule": []any{map[string]any{"secret": true}}}, afterSensitive: map[string]any{"rule": []any{map[string]any{"secret": true}}}},
+			map[string]bool{"rule[0].name": false, "rule[0].secret": true}},
+		{"nested block removed", map[string]any{"rule": []any{map[string]any{"name": "a", "secret": "S"}, map[string]any{"name": "b", "secret": "T"}}},
+			map[string]any{"rule": []any{map[string]any{"name": "a", "secret": "S"}}},
+			marks{beforeSensitive: map[string]any{"rule": []any{map[string]any{"secret": true}, map[string]any{"secret": true}}}},
+			map[string]bool{"rule": true}},
 	}
-	if !marked(map[string]any{"tags": true}, "tags.x") {
-		t.Error("a marked parent does not cover its children")
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := map[string]bool{}
+			for _, l := range diffLeaves("", tc.before, tc.after, tc.m) {
+				got[l.path] = l.sensitive
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("sensitive leaves = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestSecretsScrub(t *testing.T) {
+	p := &tfjson.Plan{
+		Variables: map[string]*tfjson.PlanVariable{"token": {Value: "tok-123456"}, "port": {Value: "80"}},
+		Config: &tfjson.Config{RootModule: &tfjson.ConfigModule{
+			Variables: map[string]*tfjson.ConfigVariable{"token": {Sensitive: true}, "port": {}}}},
+		ResourceChanges: []*tfjson.ResourceChange{{Address: "x.a", Mode: tfjson.ManagedResourceMode, Change: &tfjson.Change{
+			Actions: tfjson.Actions{tfjson.ActionUpdate},
+			Before:  map[string]any{"rule": []any{map[string]any{"secret": `with "quote"`}}},
+			After:   map[string]any{"rule": []any{}}, BeforeSensitive: map[string]any{"rule": []any{map[string]any{"secret": true}}}}}},
+	}
+	s := SecretsOf(p)
+	in := `Error: bad token tok-123456 on port 80; {"secret":"with \"quote\""}`
+	got := s.Scrub(in)
+	want := `Error: bad token (sensitive) on port 80; {"secret":"(sensitive)"}`
+	if got != want {
+		t.Errorf("Scrub = %q, want %q", got, want)
+	}
+	if (Secrets{}).Scrub(in) != in {
+		t.Error("the zero Secrets changed text")
 	}
 }

@@ -12,15 +12,68 @@ import (
 // Masked replaces every sensitive value that leaves this package.
 const Masked = "(sensitive)"
 
-// leaf is one changed value at a path.
+// leaf is one changed value at a path, with what terraform's marks say
+// about it.
 type leaf struct {
 	path          string
 	before, after any
+	// sensitive: the value, a part of it, or a value containing it is
+	// marked sensitive before or after the change.
+	sensitive bool
+	// unknown: the value (or a value containing it) is known only after apply.
+	unknown bool
+}
+
+// marks are terraform's trees that mirror a change's values: true at a
+// marked path or above it (before_sensitive, after_sensitive, after_unknown).
+type marks struct{ beforeSensitive, afterSensitive, afterUnknown any }
+
+// child follows one key or index into each tree; a true stays true, since a
+// mark on a value covers everything in it.
+func (m marks) child(key string, index int) marks {
+	step := func(t any) any {
+		switch c := t.(type) {
+		case bool:
+			return c
+		case map[string]any:
+			return c[key]
+		case []any:
+			if index >= 0 && index < len(c) {
+				return c[index]
+			}
+		}
+		return nil
+	}
+	return marks{step(m.beforeSensitive), step(m.afterSensitive), step(m.afterUnknown)}
+}
+
+// anyTrue reports whether a mark tree has true anywhere: a value is
+// sensitive when any part of it is.
+func anyTrue(t any) bool {
+	switch c := t.(type) {
+	case bool:
+		return c
+	case map[string]any:
+		for _, v := range c {
+			if anyTrue(v) {
+				return true
+			}
+		}
+	case []any:
+		for _, v := range c {
+			if anyTrue(v) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // diffLeaves lists the paths where before and after differ, descending
 // into objects, maps and equal-length lists; anything else is one leaf.
-func diffLeaves(prefix string, before, after any) []leaf {
+// Marks are followed during the walk, so a leaf knows whether any part of
+// it is sensitive whatever its path looks like.
+func diffLeaves(prefix string, before, after any, m marks) []leaf {
 	if reflect.DeepEqual(before, after) {
 		return nil
 	}
@@ -36,7 +89,7 @@ func diffLeaves(prefix string, before, after any) []leaf {
 		}
 		var out []leaf
 		for _, k := range sortedKeys(keys) {
-			out = append(out, diffLeaves(join(prefix, k), bm[k], am[k])...)
+			out = append(out, diffLeaves(join(prefix, k), bm[k], am[k], m.child(k, -1))...)
 		}
 		return out
 	}
@@ -45,18 +98,37 @@ func diffLeaves(prefix string, before, after any) []leaf {
 	if bok && aok && len(bl) == len(al) && prefix != "" {
 		var out []leaf
 		for i := range bl {
-			out = append(out, diffLeaves(prefix+"["+strconv.Itoa(i)+"]", bl[i], al[i])...)
+			out = append(out, diffLeaves(prefix+"["+strconv.Itoa(i)+"]", bl[i], al[i], m.child("", i))...)
 		}
 		return out
 	}
-	return []leaf{{path: prefix, before: before, after: after}}
+	return []leaf{{path: prefix, before: before, after: after,
+		sensitive: anyTrue(m.beforeSensitive) || anyTrue(m.afterSensitive),
+		unknown:   isTrue(m.afterUnknown)}}
 }
 
+// join appends a key to a path. Keys that are not plain names (map keys
+// such as "kubernetes.io/role") are quoted, so the path splits back.
 func join(prefix, key string) string {
+	if !plainKey(key) {
+		return prefix + "[" + strconv.Quote(key) + "]"
+	}
 	if prefix == "" {
 		return key
 	}
 	return prefix + "." + key
+}
+
+func plainKey(k string) bool {
+	if k == "" {
+		return false
+	}
+	for _, c := range k {
+		if !(c == '_' || c == '-' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
 }
 
 func sortedKeys(m map[string]bool) []string {
@@ -68,125 +140,12 @@ func sortedKeys(m map[string]bool) []string {
 	return keys
 }
 
-// lookup follows a dotted path (as built by diffLeaves) into a value.
-// Terraform's *_sensitive and after_unknown structures mirror the values,
-// with true at a marked path or above it.
-func marked(tree any, p string) bool {
-	cur := tree
-	for _, seg := range splitAttr(p) {
-		if b, ok := cur.(bool); ok {
-			return b
-		}
-		switch c := cur.(type) {
-		case map[string]any:
-			cur = c[seg.key]
-		case []any:
-			if seg.index < 0 || seg.index >= len(c) {
-				return false
-			}
-			cur = c[seg.index]
-		default:
-			return false
-		}
-	}
-	b, ok := cur.(bool)
-	return ok && b
-}
-
-type attrSeg struct {
-	key   string
-	index int
-}
-
-// splitAttr splits "a.b[2].c" into a, b, [2], c.
-func splitAttr(p string) []attrSeg {
-	var out []attrSeg
-	for _, part := range splitPath(p) {
-		name := part
-		var idx []int
-		for {
-			open := lastIndexByte(name, '[')
-			if open < 0 || name[len(name)-1] != ']' {
-				break
-			}
-			n, err := strconv.Atoi(name[open+1 : len(name)-1])
-			if err != nil {
-				break
-			}
-			idx = append([]int{n}, idx...)
-			name = name[:open]
-		}
-		if name != "" {
-			out = append(out, attrSeg{key: name, index: -1})
-		}
-		for _, i := range idx {
-			out = append(out, attrSeg{index: i})
-		}
-	}
-	return out
-}
-
-func lastIndexByte(s string, c byte) int {
-	for i := len(s) - 1; i >= 0; i-- {
-		if s[i] == c {
-			return i
-		}
-	}
-	return -1
-}
-
 // prefixOf reports whether a is b or an ancestor path of b.
 func prefixOf(a, b string) bool {
 	if a == b || a == "" {
 		return true
 	}
 	return len(b) > len(a) && b[:len(a)] == a && (b[len(a)] == '.' || b[len(a)] == '[')
-}
-
-// scrub replaces any string equal to a known secret, wherever it sits.
-func scrub(v any, secrets map[string]bool) any {
-	if len(secrets) == 0 {
-		return v
-	}
-	switch x := v.(type) {
-	case string:
-		if secrets[x] {
-			return Masked
-		}
-	case map[string]any:
-		out := make(map[string]any, len(x))
-		for k, e := range x {
-			out[k] = scrub(e, secrets)
-		}
-		return out
-	case []any:
-		out := make([]any, len(x))
-		for i, e := range x {
-			out[i] = scrub(e, secrets)
-		}
-		return out
-	}
-	return v
-}
-
-func secretStrings(v any, into map[string]bool) {
-	switch x := v.(type) {
-	case string:
-		if x != "" {
-			into[x] = true
-		}
-	case map[string]any:
-		for _, e := range x {
-			secretStrings(e, into)
-		}
-	case []any:
-		for _, e := range x {
-			secretStrings(e, into)
-		}
-	case nil, bool:
-	default:
-		into[fmt.Sprint(x)] = true
-	}
 }
 
 func sha256Sum(b []byte) [32]byte { return sha256.Sum256(b) }

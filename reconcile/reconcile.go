@@ -172,6 +172,10 @@ type Options struct {
 	Now func() time.Time
 	// Progress, when set, is told about every run as it starts and ends.
 	Progress func(Event)
+	// Secrets are values known to be secret before any plan (e.g. values
+	// trueline passes to terraform); they are scrubbed from every log and
+	// error, as are the values each plan marks sensitive.
+	Secrets drift.Secrets
 }
 
 // Event reports progress.
@@ -296,7 +300,12 @@ func (r *Reconciler) Run(ctx context.Context, key string, t Target) Outcome {
 	}
 	start := time.Now()
 	log := r.opts.Logger.With("stack", t.Stack.Path, "workspace", t.Workspace.Name)
+	// Everything that leaves a run is scrubbed of the values its plans mark
+	// sensitive (and of the secrets known before); the plan's JSON itself
+	// goes no further than this function.
+	secrets := r.opts.Secrets
 	finish := func(o Outcome) Outcome {
+		scrubOutcome(&o, secrets)
 		o.DurationMS = time.Since(start).Milliseconds()
 		log.Info("run finished", "verdict", o.Verdict, "drift", len(o.Drift), "pending", len(o.Pending),
 			"noise", len(o.Noise), "init", o.Init, "duration_ms", o.DurationMS)
@@ -329,9 +338,11 @@ func (r *Reconciler) Run(ctx context.Context, key string, t Target) Outcome {
 		if plan != nil {
 			o.Log, o.Init, o.Timing = plan.Log, plan.Init.Ran, timingOf(plan.Timing)
 		}
-		log.Warn("run failed", "error", err)
-		return finish(o)
+		o = finish(o)
+		log.Warn("run failed", "error", *o.Error)
+		return o
 	}
+	secrets = secrets.Merge(drift.SecretsOf(plan.JSON))
 	o := Outcome{Stack: t.Stack.Path, Workspace: t.Workspace.Name, Init: plan.Init.Ran, Log: plan.Log,
 		Timing: timingOf(plan.Timing)}
 	// An empty plan is in sync: nothing to show or classify.
@@ -355,7 +366,7 @@ func (r *Reconciler) Run(ctx context.Context, key string, t Target) Outcome {
 		if !r.opts.Act {
 			o.Action.Result = "dry_run"
 		} else {
-			r.apply(ctx, rn, job, plan, t, &o, log)
+			secrets = r.apply(ctx, rn, job, plan, t, &o, log, secrets)
 		}
 	}
 	return finish(o)
@@ -363,17 +374,18 @@ func (r *Reconciler) Run(ctx context.Context, key string, t Target) Outcome {
 
 // apply carries out an apply decision: exactly the saved plan that was
 // classified, then a fresh plan, which must be empty to count as converged.
-// A failed apply is recorded, never retried here.
-func (r *Reconciler) apply(ctx context.Context, rn *runner.Runner, job runner.Job, plan *runner.Plan, t Target, o *Outcome, log *slog.Logger) {
+// A failed apply is recorded, never retried here. It returns the secrets
+// extended by those of the plan after the apply.
+func (r *Reconciler) apply(ctx context.Context, rn *runner.Runner, job runner.Job, plan *runner.Plan, t Target, o *Outcome, log *slog.Logger, secrets drift.Secrets) drift.Secrets {
 	fail := func(result string, err error) {
-		msg := err.Error()
+		msg := secrets.Scrub(err.Error())
 		o.Error, o.Verdict, o.Action.Result = &msg, drift.Error, result
-		log.Warn("apply failed", "result", result, "error", err)
+		log.Warn("apply failed", "result", result, "error", msg)
 	}
 	if t.BeforeApply != nil {
 		if err := t.BeforeApply(ctx); err != nil {
 			fail("failed", fmt.Errorf("%s (workspace %s): not applied: %w", t.Stack.Path, t.Workspace.Name, err))
-			return
+			return secrets
 		}
 	}
 	log.Info("applying the saved plan", "reason", o.Action.Reason)
@@ -381,16 +393,17 @@ func (r *Reconciler) apply(ctx context.Context, rn *runner.Runner, job runner.Jo
 	o.Log += "\n" + applyLog
 	if err != nil {
 		fail("failed", fmt.Errorf("%s (workspace %s): %w", t.Stack.Path, t.Workspace.Name, err))
-		return
+		return secrets
 	}
 	again, err := rn.Plan(ctx, job)
 	if again != nil {
 		defer again.Discard()
 		o.Log += "\n" + again.Log
+		secrets = secrets.Merge(drift.SecretsOf(again.JSON))
 	}
 	if err != nil {
 		fail("failed", fmt.Errorf("%s (workspace %s): plan after apply: %w", t.Stack.Path, t.Workspace.Name, err))
-		return
+		return secrets
 	}
 	if again.Changes {
 		rest := drift.Classify(again.JSON, t.Stack.Config.Ignore)
@@ -401,11 +414,23 @@ func (r *Reconciler) apply(ctx context.Context, rn *runner.Runner, job runner.Jo
 			}
 			fail("not_converged", fmt.Errorf("%s (workspace %s): apply did not converge; the plan after it still changes %s",
 				t.Stack.Path, t.Workspace.Name, strings.Join(parts, ", ")))
-			return
+			return secrets
 		}
 	}
 	o.Action.Result = "converged"
 	log.Info("applied and converged")
+	return secrets
+}
+
+// scrubOutcome removes secrets from the free text of an outcome: the log
+// and the error, both of which come from terraform.
+func scrubOutcome(o *Outcome, secrets drift.Secrets) {
+	o.Log = secrets.Scrub(o.Log)
+	if o.Error != nil {
+		msg := secrets.Scrub(*o.Error)
+		o.Error = &msg
+	}
+	o.Action.Reason = secrets.Scrub(o.Action.Reason)
 }
 
 // SortOutcomes orders outcomes by stack, then workspace.

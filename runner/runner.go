@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -210,7 +211,11 @@ func (r *Runner) Plan(ctx context.Context, job Job) (*Plan, error) {
 		start := time.Now()
 		r.processes.Add(1)
 		unlock := r.lockCache(false)
+		// show -json holds every value in clear, sensitive ones included:
+		// it is parsed, never logged. Its stderr (errors) still is.
+		s.tf.SetStdout(io.Discard)
 		plan, err := s.tf.ShowPlanFile(ctx, p.File)
+		s.tf.SetStdout(s.log)
 		unlock()
 		p.Timing.Show = time.Since(start)
 		if err != nil {

@@ -17,7 +17,7 @@ import (
 )
 
 func kinds() []kind {
-	return []kind{autoscalingGroup(), loadBalancer(), lbListener(), database()}
+	return []kind{autoscalingGroup(), loadBalancer(), lbListener(), database(), appConfig()}
 }
 
 // Plan modifiers shared by the kinds.
@@ -166,6 +166,38 @@ func database() kind {
 			}
 			return ps
 		},
+	}
+}
+
+// appConfig is an application's configuration: a map, a list, a set, a
+// nested object and nested blocks, any of which may hold sensitive values.
+// It exists so that every shape a secret can take in a plan is exercised.
+func appConfig() kind {
+	return kind{
+		name: "app_config",
+		schema: schema.Schema{
+			Description: "An application's configuration, with values of every shape.",
+			Attributes: map[string]schema.Attribute{
+				"id":            idAttribute("Equal to name."),
+				"name":          schema.StringAttribute{Required: true, PlanModifiers: replaceString},
+				"tags":          schema.MapAttribute{Optional: true, ElementType: types.StringType},
+				"env":           schema.ListAttribute{Optional: true, ElementType: types.StringType},
+				"allowed_cidrs": schema.SetAttribute{Optional: true, ElementType: types.StringType},
+				"api_key":       schema.StringAttribute{Optional: true, Sensitive: true},
+				"settings": schema.SingleNestedAttribute{Optional: true, Attributes: map[string]schema.Attribute{
+					"level": schema.StringAttribute{Optional: true},
+					"token": schema.StringAttribute{Optional: true, Sensitive: true},
+				}},
+			},
+			Blocks: map[string]schema.Block{
+				"rule": schema.ListNestedBlock{NestedObject: schema.NestedBlockObject{Attributes: map[string]schema.Attribute{
+					"name":   schema.StringAttribute{Required: true},
+					"secret": schema.StringAttribute{Optional: true, Sensitive: true},
+				}}},
+			},
+		},
+		id:       nameOf,
+		validate: validName,
 	}
 }
 

@@ -80,5 +80,8 @@ func (p *sandboxProvider) Resources(context.Context) []func() resource.Resource 
 }
 
 func (p *sandboxProvider) DataSources(context.Context) []func() datasource.DataSource {
-	return []func() datasource.DataSource{func() datasource.DataSource { return &imageDataSource{} }}
+	return []func() datasource.DataSource{
+		func() datasource.DataSource { return &imageDataSource{} },
+		func() datasource.DataSource { return &secretDataSource{} },
+	}
 }

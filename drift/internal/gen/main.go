@@ -76,11 +76,60 @@ output "web_min_size" {
 }
 `
 
+// secretsBase holds a secret in every shape a plan can carry one: a map
+// value, a list and a set element, a nested object, a nested block, a
+// sensitive attribute, a value read from a data source, and an output.
+const secretsBase = `
+terraform {
+  required_providers {
+    sandbox = { source = "trueline/sandbox" }
+  }
+}
+
+provider "sandbox" {}
+
+variable "team_token" {
+  type      = string
+  sensitive = true
+  default   = "tok-PLANTED-team-4f1c9a"
+}
+
+data "sandbox_secret" "db" {
+  name = "db"
+}
+
+resource "sandbox_app_config" "app" {
+  name          = "app"
+  tags          = { team = "payments", token = var.team_token }
+  env           = ["LEVEL=info", var.team_token]
+  allowed_cidrs = ["10.0.0.0/8", var.team_token]
+  api_key       = data.sandbox_secret.db.value
+  settings      = { level = "info", token = var.team_token }
+
+  rule {
+    name   = "first"
+    secret = "rule-PLANTED-literal-51d2"
+  }
+  rule {
+    name   = "second"
+    secret = data.sandbox_secret.db.value
+  }
+}
+
+output "token" {
+  value     = var.team_token
+  sensitive = true
+}
+`
+
 type scenario struct {
 	name  string
+	base  string                      // the stack; empty means base
 	cloud func(s sandbox.Store) error // the console change
 	code  func(src string) string     // the code change
 }
+
+func app(kv map[string]any) func(sandbox.Store) error { return set("sandbox_app_config", "app", kv) }
 
 func set(typ, id string, kv map[string]any) func(sandbox.Store) error {
 	return func(s sandbox.Store) error {
@@ -109,6 +158,20 @@ var scenarios = []scenario{
 		}},
 	{name: "password", cloud: set("sandbox_database", "main", map[string]any{"password": "changed-in-console"})},
 	{name: "listener_port", cloud: set("sandbox_lb_listener", "web:80", map[string]any{"port": 8080})},
+	// The shapes of secrets (secretsBase).
+	{name: "secret_map_emptied", base: secretsBase, cloud: app(map[string]any{"tags": map[string]any{}})},
+	{name: "secret_map_value", base: secretsBase, cloud: app(map[string]any{"tags": map[string]any{"team": "payments", "token": "console-PLANTED-value-0c7d"}})},
+	{name: "secret_list_length", base: secretsBase, cloud: app(map[string]any{"env": []any{"LEVEL=info"}})},
+	{name: "secret_set", base: secretsBase, cloud: app(map[string]any{"allowed_cidrs": []any{"10.0.0.0/8"}})},
+	{name: "secret_object_null", base: secretsBase, cloud: app(map[string]any{"settings": nil})},
+	{name: "secret_block_removed", base: secretsBase, cloud: app(map[string]any{"rule": []any{map[string]any{"name": "first", "secret": "rule-PLANTED-literal-51d2"}}})},
+	{name: "secret_block_changed", base: secretsBase, cloud: app(map[string]any{"rule": []any{
+		map[string]any{"name": "first", "secret": "console-PLANTED-value-0c7d"},
+		map[string]any{"name": "renamed", "secret": "db-PLANTED-from-data-8e3b"}}})},
+	{name: "secret_attribute", base: secretsBase, cloud: app(map[string]any{"api_key": "console-PLANTED-value-0c7d"})},
+	{name: "secret_output", base: secretsBase, code: func(src string) string {
+		return strings.Replace(src, "value     = var.team_token", "value     = \"${var.team_token}-v2\"", 1)
+	}},
 	{name: "removed", code: func(src string) string {
 		i := strings.Index(src, "resource \"sandbox_autoscaling_group\" \"worker\"")
 		j := strings.Index(src, "resource \"sandbox_load_balancer\"")
@@ -149,9 +212,16 @@ func generate(ctx context.Context, bin runner.Binary, cliConfig string, sc scena
 	if err := cloud.Put("images", "base", map[string]any{"id": "img-1"}); err != nil {
 		return err
 	}
+	if err := cloud.Put("secrets", "db", map[string]any{"value": "db-PLANTED-from-data-8e3b"}); err != nil {
+		return err
+	}
+	src := base
+	if sc.base != "" {
+		src = sc.base
+	}
 	dir := filepath.Join(tmp, "stack")
 	os.MkdirAll(dir, 0o755)
-	if err := os.WriteFile(filepath.Join(dir, "main.tf"), []byte(base), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "main.tf"), []byte(src), 0o644); err != nil {
 		return err
 	}
 	r := &runner.Runner{Binary: bin, WorkDir: filepath.Join(tmp, "work"), CLIConfig: cliConfig,
@@ -171,11 +241,11 @@ func generate(ctx context.Context, bin runner.Binary, cliConfig string, sc scena
 		}
 	}
 	if sc.code != nil {
-		src := sc.code(base)
-		if src == base {
+		changed := sc.code(src)
+		if changed == src {
 			return fmt.Errorf("the code change changed nothing")
 		}
-		os.WriteFile(filepath.Join(dir, "main.tf"), []byte(src), 0o644)
+		os.WriteFile(filepath.Join(dir, "main.tf"), []byte(changed), 0o644)
 	}
 	p, err = r.Plan(ctx, job)
 	if err != nil {
@@ -194,6 +264,14 @@ func generate(ctx context.Context, bin runner.Binary, cliConfig string, sc scena
 	}
 	// Temporary paths differ on every run; keep the fixtures stable.
 	raw = []byte(strings.ReplaceAll(string(raw), tmp, "/tmp/drift-gen"))
+	if p.Log != "" {
+		// The runner's log of the plan (human text, which terraform masks)
+		// is kept too, so tests can prove no planted secret is in it.
+		log := strings.ReplaceAll(p.Log, tmp, "/tmp/drift-gen")
+		if err := os.WriteFile(filepath.Join(out, sc.name+"."+bin.Name+".log"), []byte(log), 0o644); err != nil {
+			return err
+		}
+	}
 	dest := filepath.Join(out, sc.name+"."+bin.Name+".json")
 	fmt.Println("wrote", dest)
 	return os.WriteFile(dest, raw, 0o644)
