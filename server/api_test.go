@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"path/filepath"
 	"regexp"
@@ -40,7 +41,7 @@ func newAPI(t *testing.T, auth *Auth) (*httptest.Server, *triggers, *ledger.SQLi
 	}
 	t.Cleanup(func() { led.Close() })
 	tr := &triggers{led: led}
-	srv := httptest.NewServer(New(Options{Ledger: led, Trigger: tr, Auth: auth}))
+	srv := httptest.NewServer(New(Options{Ledger: led, Trigger: tr, Auth: auth, Metrics: NewMetrics(led)}))
 	t.Cleanup(srv.Close)
 	led.SetWorkspaces(context.Background(), "infra", []ledger.Workspace{{Stack: "stacks/web", Workspace: "default", Schedule: "@hourly", Timezone: "UTC"}})
 	return srv, tr, led
@@ -142,10 +143,11 @@ func TestAPIAuth(t *testing.T) {
 	if resp, _ := do(t, "GET", srv.URL+"/api/v1/stacks", "right-token", "", nil); resp.StatusCode != 200 {
 		t.Errorf("read with token: %d", resp.StatusCode)
 	}
-	// A trusted proxy's user header.
+	// A trusted proxy's user header is for the dashboard's forms, not the API.
 	auth.ProxyHeader = "X-Forwarded-User"
-	if resp, _ := do(t, "POST", srv.URL+"/api/v1/runs", "", body, map[string]string{"X-Forwarded-User": "alice"}); resp.StatusCode != 202 {
-		t.Errorf("proxy user: %d", resp.StatusCode)
+	auth.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	if resp, _ := do(t, "POST", srv.URL+"/api/v1/runs", "", body, map[string]string{"X-Forwarded-User": "alice"}); resp.StatusCode != 401 {
+		t.Errorf("proxy user writing through the API: %d, want 401", resp.StatusCode)
 	}
 	// No secret in any page.
 	_, page := do(t, "GET", srv.URL+"/login", "", "", nil)

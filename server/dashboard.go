@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"math"
 	"net/http"
 	"net/url"
 	"sort"
@@ -117,29 +118,23 @@ func (s *Server) page(r *http.Request, title string) page {
 }
 
 func (s *Server) render(w http.ResponseWriter, name string, data any) {
+	s.renderStatus(w, http.StatusOK, name, data)
+}
+
+// renderStatus sets the headers before the status, so refusals carry them too.
+func (s *Server) renderStatus(w http.ResponseWriter, code int, name string, data any) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("X-Frame-Options", "DENY")
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
+	w.WriteHeader(code)
 	if err := pages.ExecuteTemplate(w, name, data); err != nil {
 		s.log.Error("render", "page", name, "error", err)
 	}
 }
 
-// readable guards pages: with ReadToken set, strangers are sent to sign in.
-func (s *Server) readable(w http.ResponseWriter, r *http.Request) bool {
-	if s.auth.canRead(r) {
-		return true
-	}
-	http.Redirect(w, r, "/login", http.StatusSeeOther)
-	return false
-}
-
 func (s *Server) handleStacks(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path != "/" {
 		http.NotFound(w, r)
-		return
-	}
-	if !s.readable(w, r) {
 		return
 	}
 	all, err := s.workspaces(r.Context())
@@ -183,9 +178,6 @@ func (s *Server) handleStacks(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleWorkspace(w http.ResponseWriter, r *http.Request) {
-	if !s.readable(w, r) {
-		return
-	}
 	key := r.URL.Query().Get("key")
 	all, err := s.workspaces(r.Context())
 	if err != nil {
@@ -228,9 +220,6 @@ type section struct {
 }
 
 func (s *Server) handleRunPage(w http.ResponseWriter, r *http.Request) {
-	if !s.readable(w, r) {
-		return
-	}
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil {
 		http.Error(w, "run id must be a number", http.StatusBadRequest)
@@ -260,11 +249,18 @@ func (s *Server) handleLoginPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
+	if wait, ok := s.auth.allowSignIn(s.auth.clientAddr(r)); !ok {
+		secs := int(math.Ceil(wait.Seconds()))
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		p := s.page(r, "Sign in")
+		p.Flash = fmt.Sprintf("Too many sign-in attempts from your address: try again in %d seconds.", secs)
+		s.renderStatus(w, http.StatusTooManyRequests, "login.html", p)
+		return
+	}
 	if !s.auth.login(w, r.PostFormValue("token")) {
-		w.WriteHeader(http.StatusUnauthorized)
 		p := s.page(r, "Sign in")
 		p.Flash = "That token is not valid."
-		s.render(w, "login.html", p)
+		s.renderStatus(w, http.StatusUnauthorized, "login.html", p)
 		return
 	}
 	http.Redirect(w, r, "/", http.StatusSeeOther)
@@ -281,10 +277,9 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 // CSRF token. It answers the refusal itself.
 func (s *Server) formAllowed(w http.ResponseWriter, r *http.Request) bool {
 	if !s.auth.canWrite(r) {
-		w.WriteHeader(http.StatusUnauthorized)
 		p := s.page(r, "Sign in")
 		p.Flash = "Sign in to do that."
-		s.render(w, "login.html", p)
+		s.renderStatus(w, http.StatusUnauthorized, "login.html", p)
 		return false
 	}
 	if s.auth.who(r) == "session" && !s.auth.checkCSRF(r) {
@@ -339,7 +334,7 @@ func (s *Server) approve(r *http.Request) (ledger.Run, error) {
 }
 
 func (s *Server) handleAPIApprove(w http.ResponseWriter, r *http.Request) {
-	if !s.auth.canWrite(r) {
+	if !s.auth.canWriteAPI(r) {
 		unauthorized(w)
 		return
 	}
@@ -352,12 +347,8 @@ func (s *Server) handleAPIApprove(w http.ResponseWriter, r *http.Request) {
 }
 
 // apiWorkspaces reads the workspaces for an API call, answering the caller
-// itself when it may not read or the ledger fails.
+// itself when the ledger fails.
 func (s *Server) apiWorkspaces(w http.ResponseWriter, r *http.Request) ([]Workspace, bool) {
-	if !s.auth.canRead(r) {
-		unauthorized(w)
-		return nil, false
-	}
 	all, err := s.workspaces(r.Context())
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())

@@ -6,9 +6,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -73,19 +75,19 @@ func New(opts Options) *Server {
 	s.mux.HandleFunc("GET /workspace", s.handleWorkspace)
 	s.mux.HandleFunc("GET /runs/{id}", s.handleRunPage)
 	s.mux.HandleFunc("GET /login", s.handleLoginPage)
-	s.mux.Handle("POST /login", forms.Handler(http.HandlerFunc(s.handleLogin)))
-	s.mux.Handle("POST /logout", forms.Handler(http.HandlerFunc(s.handleLogout)))
-	s.mux.Handle("POST /workspace/plan", forms.Handler(http.HandlerFunc(s.handlePlanForm)))
-	s.mux.Handle("POST /runs/{id}/approve", forms.Handler(http.HandlerFunc(s.handleApproveForm)))
+	s.mux.Handle("POST /login", forms.Handler(bounded(maxFormBody, s.handleLogin)))
+	s.mux.Handle("POST /logout", forms.Handler(bounded(maxFormBody, s.handleLogout)))
+	s.mux.Handle("POST /workspace/plan", forms.Handler(bounded(maxFormBody, s.handlePlanForm)))
+	s.mux.Handle("POST /runs/{id}/approve", forms.Handler(bounded(maxFormBody, s.handleApproveForm)))
 	s.mux.HandleFunc("GET /api/v1/workspaces", s.handleAPIWorkspaces)
 	s.mux.HandleFunc("GET /api/v1/stacks", s.handleAPIStacks)
-	s.mux.HandleFunc("POST /api/v1/runs/{id}/approve", s.handleAPIApprove)
+	s.mux.HandleFunc("POST /api/v1/runs/{id}/approve", bounded(maxFormBody, s.handleAPIApprove))
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
 	s.mux.HandleFunc("GET /readyz", s.handleReady)
 	s.mux.HandleFunc("POST /hooks/{forge}/{repo}", s.handleWebhook)
 	s.mux.HandleFunc("GET /api/v1/runs", s.handleRuns)
 	s.mux.HandleFunc("GET /api/v1/runs/{id}", s.handleRun)
-	s.mux.HandleFunc("POST /api/v1/runs", s.handleTrigger)
+	s.mux.HandleFunc("POST /api/v1/runs", bounded(maxFormBody, s.handleTrigger))
 	s.mux.HandleFunc("GET /api/v1/status", s.handleStatus)
 	s.mux.HandleFunc("GET /report", s.handleReport)
 	if s.metrics != nil {
@@ -103,7 +105,40 @@ func (s *Server) isReady() bool { return s.serving.Load() && (s.ready == nil || 
 // Handle adds a handler, for other packages' pages.
 func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+// openPaths may be read without a token even when reading needs one: the
+// probes of load balancers and orchestrators, and the sign-in page.
+var openPaths = map[string]bool{"/healthz": true, "/readyz": true, "/login": true}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Read protection is decided here, once for every read, so no page,
+	// endpoint or handler added later can forget it. Writes check their own.
+	if (r.Method == http.MethodGet || r.Method == http.MethodHead) && !openPaths[r.URL.Path] && !s.auth.canRead(r) {
+		s.refuseRead(w, r)
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// refuseRead sends people to sign in; the API, metrics and callers that
+// sent a token (a wrong one) get a 401 instead.
+func (s *Server) refuseRead(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, "/api/") || r.URL.Path == "/metrics" || r.Header.Get("Authorization") != "" {
+		unauthorized(w)
+		return
+	}
+	http.Redirect(w, r, "/login", http.StatusSeeOther)
+}
+
+// maxFormBody bounds the bodies of forms and API calls; webhooks have
+// MaxWebhookBody.
+const maxFormBody = 64 << 10
+
+func bounded(n int64, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, n)
+		h(w, r)
+	}
+}
 
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	if !s.isReady() {
@@ -177,10 +212,6 @@ type runsPage struct {
 }
 
 func (s *Server) handleRuns(w http.ResponseWriter, r *http.Request) {
-	if !s.auth.canRead(r) {
-		unauthorized(w)
-		return
-	}
 	q := r.URL.Query()
 	f := ledger.Filter{Repository: q.Get("repository"), Stack: q.Get("stack"), Workspace: q.Get("workspace"),
 		Status: ledger.Status(q.Get("status"))}
@@ -221,10 +252,6 @@ type runDetail struct {
 }
 
 func (s *Server) handleRun(w http.ResponseWriter, r *http.Request) {
-	if !s.auth.canRead(r) {
-		unauthorized(w)
-		return
-	}
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "run id must be a number")
@@ -249,12 +276,16 @@ type triggerRequest struct {
 }
 
 func (s *Server) handleTrigger(w http.ResponseWriter, r *http.Request) {
-	if !s.auth.canWrite(r) {
+	if !s.auth.canWriteAPI(r) {
 		unauthorized(w)
 		return
 	}
 	var req triggerRequest
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16)).Decode(&req); err != nil {
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		if tooBig, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", tooBig.Limit))
+			return
+		}
 		writeError(w, http.StatusBadRequest, "body must be JSON: {\"repository\": ..., \"stack\": ..., \"workspace\": ...}")
 		return
 	}
