@@ -1,7 +1,9 @@
 // Package config reads trueline's server configuration, trueline.hcl:
 //
-//	listen   = "127.0.0.1:8080"
-//	data_dir = "/var/lib/trueline"
+//	listen          = "127.0.0.1:8080"
+//	external_url    = "https://trueline.example.com"
+//	data_dir        = "/var/lib/trueline"
+//	trusted_proxies = ["127.0.0.1/32"]   # whose user header is believed
 //
 //	binary {
 //	  name    = "tofu"        # terraform | tofu
@@ -29,6 +31,8 @@ package config
 import (
 	"fmt"
 	"net"
+	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -73,7 +77,8 @@ func NewSecret(value, source string) Secret { return Secret{value: value, Source
 // Config is the server configuration.
 type Config struct {
 	Listen         string
-	ExternalURL    string // how people reach the server, for links in pull requests and Slack
+	ExternalURL    string         // how people reach the server, for links in pull requests and Slack
+	TrustedProxies []netip.Prefix // reverse proxies whose user header is believed; none: nobody's
 	DataDir        string
 	Binary         string // terraform | tofu
 	BinaryVersion  string
@@ -141,6 +146,7 @@ func Defaults() Config {
 type fileSchema struct {
 	Listen         *string           `hcl:"listen,optional"`
 	ExternalURL    *string           `hcl:"external_url,optional"`
+	TrustedProxies []string          `hcl:"trusted_proxies,optional"`
 	DataDir        *string           `hcl:"data_dir,optional"`
 	CLIConfig      *string           `hcl:"cli_config,optional"`
 	ScheduleJitter *string           `hcl:"schedule_jitter,optional"`
@@ -267,7 +273,17 @@ func Parse(filename string, src []byte, getenv func(string) string) (Config, hcl
 		cfg.Listen = *fs.Listen
 	}
 	if fs.ExternalURL != nil {
+		// The scheme also decides whether the session cookie is Secure.
+		if u, err := url.Parse(*fs.ExternalURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad(at(fs.Body, "external_url"), "Invalid external URL", fmt.Sprintf("external_url = %q; write the http or https URL people reach the server at, e.g. \"https://trueline.example.com\".", *fs.ExternalURL))
+		}
 		cfg.ExternalURL = *fs.ExternalURL
+	}
+	if fs.TrustedProxies != nil {
+		var err error
+		if cfg.TrustedProxies, err = ParseTrustedProxies(fs.TrustedProxies); err != nil {
+			bad(at(fs.Body, "trusted_proxies"), "Invalid trusted proxy", fmt.Sprintf("%v.", err))
+		}
 	}
 	if fs.DataDir != nil {
 		cfg.DataDir = *fs.DataDir
@@ -395,6 +411,25 @@ func Parse(filename string, src []byte, getenv func(string) string) (Config, hcl
 		cfg.Notify = append(cfg.Notify, n)
 	}
 	return cfg, diags
+}
+
+// ParseTrustedProxies reads proxy addresses: CIDR prefixes ("10.0.0.0/8")
+// or single addresses ("127.0.0.1", "::1").
+func ParseTrustedProxies(list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range list {
+		s = strings.TrimSpace(s)
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil || a.Zone() != "" {
+			return nil, fmt.Errorf("%q is neither an address nor a CIDR prefix such as \"10.0.0.0/8\"", s)
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return out, nil
 }
 
 // Secrets lists every secret value of the configuration, for scrubbing.

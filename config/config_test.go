@@ -19,6 +19,8 @@ func TestParseFull(t *testing.T) {
 	src := `
 listen   = ":9090"
 data_dir = "/var/lib/trueline"
+external_url = "https://trueline.example.com"
+trusted_proxies = ["127.0.0.1", "10.0.0.0/8"]
 schedule_jitter = "30s"
 env = { SANDBOX_ROOT = "/tmp/cloud" }
 
@@ -48,6 +50,9 @@ repository "local" {
 	cfg, diags := Parse("trueline.hcl", []byte(src), env(map[string]string{"GH_TOKEN": "ghp_secret", "GH_HOOK": "hook-secret"}))
 	if diags.HasErrors() {
 		t.Fatal(diags)
+	}
+	if fmt.Sprint(cfg.TrustedProxies) != "[127.0.0.1/32 10.0.0.0/8]" || cfg.ExternalURL != "https://trueline.example.com" {
+		t.Errorf("trusted proxies %v, external URL %q", cfg.TrustedProxies, cfg.ExternalURL)
 	}
 	if cfg.Listen != ":9090" || cfg.Binary != "tofu" || cfg.Global != 8 || cfg.PerRepository != 3 || cfg.ScheduleJitter != 30*time.Second {
 		t.Errorf("config = %+v", cfg)
@@ -88,6 +93,8 @@ func TestParseErrors(t *testing.T) {
 		{"duplicate", "repository \"a\" {\n  url = \"x\"\n}\nrepository \"a\" {\n  url = \"y\"\n}\n", "trueline.hcl:4,1: Duplicate repository"},
 		{"no url", "repository \"a\" {\n}\n", `Missing required argument: The argument "url" is required`},
 		{"bad listen", "listen = \"8080\"\n", "Invalid listen address"},
+		{"bad trusted proxy", "trusted_proxies = [\"10.0.0.0/8\", \"proxy.internal\"]\n", `trueline.hcl:1,19: Invalid trusted proxy: "proxy.internal" is neither`},
+		{"external URL without scheme", "external_url = \"trueline.example.com\"\n", "trueline.hcl:1,16: Invalid external URL"},
 		{"bad binary", "binary {\n  name = \"pulumi\"\n}\n", "Unknown binary"},
 		{"bad limit", "limits {\n  global = 0\n}\n", "global must be at least 1"},
 	}
@@ -101,6 +108,32 @@ func TestParseErrors(t *testing.T) {
 				t.Errorf("error %q does not contain %q", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestParseTrustedProxies(t *testing.T) {
+	tests := []struct {
+		in   []string
+		want string // the prefixes, or the error
+	}{
+		{nil, "[]"},
+		{[]string{"127.0.0.1"}, "[127.0.0.1/32]"},
+		{[]string{" ::1 ", "fd00::/8"}, "[::1/128 fd00::/8]"},
+		{[]string{"::ffff:10.0.0.1"}, "[10.0.0.1/32]"},
+		{[]string{"10.1.2.3/8"}, "[10.0.0.0/8]"},
+		{[]string{"10.0.0.0/33"}, `"10.0.0.0/33" is neither an address nor a CIDR prefix`},
+		{[]string{"fe80::1%eth0"}, `"fe80::1%eth0" is neither`},
+		{[]string{""}, `"" is neither`},
+	}
+	for _, tc := range tests {
+		got, err := ParseTrustedProxies(tc.in)
+		out := fmt.Sprint(got)
+		if err != nil {
+			out = err.Error()
+		}
+		if !strings.Contains(out, tc.want) {
+			t.Errorf("ParseTrustedProxies(%q) = %s, want %s", tc.in, out, tc.want)
+		}
 	}
 }
 
