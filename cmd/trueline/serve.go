@@ -5,8 +5,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path"
 	"path/filepath"
@@ -190,16 +192,28 @@ func runServe(cmd *cobra.Command, g *globalFlags, f serveFlags) error {
 	}
 	metrics := server.NewMetrics(led)
 	d.Observe = metrics.ObserveRun
-	auth, err := authFromEnv()
+	auth, err := authFromEnv(cfg)
 	if err != nil {
 		return err
+	}
+	if auth.ProxyHeader != "" && len(auth.TrustedProxies) == 0 {
+		logger.Warn("the proxy user header is ignored: no trusted proxies are configured (trusted_proxies, TRUELINE_TRUSTED_PROXIES)", "header", auth.ProxyHeader)
 	}
 	srv := server.New(server.Options{Ledger: led, Hooks: d, Trigger: d, Status: d, Metrics: metrics, Auth: auth, Ready: d.Ready, Logger: logger})
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return usageErr("listen on %s: %v", cfg.Listen, err)
 	}
-	httpSrv := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	// Every phase of a request is bounded, so slow or idle clients cannot
+	// hold connections open. Nothing trueline serves streams: the longest
+	// answers are a drift report and a scrape.
+	httpSrv := &http.Server{Handler: srv,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
 	go httpSrv.Serve(ln)
 	logger.Info("trueline serving", "address", "http://"+ln.Addr().String(), "data_dir", cfg.DataDir, "repositories", len(cfg.Repositories))
 	fmt.Fprintf(cmd.ErrOrStderr(), "trueline: listening on http://%s\n", ln.Addr())
@@ -216,9 +230,29 @@ func runServe(cmd *cobra.Command, g *globalFlags, f serveFlags) error {
 
 // authFromEnv: TRUELINE_API_TOKEN (a token), TRUELINE_API_TOKEN_SHA256 (hex
 // SHA-256 of tokens, comma-separated), TRUELINE_READ_REQUIRES_TOKEN=true,
-// TRUELINE_PROXY_USER_HEADER (a trusted reverse proxy's user header).
-func authFromEnv() (*server.Auth, error) {
-	a := &server.Auth{ReadToken: os.Getenv("TRUELINE_READ_REQUIRES_TOKEN") == "true", ProxyHeader: os.Getenv("TRUELINE_PROXY_USER_HEADER")}
+// TRUELINE_PROXY_USER_HEADER (a trusted reverse proxy's user header),
+// TRUELINE_TRUSTED_PROXIES (that proxy's addresses, comma-separated; instead
+// of the configuration's trusted_proxies). The session cookie is Secure when
+// the external URL is https.
+func authFromEnv(cfg config.Config) (*server.Auth, error) {
+	a := &server.Auth{ReadToken: os.Getenv("TRUELINE_READ_REQUIRES_TOKEN") == "true", ProxyHeader: os.Getenv("TRUELINE_PROXY_USER_HEADER"),
+		TrustedProxies: cfg.TrustedProxies}
+	if u, err := url.Parse(cfg.ExternalURL); err == nil && u.Scheme == "https" {
+		a.SecureCookie = true
+	}
+	if v := os.Getenv("TRUELINE_TRUSTED_PROXIES"); v != "" {
+		var list []string
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				list = append(list, p)
+			}
+		}
+		proxies, err := config.ParseTrustedProxies(list)
+		if err != nil {
+			return nil, usageErr("TRUELINE_TRUSTED_PROXIES: %v", err)
+		}
+		a.TrustedProxies = proxies
+	}
 	if t := os.Getenv("TRUELINE_API_TOKEN"); t != "" {
 		a.TokenHashes = append(a.TokenHashes, server.HashToken(t))
 	}
