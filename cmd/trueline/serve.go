@@ -256,13 +256,14 @@ func authFromEnv(cfg config.Config) (*server.Auth, error) {
 	if t := os.Getenv("TRUELINE_API_TOKEN"); t != "" {
 		a.TokenHashes = append(a.TokenHashes, server.HashToken(t))
 	}
-	for _, h := range strings.Split(os.Getenv("TRUELINE_API_TOKEN_SHA256"), ",") {
+	for i, h := range strings.Split(os.Getenv("TRUELINE_API_TOKEN_SHA256"), ",") {
 		if h = strings.TrimSpace(h); h == "" {
 			continue
 		}
 		b, err := hex.DecodeString(h)
 		if err != nil || len(b) != 32 {
-			return nil, usageErr("TRUELINE_API_TOKEN_SHA256: %q is not a hex SHA-256 (64 hex digits)", h)
+			// Not the value: it may be a token put here by mistake.
+			return nil, usageErr("TRUELINE_API_TOKEN_SHA256: entry %d (%d characters) is not a hex SHA-256 (64 hex digits)", i+1, len(h))
 		}
 		a.TokenHashes = append(a.TokenHashes, [32]byte(b))
 	}
