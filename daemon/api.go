@@ -2,33 +2,94 @@ package daemon
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
 
+	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/trueline/trueline/drift"
 	"github.com/trueline/trueline/ledger"
+	"github.com/trueline/trueline/policies"
+	"github.com/trueline/trueline/reconcile"
 	"github.com/trueline/trueline/source"
+	"github.com/trueline/trueline/stacks"
 )
 
-// Approve queues a run that applies the plan of an escalated run, if the
-// plan it makes then has exactly the same changes.
-func (d *Daemon) Approve(ctx context.Context, id int64) (ledger.Run, error) {
+// Approvable is the one rule for which runs a person may approve: the
+// latest finished run of its workspace, whose plan has changes that were
+// not applied (the policy escalated or only reported them), not older than
+// the policy's approve_within. It returns why not, or nil.
+func (d *Daemon) Approvable(ctx context.Context, run ledger.Run) error {
+	switch {
+	case run.Status != ledger.Finished:
+		return fmt.Errorf("run %d is %s, not finished", run.ID, run.Status)
+	case run.Verdict != string(drift.Drifted) && run.Verdict != string(drift.Pending) && run.Verdict != string(drift.DriftedAndPending):
+		return fmt.Errorf("run %d has no changes to approve (verdict %q)", run.ID, run.Verdict)
+	case run.Plan.Plan == "":
+		return fmt.Errorf("run %d has no recorded plan to bind an approval to", run.ID)
+	case strings.HasPrefix(run.Action, string(policies.Apply)) || run.Applying:
+		return fmt.Errorf("run %d was applied by its policy; there is nothing to approve", run.ID)
+	}
+	latest, err := d.ledger.List(ctx, ledger.Filter{Repository: run.Repository, Stack: run.Stack, Workspace: run.Workspace,
+		Status: ledger.Finished, Limit: 1})
+	if err != nil {
+		return err
+	}
+	if len(latest) == 0 || latest[0].ID != run.ID {
+		return fmt.Errorf("run %d is not the latest finished run of %s (%s); approve the latest", run.ID, run.Stack, run.Workspace)
+	}
+	within := policies.DefaultApproveWithin
+	if pol, err := d.policyAt(run); err == nil {
+		within = pol.ApproveWithin
+	}
+	if age := time.Since(run.FinishedAt); age > within {
+		return fmt.Errorf("run %d finished %s ago, longer than approve_within = %s; plan again and approve the new run",
+			run.ID, age.Round(time.Minute), within)
+	}
+	return nil
+}
+
+// Approve queues a run that plans the approved run's workspace at the same
+// commit and applies the plan only if it is identical to the approved one.
+func (d *Daemon) Approve(ctx context.Context, id int64, by string) (ledger.Run, error) {
 	run, err := d.ledger.Get(ctx, id)
 	if err != nil {
 		return ledger.Run{}, err
 	}
-	if run.Status != ledger.Finished || len(run.Findings) == 0 || run.Verdict == "in_sync" || run.Verdict == "error" {
-		return ledger.Run{}, fmt.Errorf("run %d has no plan to approve (verdict %q)", id, run.Verdict)
-	}
-	var res drift.Result
-	if err := json.Unmarshal(run.Findings, &res); err != nil {
+	if err := d.Approvable(ctx, run); err != nil {
 		return ledger.Run{}, err
 	}
+	if by == "" {
+		by = "unknown"
+	}
 	queued, _, err := d.enqueue(ctx, ledger.Request{Repository: run.Repository, Stack: run.Stack, Workspace: run.Workspace,
-		Trigger: "approve", Approval: res.Fingerprint()})
-	return queued, err
+		Commit: run.Commit, Trigger: "approve", Approval: run.Plan.Plan, ApprovedRun: run.ID, ApprovedBy: "approved by " + by})
+	if err != nil {
+		return ledger.Run{}, err
+	}
+	d.log.Info("plan approved", "run", run.ID, "by", by, "queued", queued.ID, "commit", run.Commit)
+	return queued, nil
+}
+
+// policyAt reads the policy a run's stack had at the run's commit.
+func (d *Daemon) policyAt(run ledger.Run) (*policies.Policy, error) {
+	r, ok := d.repos[run.Repository]
+	if !ok {
+		return nil, fmt.Errorf("repository %q is not configured", run.Repository)
+	}
+	fsys, err := r.src.FS(plumbing.NewHash(run.Commit))
+	if err != nil {
+		return nil, err
+	}
+	st := stacks.LoadFS(fsys, run.Stack)
+	if st.Err != nil {
+		return nil, st.Err
+	}
+	pols, err := policies.Load(fsys)
+	if err != nil {
+		return nil, err
+	}
+	return reconcile.PolicyFor(st, pols)
 }
 
 // Trigger queues manual runs: one workspace, or every workspace of a stack.

@@ -255,6 +255,13 @@ func (d *Daemon) worker(ctx context.Context) {
 		}
 		d.record(bg, *run, notice)
 		d.announce(bg, *run, res, notice)
+		if run.Approval != "" && len(run.Triggers) > 1 {
+			// A newer commit joined while the approved run waited; the approved
+			// run kept its commit, so the newer one is planned now.
+			if _, _, err := d.enqueue(bg, ledger.Request{Repository: run.Repository, Stack: run.Stack, Workspace: run.Workspace, Trigger: "commit"}); err != nil {
+				d.log.Error("cannot queue the run after an approval", "run", run.ID, "error", err)
+			}
+		}
 	}
 }
 

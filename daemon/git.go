@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"io/fs"
 	"path/filepath"
 	"time"
@@ -72,7 +73,8 @@ func (d *Daemon) refresh(ctx context.Context, r *repo, trigger string) error {
 		}
 		affected = stacks.Affected(fsys, all, changed)
 		// A merged revert pull request changes its drift record: that is the
-		// approval to apply the reviewed changes.
+		// approval to apply the reviewed plan, if what was merged is the
+		// branch trueline pushed (anyone can commit a file under .trueline/).
 		for _, c := range changed {
 			stack, ws, ok := remediate.ParseRecordPath(c)
 			if !ok {
@@ -81,7 +83,12 @@ func (d *Daemon) refresh(ctx context.Context, r *repo, trigger string) error {
 			if _, err := fs.Stat(fsys, c); err != nil {
 				continue // the record was removed, not merged
 			}
-			if _, _, err := d.enqueue(ctx, ledger.Request{Repository: r.cfg.Name, Stack: stack, Workspace: ws, Commit: head.String(), Trigger: "merge"}); err != nil {
+			req, why := d.mergeApproval(ctx, r, stack, ws, head)
+			if req == nil {
+				d.log.Warn("a drift record changed, but it is no approval", "repository", r.cfg.Name, "stack", stack, "workspace", ws, "why", why)
+				continue
+			}
+			if _, _, err := d.enqueue(ctx, *req); err != nil {
 				return err
 			}
 		}
@@ -108,6 +115,31 @@ func (d *Daemon) refresh(ctx context.Context, r *repo, trigger string) error {
 	d.log.Info("new commit", "repository", r.cfg.Name, "commit", head.String()[:12], "stacks", len(all),
 		"affected", len(affected), "queued", queued, "trigger", trigger)
 	return d.ledger.SetHead(ctx, r.cfg.Name, head.String())
+}
+
+// mergeApproval turns a merged drift record into an approved run, when the
+// merged history holds the head of trueline's own remediation branch for
+// that workspace; otherwise it says why not.
+func (d *Daemon) mergeApproval(ctx context.Context, r *repo, stack, ws string, head plumbing.Hash) (*ledger.Request, string) {
+	key := ledger.WorkspaceKey(r.cfg.Name, stack, ws)
+	b, ok, err := d.ledger.Branch(ctx, key)
+	switch {
+	case err != nil:
+		return nil, err.Error()
+	case !ok:
+		return nil, "trueline pushed no remediation branch for it"
+	case b.Plan.Plan == "":
+		return nil, "the remediation branch proposes no plan"
+	}
+	merged, err := r.src.Contains(head, plumbing.NewHash(b.Head))
+	if err != nil {
+		return nil, err.Error()
+	}
+	if !merged {
+		return nil, fmt.Sprintf("the merged history does not contain %s, the head of branch %s", b.Head[:12], b.Name)
+	}
+	return &ledger.Request{Repository: r.cfg.Name, Stack: stack, Workspace: ws, Commit: head.String(), Trigger: "merge",
+		Approval: b.Plan.Plan, ApprovedRun: b.RunID, ApprovedBy: fmt.Sprintf("merged branch %s at %s", b.Name, b.Head[:12])}, ""
 }
 
 // open clones the repository, or opens the clone made earlier, once.

@@ -18,7 +18,8 @@ import (
 // open pull request by branch and updates it, or opens one.
 func (d *Daemon) propose(ctx context.Context, r *repo, run ledger.Run, commit plumbing.Hash, fsys fs.FS, stack string, pol *policies.Policy, out reconcile.Outcome) (string, error) {
 	in := remediate.Input{Kind: pol.PRKind, Repository: run.Repository, Stack: run.Stack, Workspace: run.Workspace,
-		Commit: commit.String(), RunID: run.ID, RunURL: d.runURL(run.ID), Result: out.Result, PlanLog: out.Log}
+		Commit: commit.String(), RunID: run.ID, RunURL: d.runURL(run.ID), Result: out.Result, PlanLog: out.Log,
+		PlanHash: out.Plan.Plan}
 	files := map[string][]byte{}
 	if in.Kind == remediate.Adopt {
 		files, in.Notes = remediate.AdoptEdits(fsys, stack, out.Drift)
@@ -33,7 +34,13 @@ func (d *Daemon) propose(ctx context.Context, r *repo, run ledger.Run, commit pl
 	}
 	branch := forge.Branch(run.Stack, run.Workspace)
 	title, body := remediate.Title(in), remediate.Body(in)
-	if _, err := r.src.PushBranch(ctx, commit, branch, files, title); err != nil {
+	pushed, err := r.src.PushBranch(ctx, commit, branch, files, title)
+	if err != nil {
+		return "", err
+	}
+	key := ledger.WorkspaceKey(run.Repository, run.Stack, run.Workspace)
+	// Merging exactly this branch approves exactly this plan.
+	if err := d.ledger.SetBranch(ctx, key, ledger.Branch{Name: branch, Head: pushed.String(), RunID: run.ID, Plan: out.Plan}); err != nil {
 		return "", err
 	}
 	if r.forge == nil {
@@ -44,7 +51,6 @@ func (d *Daemon) propose(ctx context.Context, r *repo, run ledger.Run, commit pl
 	if err != nil {
 		return "", err
 	}
-	key := ledger.WorkspaceKey(run.Repository, run.Stack, run.Workspace)
 	verb := "updated"
 	if pr != nil {
 		err = r.forge.Update(ctx, pr.Number, title, body)

@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
@@ -16,7 +15,6 @@ import (
 	"github.com/trueline/trueline/ledger"
 	"github.com/trueline/trueline/policies"
 	"github.com/trueline/trueline/reconcile"
-	"github.com/trueline/trueline/remediate"
 	"github.com/trueline/trueline/stacks"
 	"github.com/trueline/trueline/state"
 )
@@ -95,13 +93,11 @@ func (d *Daemon) execute(ctx context.Context, run ledger.Run) (ledger.Result, *n
 	target := reconcile.Target{Stack: st, Workspace: *ws, Policy: pol,
 		BeforeApply: func(ctx context.Context) error { return d.ledger.MarkApplying(ctx, run.ID) }}
 	if run.Approval != "" {
-		target.Approved = run.Approval
-	} else if run.Trigger == "merge" || slices.Contains(run.Triggers, "merge") {
-		record, err := fs.ReadFile(fsys, remediate.RecordPath(run.Stack, run.Workspace))
+		a, err := d.approvalOf(ctx, run)
 		if err != nil {
-			return fail(fmt.Errorf("merge of the revert pull request: no drift record at %s: %w", commit.String()[:12], err))
+			return fail(err)
 		}
-		target.Approved = remediate.Fingerprint(record)
+		target.Approved = a
 	}
 	out := d.rec.Run(ctx, key, target)
 	switch {
@@ -118,7 +114,8 @@ func (d *Daemon) execute(ctx context.Context, run ledger.Run) (ledger.Result, *n
 	}
 	findings, _ := json.Marshal(out.Result)
 	res := ledger.Result{Verdict: string(out.Verdict), Findings: findings, Log: excerpt(out.Log),
-		DurationMS: time.Since(start).Milliseconds(), Action: string(out.Action.Action), ActionReason: out.Action.Reason}
+		DurationMS: time.Since(start).Milliseconds(), Action: string(out.Action.Action), ActionReason: out.Action.Reason,
+		Plan: out.Plan}
 	if out.Action.Result != "" {
 		res.Action += ":" + out.Action.Result
 	}
@@ -131,4 +128,25 @@ func (d *Daemon) execute(ctx context.Context, run ledger.Run) (ledger.Result, *n
 		backend = state.Backend{Type: "unknown"}
 	}
 	return res, &notice{outcome: out, targets: pol.Notify, backend: backend, dir: st.Dir}
+}
+
+// approvalOf reads what a person approved for a run that carries an
+// approval: the plan of the approved run, from the ledger (never from
+// anything in Git), which must be the plan hash the approval names.
+func (d *Daemon) approvalOf(ctx context.Context, run ledger.Run) (*reconcile.Approval, error) {
+	if run.ApprovedRun == 0 {
+		return nil, fmt.Errorf("approval %.12s names no approved run; not applied", run.Approval)
+	}
+	src, err := d.ledger.Get(ctx, run.ApprovedRun)
+	if err != nil {
+		return nil, fmt.Errorf("approved run %d: %w", run.ApprovedRun, err)
+	}
+	if src.Plan.Plan != run.Approval {
+		return nil, fmt.Errorf("approved run %d has plan %.12s, not the approved %.12s; not applied", src.ID, src.Plan.Plan, run.Approval)
+	}
+	by := fmt.Sprintf("run %d", src.ID)
+	if run.ApprovedBy != "" {
+		by += ", " + run.ApprovedBy
+	}
+	return &reconcile.Approval{Plan: src.Plan, By: by}, nil
 }

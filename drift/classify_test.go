@@ -88,19 +88,84 @@ func TestClassify(t *testing.T) {
 	}
 }
 
-// No secret of the fixtures may survive classification, in any scenario.
+// plantedSecrets are the secret values of the fixtures (drift/internal/gen):
+// in the cloud, in a sensitive variable, in a data source, in a literal of
+// a sensitive attribute.
+var plantedSecrets = []string{"initial-password-1", "changed-in-console",
+	"tok-PLANTED-team-4f1c9a", "rule-PLANTED-literal-51d2", "db-PLANTED-from-data-8e3b", "console-PLANTED-value-0c7d"}
+
+// No secret of the fixtures may survive classification, in any scenario,
+// nor the runner's log of the plan; and the fixtures do hold them, so the
+// test can fail.
 func TestClassifyNeverLeaksSecrets(t *testing.T) {
 	files, _ := filepath.Glob("testdata/*.json")
 	if len(files) == 0 {
 		t.Fatal("no fixtures")
 	}
+	planted := map[string]bool{}
 	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
 		p := load(t, filepath.Base(f))
-		out, _ := json.Marshal(Classify(p, nil))
-		for _, secret := range []string{"initial-password-1", "changed-in-console"} {
+		res := Classify(p, nil)
+		out, _ := json.Marshal(res)
+		secrets := SecretsOf(p)
+		for _, secret := range plantedSecrets {
+			if !strings.Contains(string(raw), secret) {
+				continue
+			}
+			planted[secret] = true
 			if strings.Contains(string(out), secret) {
 				t.Errorf("%s: classification contains the secret %q", f, secret)
 			}
+			if got := secrets.Scrub("error: " + secret); strings.Contains(got, secret) {
+				t.Errorf("%s: the plan's secrets do not scrub %q", f, secret)
+			}
+		}
+		log, err := os.ReadFile(strings.TrimSuffix(f, ".json") + ".log")
+		if err != nil {
+			t.Fatalf("%v (regenerate with `make testdata`)", err)
+		}
+		for _, secret := range plantedSecrets {
+			if strings.Contains(string(log), secret) {
+				t.Errorf("%s: the runner's log of the plan contains the secret %q", f, secret)
+			}
+		}
+	}
+	for _, secret := range plantedSecrets {
+		if !planted[secret] {
+			t.Errorf("no fixture holds %q: the test proves nothing for it", secret)
+		}
+	}
+}
+
+// Each shape a secret takes: the finding is there, and its value masked.
+func TestClassifySecretShapes(t *testing.T) {
+	app := "sandbox_app_config.app"
+	tests := []struct {
+		fixture string
+		want    []Finding
+	}{
+		{"secret_map_emptied", []Finding{{Address: app, Action: "update", Attributes: attrs("tags.team", "payments", nil, "tags.token", Masked, Masked)}}},
+		{"secret_map_value", []Finding{{Address: app, Action: "update", Attributes: attrs("tags.token", Masked, Masked)}}},
+		{"secret_list_length", []Finding{{Address: app, Action: "update", Attributes: attrs("env", Masked, Masked)}}},
+		{"secret_set", []Finding{{Address: app, Action: "update", Attributes: attrs("allowed_cidrs", Masked, Masked)}}},
+		{"secret_object_null", []Finding{{Address: app, Action: "update", Attributes: attrs("settings", Masked, Masked)}}},
+		{"secret_block_removed", []Finding{{Address: app, Action: "update", Attributes: attrs("rule", Masked, Masked)}}},
+		{"secret_block_changed", []Finding{{Address: app, Action: "update", Attributes: attrs("rule[0].secret", Masked, Masked, "rule[1].name", "second", "renamed", "rule[1].secret", Masked, Masked)}}},
+		{"secret_attribute", []Finding{{Address: app, Action: "update", Attributes: attrs("api_key", Masked, Masked)}}},
+	}
+	for _, bin := range []string{"tofu", "terraform"} {
+		for _, tc := range tests {
+			t.Run(tc.fixture+"."+bin, func(t *testing.T) {
+				got := Classify(load(t, tc.fixture+"."+bin+".json"), nil)
+				if !reflect.DeepEqual(got.Drift, tc.want) {
+					g, _ := json.MarshalIndent(got, "", "  ")
+					t.Errorf("got\n%s", g)
+				}
+			})
 		}
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/trueline/trueline/drift"
 )
 
 // Status of a run.
@@ -31,9 +33,12 @@ type Request struct {
 	Commit     string // empty: the branch head when the run starts
 	Trigger    string // schedule, commit, webhook, manual, merge, approve, retry
 	RetryOf    int64
-	// Approval is the fingerprint of an escalated plan a person approved:
-	// the run applies a plan with exactly those changes.
-	Approval string
+	// Approval is the plan hash of a plan a person approved (of run
+	// ApprovedRun, or of a merged remediation branch): the run plans at
+	// Commit and applies only a plan with exactly those changes.
+	Approval    string
+	ApprovedRun int64
+	ApprovedBy  string
 }
 
 // Key identifies a workspace across runs.
@@ -60,7 +65,10 @@ type Run struct {
 	RetryOf    int64     `json:"retry_of,omitempty"`
 	// Applying is set once an apply has started: such a run is never applied again.
 	Applying bool   `json:"applying"`
-	Approval string `json:"approval,omitempty"`
+	// Approval is the plan hash this run may apply (see Request).
+	Approval    string `json:"approval,omitempty"`
+	ApprovedRun int64  `json:"approved_run,omitempty"`
+	ApprovedBy  string `json:"approved_by,omitempty"`
 	Result
 }
 
@@ -78,6 +86,18 @@ type Result struct {
 	Record string `json:"record,omitempty"`
 	// RecordError says why the record beside the state could not be written.
 	RecordError string `json:"record_error,omitempty"`
+	// Plan identifies exactly what the run's plan would do; approvals bind
+	// to it. Its hashes show nothing of the values.
+	Plan drift.PlanHash `json:"-"`
+}
+
+// Branch is a remediation branch trueline pushed: merging it approves the
+// plan it was made from, if the merged history contains Head.
+type Branch struct {
+	Name  string
+	Head  string // the commit trueline pushed
+	RunID int64  // the run whose plan the branch proposes
+	Plan  drift.PlanHash
 }
 
 // Workspace is a registered workspace and its schedule.
@@ -160,6 +180,10 @@ type Ledger interface {
 	// (replacing what it had); Workspaces lists every repository's.
 	SetWorkspaces(ctx context.Context, repository string, ws []Workspace) error
 	Workspaces(ctx context.Context) ([]Workspace, error)
+	// SetBranch records the remediation branch trueline pushed for a
+	// workspace; Branch returns it (ok false: none).
+	SetBranch(ctx context.Context, key string, b Branch) error
+	Branch(ctx context.Context, key string) (b Branch, ok bool, err error)
 	// PullRequests maps workspace keys to their open pull request's URL.
 	PullRequests(ctx context.Context) (map[string]string, error)
 	Close() error

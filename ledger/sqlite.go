@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/trueline/trueline/drift"
 	_ "modernc.org/sqlite" // the "sqlite" driver
 )
 
@@ -78,6 +79,21 @@ var migrations = []string{
 	`ALTER TABLE runs ADD COLUMN approval TEXT NOT NULL DEFAULT '';`,
 	// 7: where the run's record was written beside the state ("ledger": nowhere else).
 	`ALTER TABLE runs ADD COLUMN record TEXT NOT NULL DEFAULT '';`,
+	// 8: approvals bind to a plan hash: each run's, the approved run, who
+	// approved, and the remediation branches whose merge approves.
+	`ALTER TABLE runs ADD COLUMN plan_hash TEXT NOT NULL DEFAULT '';
+	ALTER TABLE runs ADD COLUMN plan_resources TEXT NOT NULL DEFAULT '';
+	ALTER TABLE runs ADD COLUMN approved_run INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE runs ADD COLUMN approved_by TEXT NOT NULL DEFAULT '';
+	CREATE TABLE branches (
+		workspace_key  TEXT PRIMARY KEY,
+		name           TEXT NOT NULL,
+		head_sha       TEXT NOT NULL,
+		run_id         INTEGER NOT NULL,
+		plan_hash      TEXT NOT NULL,
+		plan_resources TEXT NOT NULL,
+		updated_at     INTEGER NOT NULL
+	);`,
 }
 
 // SQLite is the embedded ledger.
@@ -151,20 +167,27 @@ func (l *SQLite) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 func (l *SQLite) Close() error { return l.db.Close() }
 
 const runColumns = `id, repository, stack, workspace, commit_sha, trigger, triggers, status, queued_at, started_at,
-	finished_at, retry_of, applying, verdict, findings, action, action_reason, error, log, duration_ms, record_error, approval, record`
+	finished_at, retry_of, applying, verdict, findings, action, action_reason, error, log, duration_ms, record_error, approval, record,
+	plan_hash, plan_resources, approved_run, approved_by`
 
 type scanner interface{ Scan(...any) error }
 
 func scanRun(s scanner) (Run, error) {
 	var r Run
-	var triggers, findings string
+	var triggers, findings, resources string
 	var queued, started, finished int64
 	var applying int
 	err := s.Scan(&r.ID, &r.Repository, &r.Stack, &r.Workspace, &r.Commit, &r.Trigger, &triggers, &r.Status,
 		&queued, &started, &finished, &r.RetryOf, &applying, &r.Verdict, &findings, &r.Action, &r.ActionReason,
-		&r.Error, &r.Log, &r.DurationMS, &r.RecordError, &r.Approval, &r.Record)
+		&r.Error, &r.Log, &r.DurationMS, &r.RecordError, &r.Approval, &r.Record,
+		&r.Plan.Plan, &resources, &r.ApprovedRun, &r.ApprovedBy)
 	if err != nil {
 		return r, err
+	}
+	if resources != "" {
+		if err := json.Unmarshal([]byte(resources), &r.Plan.Resources); err != nil {
+			return r, fmt.Errorf("run %d: plan_resources: %w", r.ID, err)
+		}
 	}
 	json.Unmarshal([]byte(triggers), &r.Triggers)
 	if findings != "" {
@@ -198,14 +221,19 @@ func (l *SQLite) Enqueue(ctx context.Context, req Request) (Run, bool, error) {
 			if !contains(existing.Triggers, req.Trigger) {
 				existing.Triggers = append(existing.Triggers, req.Trigger)
 			}
-			if req.Commit != "" {
+			switch {
+			case req.Approval != "":
+				// An approval pins the commit the person reviewed.
+				existing.Commit, existing.Approval = req.Commit, req.Approval
+				existing.ApprovedRun, existing.ApprovedBy = req.ApprovedRun, req.ApprovedBy
+			case existing.Approval != "":
+				// Keep the approved commit; the daemon plans the newer one after.
+			case req.Commit != "":
 				existing.Commit = req.Commit
 			}
-			if req.Approval != "" {
-				existing.Approval = req.Approval
-			}
 			t, _ := json.Marshal(existing.Triggers)
-			if _, err := tx.ExecContext(ctx, `UPDATE runs SET triggers = ?, commit_sha = ?, approval = ? WHERE id = ?`, string(t), existing.Commit, existing.Approval, existing.ID); err != nil {
+			if _, err := tx.ExecContext(ctx, `UPDATE runs SET triggers = ?, commit_sha = ?, approval = ?, approved_run = ?, approved_by = ? WHERE id = ?`,
+				string(t), existing.Commit, existing.Approval, existing.ApprovedRun, existing.ApprovedBy, existing.ID); err != nil {
 				return err
 			}
 			run, joined = existing, true
@@ -215,9 +243,11 @@ func (l *SQLite) Enqueue(ctx context.Context, req Request) (Run, bool, error) {
 			return err
 		}
 		t, _ := json.Marshal([]string{req.Trigger})
-		res, err := tx.ExecContext(ctx, `INSERT INTO runs (repository, stack, workspace, workspace_key, commit_sha, trigger, triggers, status, queued_at, retry_of, approval)
-			VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)`,
-			req.Repository, req.Stack, req.Workspace, req.Key(), req.Commit, req.Trigger, string(t), l.now().UnixMilli(), req.RetryOf, req.Approval)
+		res, err := tx.ExecContext(ctx, `INSERT INTO runs (repository, stack, workspace, workspace_key, commit_sha, trigger, triggers, status, queued_at, retry_of,
+			approval, approved_run, approved_by)
+			VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)`,
+			req.Repository, req.Stack, req.Workspace, req.Key(), req.Commit, req.Trigger, string(t), l.now().UnixMilli(), req.RetryOf,
+			req.Approval, req.ApprovedRun, req.ApprovedBy)
 		if err != nil {
 			return err
 		}
@@ -286,10 +316,56 @@ func (l *SQLite) MarkApplying(ctx context.Context, id int64) error {
 }
 
 func (l *SQLite) Finish(ctx context.Context, id int64, res Result) error {
+	resources, err := marshalResources(res.Plan)
+	if err != nil {
+		return fmt.Errorf("run %d: %w", id, err)
+	}
 	return l.update(ctx, id, `UPDATE runs SET status = 'finished', finished_at = ?, verdict = ?, findings = ?, action = ?,
-		action_reason = ?, error = ?, log = ?, duration_ms = ?, record_error = ? WHERE id = ? AND status = 'running'`,
+		action_reason = ?, error = ?, log = ?, duration_ms = ?, record_error = ?, plan_hash = ?, plan_resources = ?
+		WHERE id = ? AND status = 'running'`,
 		l.now().UnixMilli(), res.Verdict, string(res.Findings), res.Action, res.ActionReason, res.Error, res.Log,
-		res.DurationMS, res.RecordError, id)
+		res.DurationMS, res.RecordError, res.Plan.Plan, resources, id)
+}
+
+func marshalResources(p drift.PlanHash) (string, error) {
+	if len(p.Resources) == 0 {
+		return "", nil
+	}
+	b, err := json.Marshal(p.Resources)
+	return string(b), err
+}
+
+func (l *SQLite) SetBranch(ctx context.Context, key string, b Branch) error {
+	resources, err := marshalResources(b.Plan)
+	if err != nil {
+		return err
+	}
+	_, err = l.db.ExecContext(ctx, `INSERT INTO branches (workspace_key, name, head_sha, run_id, plan_hash, plan_resources, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (workspace_key) DO UPDATE SET name = excluded.name, head_sha = excluded.head_sha, run_id = excluded.run_id,
+		  plan_hash = excluded.plan_hash, plan_resources = excluded.plan_resources, updated_at = excluded.updated_at`,
+		key, b.Name, b.Head, b.RunID, b.Plan.Plan, resources, l.now().UnixMilli())
+	if err != nil {
+		return fmt.Errorf("branch of %s: %w", key, err)
+	}
+	return nil
+}
+
+func (l *SQLite) Branch(ctx context.Context, key string) (Branch, bool, error) {
+	var b Branch
+	var resources string
+	err := l.db.QueryRowContext(ctx, `SELECT name, head_sha, run_id, plan_hash, plan_resources FROM branches WHERE workspace_key = ?`, key).
+		Scan(&b.Name, &b.Head, &b.RunID, &b.Plan.Plan, &resources)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Branch{}, false, nil
+	}
+	if err == nil && resources != "" {
+		err = json.Unmarshal([]byte(resources), &b.Plan.Resources)
+	}
+	if err != nil {
+		return Branch{}, false, fmt.Errorf("branch of %s: %w", key, err)
+	}
+	return b, true, nil
 }
 
 // update runs one statement that must touch exactly the run id.

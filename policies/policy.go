@@ -64,7 +64,13 @@ type Policy struct {
 	PRKind     string // revert | adopt
 	Window     *Window
 	Notify     []string
+	// ApproveWithin bounds how old a run's plan may be when a person
+	// approves it on the dashboard or the API (default 24h).
+	ApproveWithin time.Duration
 }
+
+// DefaultApproveWithin is how long a plan stays approvable by default.
+const DefaultApproveWithin = 24 * time.Hour
 
 // Window is when auto-apply may run: from each cron time, for duration.
 type Window struct {
@@ -85,7 +91,8 @@ func (w *Window) Contains(t time.Time) bool {
 }
 
 // ReportOnly is the policy of a stack that names none.
-var ReportOnly = &Policy{Name: "(none)", OnDrift: Report, OnPending: Report, Allow: []string{"update"}, Escalate: Report, PRKind: "revert"}
+var ReportOnly = &Policy{Name: "(none)", OnDrift: Report, OnPending: Report, Allow: []string{"update"}, Escalate: Report, PRKind: "revert",
+	ApproveWithin: DefaultApproveWithin}
 
 type fileSchema struct {
 	Policies []policyBlock `hcl:"policy,block"`
@@ -102,6 +109,7 @@ type policyBlock struct {
 	PRKind     *string      `hcl:"pull_request_kind,optional"`
 	Notify     []string     `hcl:"notify,optional"`
 	Window     *windowBlock `hcl:"apply_window,block"`
+	Approve    *string      `hcl:"approve_within,optional"`
 	Body       hcl.Body     `hcl:",body"`
 	DefRange   hcl.Range    `hcl:",def_range"`
 }
@@ -186,7 +194,16 @@ func Parse(filename string, src []byte) ([]parsed, hcl.Diagnostics) {
 	}
 	var out []parsed
 	for _, b := range fs.Policies {
-		p := &Policy{Name: b.Name, Allow: []string{"update"}, PRKind: "revert", Notify: b.Notify}
+		p := &Policy{Name: b.Name, Allow: []string{"update"}, PRKind: "revert", Notify: b.Notify, ApproveWithin: DefaultApproveWithin}
+		if b.Approve != nil {
+			d, err := time.ParseDuration(*b.Approve)
+			if err != nil || d <= 0 {
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid approve_within",
+					Detail: fmt.Sprintf("approve_within = %q; write a positive duration like \"24h\" or \"30m\".", *b.Approve), Subject: hcldiag.AttrRange(b.Body, "approve_within")})
+			} else {
+				p.ApproveWithin = d
+			}
+		}
 		p.OnDrift = action(b.Body, "on_drift", b.OnDrift, Report, &diags, Apply, PullRequest, Report)
 		p.OnPending = action(b.Body, "on_pending", b.OnPending, Report, &diags, Apply, PullRequest, Report)
 		p.Escalate = action(b.Body, "escalate", b.Escalate, Report, &diags, PullRequest, Report)

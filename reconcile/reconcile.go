@@ -34,6 +34,9 @@ type Outcome struct {
 	Timing Timing `json:"timing"`
 	// Action is what the policy decided and what came of it.
 	Action Action `json:"action"`
+	// Plan identifies exactly what the plan would do, for approvals; its
+	// hash is empty for an empty plan.
+	Plan drift.PlanHash `json:"-"`
 	// Log is terraform's combined output, capped; it is not part of the report.
 	Log string `json:"-"`
 }
@@ -81,10 +84,20 @@ type Target struct {
 	// error stops the apply. The daemon records there that the run applies,
 	// so that it is never applied twice.
 	BeforeApply func(context.Context) error
-	// Approved is the fingerprint of changes a person approved by merging a
-	// revert pull request: a plan with exactly those changes is applied,
-	// whatever the policy's guardrails say; any other plan is not.
-	Approved string
+	// Approved, when set, is a plan a person reviewed and approved (on the
+	// dashboard, or by merging a revert pull request): a plan with exactly
+	// those changes is applied, whatever the guardrails say but within the
+	// policy's apply window; any other plan is not.
+	Approved *Approval
+}
+
+// Approval is what a person approved: the complete planned changes they
+// saw, and where the approval came from.
+type Approval struct {
+	Plan drift.PlanHash
+	// By says who or what approved, for the run's reason ("run 12, approved
+	// by alice", "merged pull request #3").
+	By string
 }
 
 // PolicyFor resolves a stack's policy name against the repository's
@@ -347,19 +360,16 @@ func (r *Reconciler) Run(ctx context.Context, key string, t Target) Outcome {
 		Timing: timingOf(plan.Timing)}
 	// An empty plan is in sync: nothing to show or classify.
 	o.Result = drift.Classify(plan.JSON, t.Stack.Config.Ignore)
+	o.Plan = drift.HashPlan(plan.JSON)
 
 	pol := t.Policy
 	if pol == nil {
 		pol = policies.ReportOnly
 	}
-	dec := pol.Decide(o.Result, r.opts.Now())
-	if t.Approved != "" && o.Verdict != drift.InSync {
-		if o.Result.Fingerprint() == t.Approved {
-			dec = policies.Decision{Action: policies.Apply, Reason: "approved: the plan has exactly the reviewed changes"}
-		} else {
-			dec = policies.Decision{Action: policies.PullRequest,
-				Reason: "approved, but the plan no longer matches the reviewed changes; not applied"}
-		}
+	now := r.opts.Now()
+	dec := pol.Decide(o.Result, now)
+	if t.Approved != nil && o.Verdict != drift.InSync {
+		dec = approved(t.Approved, o.Plan, pol, dec, now)
 	}
 	o.Action = Action{Action: dec.Action, Reason: dec.Reason, Escalated: dec.Escalated}
 	if dec.Action == policies.Apply {
@@ -420,6 +430,27 @@ func (r *Reconciler) apply(ctx context.Context, rn *runner.Runner, job runner.Jo
 	o.Action.Result = "converged"
 	log.Info("applied and converged")
 	return secrets
+}
+
+// approved decides a run that carries an approval: apply only a plan
+// identical to the approved one, and only inside the policy's apply window;
+// otherwise the policy's own decision stands, saying why the approval was
+// not used.
+func approved(a *Approval, now drift.PlanHash, pol *policies.Policy, dec policies.Decision, at time.Time) policies.Decision {
+	if diffs := a.Plan.Differences(now); len(diffs) > 0 || a.Plan.Plan != now.Plan {
+		if len(diffs) == 0 {
+			diffs = []string{"the plan as a whole"}
+		}
+		dec.Reason = fmt.Sprintf("approval (%s) not used: the plan differs from the reviewed one: %s; %s",
+			a.By, strings.Join(diffs, ", "), dec.Reason)
+		return dec
+	}
+	if pol.Window != nil && !pol.Window.Contains(at) {
+		return policies.Decision{Action: policies.Report, Escalated: true,
+			Reason: fmt.Sprintf("approved (%s), but outside the apply window (%s for %s); not applied — approve again inside it",
+				a.By, pol.Window.Spec, pol.Window.Duration)}
+	}
+	return policies.Decision{Action: policies.Apply, Reason: fmt.Sprintf("approved (%s): the plan has exactly the reviewed changes", a.By)}
 }
 
 // scrubOutcome removes secrets from the free text of an outcome: the log

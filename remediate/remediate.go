@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
-	"regexp"
 	"sort"
 	"strings"
 
@@ -40,6 +39,9 @@ type Input struct {
 	// PlanLog is the run's terraform output; its plan section goes into the
 	// body (terraform masks sensitive values there itself).
 	PlanLog string
+	// PlanHash identifies the plan the pull request proposes; merging
+	// approves exactly that plan (drift.HashPlan).
+	PlanHash string
 }
 
 // PlanExcerpt cuts the human-readable plan out of a run log: from the line
@@ -86,17 +88,6 @@ func ParseRecordPath(p string) (stack, workspace string, ok bool) {
 		return "", "", false
 	}
 	return rest[:i], rest[i+1:], true
-}
-
-var fingerprintRE = regexp.MustCompile(`<!-- trueline:fingerprint ([0-9a-f]+) -->`)
-
-// Fingerprint reads the reviewed changes' fingerprint from a record.
-func Fingerprint(record []byte) string {
-	m := fingerprintRE.FindSubmatch(record)
-	if m == nil {
-		return ""
-	}
-	return string(m[1])
 }
 
 // Title of the pull request.
@@ -161,7 +152,10 @@ func Body(in Input) string {
 		fmt.Fprintf(&b, "Run %d. ", in.RunID)
 	}
 	b.WriteString("Sensitive values are shown as `(sensitive)`.\n\n")
-	fmt.Fprintf(&b, "<!-- trueline:fingerprint %s -->\n", in.Result.Fingerprint())
+	if in.PlanHash != "" {
+		// For people comparing plans; approval itself is read from trueline's ledger, never from here.
+		fmt.Fprintf(&b, "<!-- trueline:plan %s -->\n", in.PlanHash)
+	}
 	return b.String()
 }
 

@@ -55,10 +55,9 @@ func TestAdoptEdits(t *testing.T) {
 func TestRecordRoundTrip(t *testing.T) {
 	res := drift.Result{Verdict: drift.Drifted, Drift: []drift.Finding{{Address: "sandbox_autoscaling_group.web", Action: "update",
 		Attributes: []drift.Attribute{{Path: "min_size", Git: 3.0, Live: 4.0}, {Path: "password", Git: drift.Masked, Live: drift.Masked}}}}}
-	in := Input{Kind: Revert, Repository: "infra", Stack: "stacks/web", Workspace: "default", Commit: "0123456789abcdef", RunID: 7, Result: res}
-	rec := Record(in)
-	if fp := Fingerprint(rec); fp == "" || fp != res.Fingerprint() {
-		t.Errorf("fingerprint %q, want %q", fp, res.Fingerprint())
+	in := Input{Kind: Revert, Repository: "infra", Stack: "stacks/web", Workspace: "default", Commit: "0123456789abcdef", RunID: 7, Result: res, PlanHash: "abc123"}
+	if rec := Record(in); !strings.Contains(string(rec), "<!-- trueline:plan abc123 -->") {
+		t.Errorf("record lacks the plan hash:\n%s", rec)
 	}
 	body := Body(in)
 	for _, want := range []string{"| `sandbox_autoscaling_group.web` | update (drift) | `min_size` | `3` | `4` |", "`\"(sensitive)\"`", "<details>", "Merging this pull request **approves"} {

@@ -35,9 +35,11 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 	"json": func(v any) string { b, _ := json.Marshal(v); return string(b) },
 }).ParseFS(templateFS, "templates/*.html"))
 
-// Approver approves an escalated run's plan.
+// Approver approves an escalated run's plan. Approvable is the one rule
+// for which runs may be approved; Approve applies it too.
 type Approver interface {
-	Approve(ctx context.Context, id int64) (ledger.Run, error)
+	Approvable(ctx context.Context, run ledger.Run) error
+	Approve(ctx context.Context, id int64, by string) (ledger.Run, error)
 }
 
 // Scheduled tells when a workspace runs next.
@@ -232,8 +234,10 @@ func (s *Server) handleRunPage(w http.ResponseWriter, r *http.Request) {
 	}
 	var res drift.Result
 	json.Unmarshal(run.Findings, &res)
-	approvable := run.Status == ledger.Finished && (strings.HasPrefix(run.ActionReason, "escalated") || run.Action == "pull_request" || run.Action == "report") &&
-		(run.Verdict == "drifted" || run.Verdict == "pending" || run.Verdict == "drifted_and_pending")
+	approvable := false
+	if a, ok := s.trigger.(Approver); ok {
+		approvable = a.Approvable(r.Context(), run) == nil
+	}
 	s.render(w, "run.html", struct {
 		page
 		Run        ledger.Run
@@ -330,7 +334,7 @@ func (s *Server) approve(r *http.Request) (ledger.Run, error) {
 	if err != nil {
 		return ledger.Run{}, errors.New("run id must be a number")
 	}
-	return a.Approve(r.Context(), id)
+	return a.Approve(r.Context(), id, s.auth.who(r))
 }
 
 func (s *Server) handleAPIApprove(w http.ResponseWriter, r *http.Request) {

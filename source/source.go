@@ -121,6 +121,28 @@ func (r *Repo) tree(commit plumbing.Hash) (*object.Commit, *object.Tree, error) 
 	return c, t, nil
 }
 
+// Contains reports whether commit's history includes ancestor (a commit is
+// in its own history). An ancestor this clone does not have is not in it.
+func (r *Repo) Contains(commit, ancestor plumbing.Hash) (bool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, err := r.git.CommitObject(commit)
+	if err != nil {
+		return false, fmt.Errorf("%s: commit %s: %w", r.Name, commit, err)
+	}
+	a, err := r.git.CommitObject(ancestor)
+	if errors.Is(err, plumbing.ErrObjectNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("%s: commit %s: %w", r.Name, ancestor, err)
+	}
+	if a.Hash == c.Hash {
+		return true, nil
+	}
+	return a.IsAncestor(c)
+}
+
 // FS returns the tree of a commit as a read-only file system.
 func (r *Repo) FS(commit plumbing.Hash) (fs.FS, error) {
 	r.mu.Lock()
