@@ -64,7 +64,7 @@ type Run struct {
 	FinishedAt time.Time `json:"finished_at,omitzero"`
 	RetryOf    int64     `json:"retry_of,omitempty"`
 	// Applying is set once an apply has started: such a run is never applied again.
-	Applying bool   `json:"applying"`
+	Applying bool `json:"applying"`
 	// Approval is the plan hash this run may apply (see Request).
 	Approval    string `json:"approval,omitempty"`
 	ApprovedRun int64  `json:"approved_run,omitempty"`
