@@ -15,6 +15,11 @@
 //	  per_repository = 2
 //	}
 //
+//	retention {
+//	  max_age            = "90d"  # runs, records and work dirs older than this go
+//	  runs_per_workspace = 500    # and more than this many per workspace
+//	}
+//
 //	repository "infra" {
 //	  url       = "https://github.com/acme/infra.git"
 //	  branch    = "main"
@@ -93,6 +98,15 @@ type Config struct {
 	Repositories   []Repository
 	Notify         []Notify
 	Report         *Report
+	Retention      Retention
+}
+
+// Retention bounds what trueline keeps: ledger runs, records beside the
+// state, and working directories of workspaces that no longer exist. Zero
+// fields keep everything of that kind.
+type Retention struct {
+	MaxAge           time.Duration
+	RunsPerWorkspace int
 }
 
 // Report is the scheduled drift report.
@@ -140,6 +154,7 @@ func Defaults() Config {
 		ScheduleJitter: 5 * time.Minute,
 		GracePeriod:    60 * time.Second,
 		RunTimeout:     time.Hour,
+		Retention:      Retention{MaxAge: 90 * 24 * time.Hour, RunsPerWorkspace: 500},
 	}
 }
 
@@ -158,7 +173,14 @@ type fileSchema struct {
 	Repositories   []repoBlock       `hcl:"repository,block"`
 	Notify         []notifyBlock     `hcl:"notify,block"`
 	Report         *reportBlock      `hcl:"report,block"`
+	Retention      *retentionBlock   `hcl:"retention,block"`
 	Body           hcl.Body          `hcl:",body"`
+}
+
+type retentionBlock struct {
+	MaxAge           *string  `hcl:"max_age,optional"`
+	RunsPerWorkspace *int     `hcl:"runs_per_workspace,optional"`
+	Body             hcl.Body `hcl:",body"`
 }
 
 type reportBlock struct {
@@ -211,6 +233,28 @@ type repoBlock struct {
 	WebhookSecretFile *string   `hcl:"webhook_secret_file,optional"`
 	Body              hcl.Body  `hcl:",body"`
 	DefRange          hcl.Range `hcl:",def_range"`
+}
+
+// ParseAge reads a duration that may also be written in days ("90d").
+func ParseAge(s string) (time.Duration, error) {
+	if s == "0" {
+		return 0, nil
+	}
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		var n int
+		if _, err := fmt.Sscanf(days, "%d", &n); err != nil || n < 0 || fmt.Sprint(n) != days {
+			return 0, fmt.Errorf("not a number of days")
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, err
+	}
+	if d < 0 {
+		return 0, fmt.Errorf("negative")
+	}
+	return d, nil
 }
 
 var repoName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
@@ -307,6 +351,21 @@ func Parse(filename string, src []byte, getenv func(string) string) (Config, hcl
 		}
 		if b.Path != nil {
 			cfg.BinaryPath = *b.Path
+		}
+	}
+	if rb := fs.Retention; rb != nil {
+		if rb.MaxAge != nil {
+			d, err := ParseAge(*rb.MaxAge)
+			if err != nil {
+				bad(at(rb.Body, "max_age"), "Invalid retention age", fmt.Sprintf("max_age = %q: %v; write it like \"90d\" or \"720h\", or \"0\" to keep everything.", *rb.MaxAge, err))
+			}
+			cfg.Retention.MaxAge = d
+		}
+		if rb.RunsPerWorkspace != nil {
+			if *rb.RunsPerWorkspace < 0 {
+				bad(at(rb.Body, "runs_per_workspace"), "Invalid retention", "runs_per_workspace must be 0 (no cap) or more.")
+			}
+			cfg.Retention.RunsPerWorkspace = *rb.RunsPerWorkspace
 		}
 	}
 	if l := fs.Limits; l != nil {

@@ -42,6 +42,9 @@ func (d *Daemon) record(ctx context.Context, run ledger.Run, n *notice) {
 		if rec, err = d.recordOf(ctx, run.ID, key, n, w.Where()); err == nil {
 			err = w.Write(ctx, rec)
 		}
+		if p, ok := w.(state.Pruner); ok && err == nil {
+			d.pruneRecords(ctx, p, where)
+		}
 	}
 	msg := ""
 	if err != nil {

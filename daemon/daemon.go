@@ -129,10 +129,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 	for _, r := range interrupted {
 		d.log.Warn("run was interrupted by a previous stop; re-queued once", "run", r.ID, "stack", r.Stack, "workspace", r.Workspace)
 	}
+	d.removeLeftovers()
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); d.sched.Run(ctx) }()
 	go func() { defer wg.Done(); d.notifier.Run(ctx) }()
+	go func() { defer wg.Done(); d.maintain(ctx) }()
 	for _, name := range d.order {
 		r := d.repos[name]
 		wg.Add(1)
@@ -200,11 +202,16 @@ func (d *Daemon) enqueue(ctx context.Context, req ledger.Request) (ledger.Run, b
 	if err != nil {
 		return run, joined, err
 	}
+	d.wake()
+	return run, joined, nil
+}
+
+// wake tells an idle worker there may be work.
+func (d *Daemon) wake() {
 	select {
 	case d.work <- struct{}{}:
 	default:
 	}
-	return run, joined, nil
 }
 
 // worker claims and executes runs until ctx ends.
@@ -246,8 +253,7 @@ func (d *Daemon) worker(ctx context.Context) {
 			}
 			continue
 		}
-		if err := d.ledger.Finish(bg, run.ID, res); err != nil {
-			d.log.Error("finish run", "run", run.ID, "error", err)
+		if err := d.finish(bg, *run, res); err != nil {
 			continue
 		}
 		if d.Observe != nil {
@@ -264,6 +270,34 @@ func (d *Daemon) worker(ctx context.Context) {
 		}
 	}
 }
+
+// finish records a run's result, retrying a failing ledger for a while;
+// if it still fails, the run is released (interrupted and queued again),
+// so its workspace is never left "running" until a restart.
+func (d *Daemon) finish(ctx context.Context, run ledger.Run, res ledger.Result) error {
+	wait := 100 * time.Millisecond
+	var err error
+	for attempt := 1; attempt <= finishAttempts; attempt++ {
+		if err = d.ledger.Finish(ctx, run.ID, res); err == nil {
+			return nil
+		}
+		d.log.Warn("finish run failed; retrying", "run", run.ID, "attempt", attempt, "error", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
+	d.log.Error("finish run failed; releasing it to be planned again", "run", run.ID, "error", err)
+	if rerr := d.ledger.Release(ctx, []int64{run.ID}); rerr != nil {
+		d.log.Error("release run failed; it is recovered at the next start", "run", run.ID, "error", rerr)
+	}
+	return err
+}
+
+// finishAttempts bounds finish's retries (about 30 s in all).
+const finishAttempts = 10
 
 func excerpt(log string) string {
 	if len(log) <= LogExcerpt {

@@ -64,12 +64,15 @@ func (d *Daemon) refresh(ctx context.Context, r *repo, trigger string) error {
 		return err
 	}
 	var affected []string
+	var reqs []ledger.Request
 	if prev != head {
 		changed, err := r.src.Changed(ctx, prev, head)
 		if err != nil {
 			// The old commit may be gone (force push): plan everything.
 			d.log.Warn("cannot diff against the previous commit; planning every stack", "repository", r.cfg.Name, "error", err)
-			changed, _ = r.src.Changed(ctx, plumbing.ZeroHash, head)
+			if changed, err = r.src.Changed(ctx, plumbing.ZeroHash, head); err != nil {
+				return err
+			}
 		}
 		affected = stacks.Affected(fsys, all, changed)
 		// A merged revert pull request changes its drift record: that is the
@@ -88,33 +91,34 @@ func (d *Daemon) refresh(ctx context.Context, r *repo, trigger string) error {
 				d.log.Warn("a drift record changed, but it is no approval", "repository", r.cfg.Name, "stack", stack, "workspace", ws, "why", why)
 				continue
 			}
-			if _, _, err := d.enqueue(ctx, *req); err != nil {
-				return err
-			}
+			reqs = append(reqs, *req)
 		}
 	}
 	r.mu.Lock()
 	old := r.stacks
-	r.head, r.stacks = head, all
 	r.mu.Unlock()
-	d.register(r.cfg.Name, old, all)
-
 	byPath := map[string]stacks.Stack{}
 	for _, s := range all {
 		byPath[s.Path] = s
 	}
-	queued := 0
 	for _, p := range affected {
 		for _, ws := range workspacesOf(byPath[p], old) {
-			if _, _, err := d.enqueue(ctx, ledger.Request{Repository: r.cfg.Name, Stack: p, Workspace: ws, Commit: head.String(), Trigger: trigger}); err != nil {
-				return err
-			}
-			queued++
+			reqs = append(reqs, ledger.Request{Repository: r.cfg.Name, Stack: p, Workspace: ws, Commit: head.String(), Trigger: trigger})
 		}
 	}
+	// All of the commit's runs are queued and the head moves, or neither:
+	// a failure here is retried from the same previous head.
+	if _, err := d.ledger.EnqueueAll(ctx, r.cfg.Name, head.String(), reqs); err != nil {
+		return fmt.Errorf("queue the runs of %s: %w", head.String()[:12], err)
+	}
+	d.wake()
+	r.mu.Lock()
+	r.head, r.stacks = head, all
+	r.mu.Unlock()
+	d.register(r.cfg.Name, old, all)
 	d.log.Info("new commit", "repository", r.cfg.Name, "commit", head.String()[:12], "stacks", len(all),
-		"affected", len(affected), "queued", queued, "trigger", trigger)
-	return d.ledger.SetHead(ctx, r.cfg.Name, head.String())
+		"affected", len(affected), "queued", len(reqs), "trigger", trigger)
+	return nil
 }
 
 // mergeApproval turns a merged drift record into an approved run, when the

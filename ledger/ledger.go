@@ -131,6 +131,10 @@ type Ledger interface {
 	// Enqueue queues a run, or joins the workspace's queued run: then joined
 	// is true and the returned run is the existing one.
 	Enqueue(ctx context.Context, req Request) (run Run, joined bool, err error)
+	// EnqueueAll queues every request and records head as the repository's
+	// last queued commit, in one transaction: either all of a commit's runs
+	// are queued and the head moves, or nothing changes. Empty head: no move.
+	EnqueueAll(ctx context.Context, repository, head string, reqs []Request) ([]Run, error)
 	// Claim marks the oldest startable queued run running and returns it;
 	// nil when nothing can start (none queued, or every candidate's
 	// workspace or repository is busy).
@@ -184,6 +188,13 @@ type Ledger interface {
 	// workspace; Branch returns it (ok false: none).
 	SetBranch(ctx context.Context, key string, b Branch) error
 	Branch(ctx context.Context, key string) (b Branch, ok bool, err error)
+	// Prune deletes finished and interrupted runs that finished before
+	// before (zero: none for age) or beyond the newest keepPerWorkspace of
+	// their workspace (0: no cap), except the runs the ledger still needs:
+	// each workspace's latest, the two that date its open drift, and any a
+	// remediation branch or waiting approval refers to. It returns how many
+	// it deleted.
+	Prune(ctx context.Context, before time.Time, keepPerWorkspace int) (int, error)
 	// PullRequests maps workspace keys to their open pull request's URL.
 	PullRequests(ctx context.Context) (map[string]string, error)
 	Close() error

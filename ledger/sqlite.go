@@ -170,6 +170,10 @@ const runColumns = `id, repository, stack, workspace, commit_sha, trigger, trigg
 	finished_at, retry_of, applying, verdict, findings, action, action_reason, error, log, duration_ms, record_error, approval, record,
 	plan_hash, plan_resources, approved_run, approved_by`
 
+// listColumns are runColumns without the log: lists (pages, the report,
+// metrics) never read logs, which are the bulk of a run's row.
+var listColumns = strings.Replace(runColumns, " log,", " '',", 1)
+
 type scanner interface{ Scan(...any) error }
 
 func scanRun(s scanner) (Run, error) {
@@ -208,57 +212,86 @@ func fromMillis(ms int64) time.Time {
 }
 
 func (l *SQLite) Enqueue(ctx context.Context, req Request) (Run, bool, error) {
-	if req.Repository == "" || req.Stack == "" || req.Workspace == "" || req.Trigger == "" {
-		return Run{}, false, errors.New("enqueue: repository, stack, workspace and trigger are required")
-	}
 	var run Run
 	var joined bool
 	err := l.tx(ctx, func(tx *sql.Tx) error {
-		row := tx.QueryRowContext(ctx, `SELECT `+runColumns+` FROM runs WHERE workspace_key = ? AND status = 'queued'`, req.Key())
-		existing, err := scanRun(row)
-		if err == nil {
-			// Join: remember the trigger, and run at the newer commit.
-			if !contains(existing.Triggers, req.Trigger) {
-				existing.Triggers = append(existing.Triggers, req.Trigger)
-			}
-			switch {
-			case req.Approval != "":
-				// An approval pins the commit the person reviewed.
-				existing.Commit, existing.Approval = req.Commit, req.Approval
-				existing.ApprovedRun, existing.ApprovedBy = req.ApprovedRun, req.ApprovedBy
-			case existing.Approval != "":
-				// Keep the approved commit; the daemon plans the newer one after.
-			case req.Commit != "":
-				existing.Commit = req.Commit
-			}
-			t, _ := json.Marshal(existing.Triggers)
-			if _, err := tx.ExecContext(ctx, `UPDATE runs SET triggers = ?, commit_sha = ?, approval = ?, approved_run = ?, approved_by = ? WHERE id = ?`,
-				string(t), existing.Commit, existing.Approval, existing.ApprovedRun, existing.ApprovedBy, existing.ID); err != nil {
-				return err
-			}
-			run, joined = existing, true
-			return nil
-		}
-		if !errors.Is(err, sql.ErrNoRows) {
-			return err
-		}
-		t, _ := json.Marshal([]string{req.Trigger})
-		res, err := tx.ExecContext(ctx, `INSERT INTO runs (repository, stack, workspace, workspace_key, commit_sha, trigger, triggers, status, queued_at, retry_of,
-			approval, approved_run, approved_by)
-			VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)`,
-			req.Repository, req.Stack, req.Workspace, req.Key(), req.Commit, req.Trigger, string(t), l.now().UnixMilli(), req.RetryOf,
-			req.Approval, req.ApprovedRun, req.ApprovedBy)
-		if err != nil {
-			return err
-		}
-		id, _ := res.LastInsertId()
-		run, err = scanRun(tx.QueryRowContext(ctx, `SELECT `+runColumns+` FROM runs WHERE id = ?`, id))
+		var err error
+		run, joined, err = l.enqueueTx(ctx, tx, req)
 		return err
 	})
 	if err != nil {
 		return Run{}, false, fmt.Errorf("enqueue %s: %w", req.Key(), err)
 	}
 	return run, joined, nil
+}
+
+func (l *SQLite) EnqueueAll(ctx context.Context, repository, head string, reqs []Request) ([]Run, error) {
+	var runs []Run
+	err := l.tx(ctx, func(tx *sql.Tx) error {
+		for _, req := range reqs {
+			run, _, err := l.enqueueTx(ctx, tx, req)
+			if err != nil {
+				return fmt.Errorf("enqueue %s: %w", req.Key(), err)
+			}
+			runs = append(runs, run)
+		}
+		if head == "" {
+			return nil
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO heads (repository, commit_sha, updated_at) VALUES (?, ?, ?)
+			ON CONFLICT(repository) DO UPDATE SET commit_sha = excluded.commit_sha, updated_at = excluded.updated_at`,
+			repository, head, l.now().UnixMilli())
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return runs, nil
+}
+
+func (l *SQLite) enqueueTx(ctx context.Context, tx *sql.Tx, req Request) (Run, bool, error) {
+	if req.Repository == "" || req.Stack == "" || req.Workspace == "" || req.Trigger == "" {
+		return Run{}, false, errors.New("repository, stack, workspace and trigger are required")
+	}
+	row := tx.QueryRowContext(ctx, `SELECT `+runColumns+` FROM runs WHERE workspace_key = ? AND status = 'queued'`, req.Key())
+	existing, err := scanRun(row)
+	if err == nil {
+		// Join: remember the trigger, and run at the newer commit.
+		if !contains(existing.Triggers, req.Trigger) {
+			existing.Triggers = append(existing.Triggers, req.Trigger)
+		}
+		switch {
+		case req.Approval != "":
+			// An approval pins the commit the person reviewed.
+			existing.Commit, existing.Approval = req.Commit, req.Approval
+			existing.ApprovedRun, existing.ApprovedBy = req.ApprovedRun, req.ApprovedBy
+		case existing.Approval != "":
+			// Keep the approved commit; the daemon plans the newer one after.
+		case req.Commit != "":
+			existing.Commit = req.Commit
+		}
+		t, _ := json.Marshal(existing.Triggers)
+		if _, err := tx.ExecContext(ctx, `UPDATE runs SET triggers = ?, commit_sha = ?, approval = ?, approved_run = ?, approved_by = ? WHERE id = ?`,
+			string(t), existing.Commit, existing.Approval, existing.ApprovedRun, existing.ApprovedBy, existing.ID); err != nil {
+			return Run{}, false, err
+		}
+		return existing, true, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return Run{}, false, err
+	}
+	t, _ := json.Marshal([]string{req.Trigger})
+	res, err := tx.ExecContext(ctx, `INSERT INTO runs (repository, stack, workspace, workspace_key, commit_sha, trigger, triggers, status, queued_at, retry_of,
+		approval, approved_run, approved_by)
+		VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)`,
+		req.Repository, req.Stack, req.Workspace, req.Key(), req.Commit, req.Trigger, string(t), l.now().UnixMilli(), req.RetryOf,
+		req.Approval, req.ApprovedRun, req.ApprovedBy)
+	if err != nil {
+		return Run{}, false, err
+	}
+	id, _ := res.LastInsertId()
+	run, err := scanRun(tx.QueryRowContext(ctx, `SELECT `+runColumns+` FROM runs WHERE id = ?`, id))
+	return run, false, err
 }
 
 func contains(list []string, s string) bool {
@@ -485,7 +518,7 @@ func (l *SQLite) List(ctx context.Context, f Filter) ([]Run, error) {
 	if limit <= 0 || limit > 1000 {
 		limit = 50
 	}
-	q := `SELECT ` + runColumns + ` FROM runs`
+	q := `SELECT ` + listColumns + ` FROM runs`
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
@@ -495,7 +528,7 @@ func (l *SQLite) List(ctx context.Context, f Filter) ([]Run, error) {
 }
 
 func (l *SQLite) Latest(ctx context.Context) ([]Run, error) {
-	return l.query(ctx, `SELECT `+runColumns+` FROM runs WHERE id IN
+	return l.query(ctx, `SELECT `+listColumns+` FROM runs WHERE id IN
 		(SELECT MAX(id) FROM runs WHERE status = 'finished' GROUP BY workspace_key) ORDER BY repository, stack, workspace`)
 }
 
@@ -693,6 +726,54 @@ func (l *SQLite) PullRequests(ctx context.Context) (map[string]string, error) {
 	}
 	return out, rows.Err()
 }
+
+func (l *SQLite) Prune(ctx context.Context, before time.Time, keepPerWorkspace int) (int, error) {
+	if before.IsZero() && keepPerWorkspace <= 0 {
+		return 0, nil
+	}
+	cutoff := int64(0)
+	if !before.IsZero() {
+		cutoff = before.UnixMilli()
+	}
+	keep := keepPerWorkspace
+	if keep <= 0 {
+		keep = -1 // no cap
+	}
+	// Old or beyond the cap, and none of: the latest finished run of its
+	// workspace; the latest in-sync (or pending, or failed) one and the
+	// first drifted run after it, which date the open drift; a run whose
+	// plan a remediation branch or a waiting approval still refers to.
+	res, err := l.db.ExecContext(ctx, `DELETE FROM runs WHERE id IN (
+		SELECT x.id FROM (
+			SELECT id, workspace_key, finished_at, ROW_NUMBER() OVER (PARTITION BY workspace_key ORDER BY id DESC) AS n
+			FROM runs WHERE status IN ('finished', 'interrupted')
+		) x
+		WHERE (x.finished_at < ? OR (? > 0 AND x.n > ?))
+		  AND x.id NOT IN (SELECT MAX(id) FROM runs WHERE status = 'finished' GROUP BY workspace_key)
+		  AND x.id NOT IN (SELECT MAX(id) FROM runs WHERE status = 'finished'
+			AND verdict NOT IN ('drifted', 'drifted_and_pending') GROUP BY workspace_key)
+		  AND x.id NOT IN (SELECT MIN(d.id) FROM runs d WHERE d.status = 'finished' AND d.verdict IN ('drifted', 'drifted_and_pending')
+			AND d.id > COALESCE((SELECT MAX(s.id) FROM runs s WHERE s.workspace_key = d.workspace_key AND s.status = 'finished'
+				AND s.verdict NOT IN ('drifted', 'drifted_and_pending')), 0)
+			GROUP BY d.workspace_key)
+		  AND x.id NOT IN (SELECT run_id FROM branches)
+		  AND x.id NOT IN (SELECT approved_run FROM runs WHERE status IN ('queued', 'running')))`,
+		cutoff, keep, keep)
+	if err != nil {
+		return 0, fmt.Errorf("prune runs: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	if n >= vacuumAfter {
+		// Give the space back to the file system, not only to SQLite.
+		if _, err := l.db.ExecContext(ctx, `VACUUM`); err != nil {
+			return int(n), fmt.Errorf("prune runs: vacuum: %w", err)
+		}
+	}
+	return int(n), nil
+}
+
+// vacuumAfter is how many pruned runs make a VACUUM worth its pause.
+const vacuumAfter = 100
 
 // SetClock replaces the ledger's clock, for tests that need fixed times.
 func (l *SQLite) SetClock(now func() time.Time) { l.now = now }

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/trueline/trueline/drift"
 )
 
 func open(t *testing.T) (*SQLite, string) {
@@ -279,5 +281,127 @@ func TestIncidentQueries(t *testing.T) {
 	}
 	if got, _ := l.Get(ctx, after); got.RecordError != "access denied" || got.Record != "s3://state/web/terraform.tfstate.trueline/" {
 		t.Errorf("record = %q, error = %q", got.Record, got.RecordError)
+	}
+}
+
+// run queues, claims and finishes one run of a workspace with a verdict.
+func finishRun(t *testing.T, l *SQLite, ws, verdict string, res Result) Run {
+	t.Helper()
+	ctx := context.Background()
+	r, _, err := l.Enqueue(ctx, req("infra", "stacks/web", ws, "schedule"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := l.Claim(ctx, Limits{}); err != nil || c == nil || c.ID != r.ID {
+		t.Fatalf("claim: %v %+v", err, c)
+	}
+	res.Verdict = verdict
+	if err := l.Finish(ctx, r.ID, res); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := l.Get(ctx, r.ID)
+	return got
+}
+
+func TestPruneKeepsWhatTheLedgerNeeds(t *testing.T) {
+	ctx := context.Background()
+	l, _ := open(t)
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	l.SetClock(func() time.Time { return now })
+	var ids []int64
+	// 30 old in-sync runs, then an incident: in sync, drifted (its start),
+	// 10 more drifted; and one old run a remediation branch refers to.
+	for range 30 {
+		ids = append(ids, finishRun(t, l, "default", "in_sync", Result{Log: "a log"}).ID)
+		now = now.Add(time.Hour)
+	}
+	branchRun := finishRun(t, l, "default", "drifted", Result{Plan: drift.PlanHash{Plan: "p", Resources: map[string]string{"x.a": "h"}}})
+	if err := l.SetBranch(ctx, "infra/stacks/web/default", Branch{Name: "b", Head: "abc", RunID: branchRun.ID, Plan: branchRun.Plan}); err != nil {
+		t.Fatal(err)
+	}
+	lastInSync := finishRun(t, l, "default", "in_sync", Result{})
+	first := finishRun(t, l, "default", "drifted", Result{})
+	for range 10 {
+		now = now.Add(time.Hour)
+		finishRun(t, l, "default", "drifted", Result{})
+	}
+	latest := finishRun(t, l, "default", "drifted", Result{})
+	since, _ := l.DriftedSince(ctx, "infra/stacks/web/default", latest.ID)
+
+	n, err := l.Prune(ctx, now.Add(-time.Minute), 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	left, _ := l.List(ctx, Filter{Limit: 1000})
+	kept := map[int64]bool{}
+	for _, r := range left {
+		kept[r.ID] = true
+	}
+	for _, id := range []int64{branchRun.ID, lastInSync.ID, first.ID, latest.ID} {
+		if !kept[id] {
+			t.Errorf("run %d was pruned; the ledger needs it", id)
+		}
+	}
+	if n == 0 || len(left) > 5+3 {
+		t.Errorf("pruned %d, %d left: want at most the newest 5 and the three kept for reasons", n, len(left))
+	}
+	if after, _ := l.DriftedSince(ctx, "infra/stacks/web/default", latest.ID); !after.Equal(since) {
+		t.Errorf("drift start moved from %v to %v", since, after)
+	}
+	if _, err := l.Get(ctx, ids[0]); err == nil {
+		t.Error("the oldest run is still there")
+	}
+	// Zero on both: nothing goes.
+	if n, err := l.Prune(ctx, time.Time{}, 0); n != 0 || err != nil {
+		t.Errorf("Prune(zero) = %d, %v", n, err)
+	}
+}
+
+func TestListLeavesLogsOut(t *testing.T) {
+	ctx := context.Background()
+	l, _ := open(t)
+	r := finishRun(t, l, "default", "in_sync", Result{Log: "terraform output"})
+	list, _ := l.List(ctx, Filter{})
+	latest, _ := l.Latest(ctx)
+	if len(list) != 1 || list[0].Log != "" || len(latest) != 1 || latest[0].Log != "" {
+		t.Errorf("lists read logs: %+v %+v", list, latest)
+	}
+	if got, _ := l.Get(ctx, r.ID); got.Log != "terraform output" {
+		t.Errorf("Get lost the log: %q", got.Log)
+	}
+}
+
+// Either every run of a commit is queued and the head moves, or nothing.
+func TestEnqueueAllIsAtomic(t *testing.T) {
+	ctx := context.Background()
+	l, _ := open(t)
+	bad := []Request{req("infra", "stacks/a", "default", "commit"), {Repository: "infra", Stack: "stacks/b", Trigger: "commit"}}
+	if _, err := l.EnqueueAll(ctx, "infra", "c1", bad); err == nil {
+		t.Fatal("a request without a workspace was queued")
+	}
+	if q, _ := l.List(ctx, Filter{}); len(q) != 0 {
+		t.Errorf("%d runs queued by a failed batch", len(q))
+	}
+	if h, _ := l.Head(ctx, "infra"); h != "" {
+		t.Errorf("the head moved to %q on a failed batch", h)
+	}
+	good := []Request{req("infra", "stacks/a", "default", "commit"), req("infra", "stacks/b", "default", "commit")}
+	if runs, err := l.EnqueueAll(ctx, "infra", "c2", good); err != nil || len(runs) != 2 {
+		t.Fatalf("EnqueueAll = %d runs, %v", len(runs), err)
+	}
+	if h, _ := l.Head(ctx, "infra"); h != "c2" {
+		t.Errorf("head = %q, want c2", h)
+	}
+}
+
+// An approval pins its commit: a later trigger joins without moving it.
+func TestApprovalKeepsItsCommit(t *testing.T) {
+	ctx := context.Background()
+	l, _ := open(t)
+	a, _, _ := l.Enqueue(ctx, Request{Repository: "infra", Stack: "stacks/web", Workspace: "default", Trigger: "approve",
+		Commit: "reviewed", Approval: "hash", ApprovedRun: 7, ApprovedBy: "approved by alice"})
+	b, joined, _ := l.Enqueue(ctx, Request{Repository: "infra", Stack: "stacks/web", Workspace: "default", Trigger: "commit", Commit: "newer"})
+	if !joined || b.ID != a.ID || b.Commit != "reviewed" || b.Approval != "hash" || b.ApprovedRun != 7 {
+		t.Errorf("joined run = %+v", b)
 	}
 }

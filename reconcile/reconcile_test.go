@@ -249,3 +249,57 @@ func TestRunTimeout(t *testing.T) {
 		t.Errorf("a 2s timeout took %v to stop terraform", d)
 	}
 }
+
+// An approval applies only the plan a person reviewed: identical changes,
+// inside the apply window; anything else is refused and says why.
+func TestApprovalAppliesOnlyTheReviewedPlan(t *testing.T) {
+	f := newFixture(t, true)
+	port := func(p int) {
+		t.Helper()
+		if err := f.cloud.Update("sandbox_lb_listener", "lb:80", func(o map[string]any) { o["port"] = p }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	approved := func(a *reconcile.Approval) reconcile.Outcome {
+		t.Helper()
+		st := stacks.Stack{Path: "stacks/web", Dir: f.dir, Config: &stacks.Config{Workspaces: []stacks.Workspace{{Name: "default"}}}}
+		return f.rec.Run(context.Background(), "test/stacks/web/default", reconcile.Target{
+			Stack: st, Workspace: st.Config.Workspaces[0], Policy: f.pols["nightly"], Approved: a})
+	}
+	livePort := func() any {
+		o, err := f.cloud.Get("sandbox_lb_listener", "lb:80")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return o["port"]
+	}
+
+	port(8080) // a replace: never auto-applied by "nightly"
+	seen := f.run(t, "nightly", nil)
+	if seen.Action.Action == policies.Apply || seen.Plan.Plan == "" {
+		t.Fatalf("the reviewed run: %+v, plan %q", seen.Action, seen.Plan.Plan)
+	}
+	a := &reconcile.Approval{Plan: seen.Plan, By: "run 1, approved by alice"}
+
+	o := approved(a)
+	if o.Action.Action == policies.Apply || !strings.Contains(o.Action.Reason, "outside the apply window") {
+		t.Errorf("outside the window: %+v", o.Action)
+	}
+	f.now = time.Date(2026, 11, 24, 2, 30, 0, 0, time.UTC)
+	port(9090)
+	o = approved(a)
+	if o.Action.Action == policies.Apply || !strings.Contains(o.Action.Reason, "sandbox_lb_listener.http changes differently") {
+		t.Errorf("a different plan: %+v", o.Action)
+	}
+	if got := fmt.Sprint(livePort()); got != "9090" {
+		t.Errorf("a refused approval changed the listener to port %s", got)
+	}
+	port(8080)
+	o = approved(a)
+	if o.Action.Action != policies.Apply || o.Action.Result != "converged" || !strings.Contains(o.Action.Reason, "approved (run 1, approved by alice)") {
+		t.Errorf("the reviewed plan, inside the window: %+v %v", o.Action, o.Error)
+	}
+	if got := fmt.Sprint(livePort()); got != "80" {
+		t.Errorf("after the approved apply the listener has port %s, want 80", got)
+	}
+}

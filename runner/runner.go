@@ -91,12 +91,7 @@ func (r *Runner) Processes() int64 { return r.processes.Load() }
 // workdir returns the persistent directory of a job, created 0700 so that
 // saved plans (which can hold secrets) are readable by this user only.
 func (r *Runner) workdir(job Job) (string, error) {
-	sum := sha256.Sum256([]byte(job.Key))
-	name := safeName.ReplaceAllString(job.Key, "_")
-	if len(name) > 60 {
-		name = name[len(name)-60:]
-	}
-	dir := filepath.Join(r.WorkDir, name+"-"+hex.EncodeToString(sum[:4]))
+	dir := filepath.Join(r.WorkDir, DirName(job.Key))
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("working directory: %w", err)
 	}
@@ -104,6 +99,60 @@ func (r *Runner) workdir(job Job) (string, error) {
 }
 
 var safeName = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
+
+// DirName is the name of a job key's persistent directory under WorkDir:
+// readable, and unique by a hash of the whole key.
+func DirName(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	name := safeName.ReplaceAllString(key, "_")
+	if len(name) > 60 {
+		name = name[len(name)-60:]
+	}
+	return name + "-" + hex.EncodeToString(sum[:4])
+}
+
+// Cleanup tidies a working directory root. With leftovers (call it only
+// when no run is in progress, i.e. at start) it removes saved plans left
+// by a process that died: they hold secrets in clear. When keep is not
+// nil it removes the directories of job keys not in keep (workspaces that
+// no longer exist). It says how many of each went.
+func Cleanup(root string, keep map[string]bool, leftovers bool) (plans, dirs int, err error) {
+	entries, err := os.ReadDir(root)
+	if os.IsNotExist(err) {
+		return 0, 0, nil
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("clean up %s: %w", root, err)
+	}
+	wanted := map[string]bool{}
+	for k := range keep {
+		wanted[DirName(k)] = true
+	}
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		dir := filepath.Join(root, e.Name())
+		if keep != nil && !wanted[e.Name()] {
+			if err := os.RemoveAll(dir); err != nil {
+				return plans, dirs, fmt.Errorf("clean up %s: %w", dir, err)
+			}
+			dirs++
+			continue
+		}
+		if !leftovers {
+			continue
+		}
+		files, _ := filepath.Glob(filepath.Join(dir, "run-*.tfplan"))
+		for _, f := range files {
+			if err := os.Remove(f); err != nil {
+				return plans, dirs, fmt.Errorf("clean up %s: %w", f, err)
+			}
+			plans++
+		}
+	}
+	return plans, dirs, nil
+}
 
 type session struct {
 	r   *Runner
