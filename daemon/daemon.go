@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -305,6 +306,14 @@ func excerpt(log string) string {
 	}
 	return "... (earlier output left out)\n" + log[len(log)-LogExcerpt:]
 }
+
+// CheckoutDir is where serve checks out what a workspace's runs need,
+// under its data directory; its runs' working directories are under
+// WorkRoot (runner.DirName of the same key).
+func CheckoutDir(dataDir, key string) string { return filepath.Join(dataDir, "checkouts", safeKey(key)) }
+
+// WorkRoot is the root of serve's persistent working directories.
+func WorkRoot(dataDir string) string { return filepath.Join(dataDir, "work") }
 
 func safeKey(key string) string {
 	return strings.NewReplacer("/", "__", "\\", "_", ":", "_", " ", "_").Replace(key)

@@ -83,7 +83,7 @@ func (d *Daemon) prune(ctx context.Context) {
 
 // workDir is where the reconciler keeps working directories (serve puts
 // them under the data directory).
-func (d *Daemon) workDir() string { return filepath.Join(d.cfg.DataDir, "work") }
+func (d *Daemon) workDir() string { return WorkRoot(d.cfg.DataDir) }
 
 // pruneRecords applies retention to the records beside one workspace's
 // state, after a new one was written there.

@@ -81,7 +81,7 @@ func (d *Daemon) execute(ctx context.Context, run ledger.Run) (ledger.Result, *n
 		return fail(err)
 	}
 	key := ledger.WorkspaceKey(run.Repository, run.Stack, run.Workspace)
-	dest := filepath.Join(d.cfg.DataDir, "checkouts", safeKey(key))
+	dest := CheckoutDir(d.cfg.DataDir, key)
 	if err := os.MkdirAll(dest, 0o700); err != nil {
 		return fail(err)
 	}
@@ -92,6 +92,15 @@ func (d *Daemon) execute(ctx context.Context, run ledger.Run) (ledger.Result, *n
 	log.Info("run started", "commit", commit.String()[:12], "trigger", run.Trigger)
 	target := reconcile.Target{Stack: st, Workspace: *ws, Policy: pol,
 		BeforeApply: func(ctx context.Context) error { return d.ledger.MarkApplying(ctx, run.ID) }}
+	if run.RetryOf != 0 {
+		// A run interrupted while applying is never applied again by itself.
+		if prev, err := d.ledger.Get(ctx, run.RetryOf); err != nil {
+			return fail(fmt.Errorf("the run this retries (%d): %w", run.RetryOf, err))
+		} else if prev.Applying {
+			target.Hold = fmt.Sprintf("run %d was interrupted while applying, so trueline does not apply by itself; "+
+				"check the state (a held lock is named in this run's error; release it with trueline unlock), then approve this run", prev.ID)
+		}
+	}
 	if run.Approval != "" {
 		a, err := d.approvalOf(ctx, run)
 		if err != nil {

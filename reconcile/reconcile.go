@@ -89,6 +89,10 @@ type Target struct {
 	// those changes is applied, whatever the guardrails say but within the
 	// policy's apply window; any other plan is not.
 	Approved *Approval
+	// Hold, when set, says why this run must not apply by its policy (e.g.
+	// the run it retries was interrupted while applying): an apply decision
+	// escalates instead, with this reason. An approval still applies.
+	Hold string
 }
 
 // Approval is what a person approved: the complete planned changes they
@@ -368,6 +372,9 @@ func (r *Reconciler) Run(ctx context.Context, key string, t Target) Outcome {
 	}
 	now := r.opts.Now()
 	dec := pol.Decide(o.Result, now)
+	if t.Hold != "" && dec.Action == policies.Apply {
+		dec = policies.Decision{Action: pol.Escalate, Escalated: true, Reason: fmt.Sprintf("escalated to %s: %s", pol.Escalate, t.Hold)}
+	}
 	if t.Approved != nil && o.Verdict != drift.InSync {
 		dec = approved(t.Approved, o.Plan, pol, dec, now)
 	}

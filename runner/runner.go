@@ -35,6 +35,10 @@ type Runner struct {
 	CLIConfig string
 	// Env is added to the environment of every terraform process.
 	Env map[string]string
+	// PassEnv names the variables of trueline's own environment that
+	// terraform inherits (a trailing "*" matches a prefix); nil means
+	// DefaultPassEnv. TRUELINE_ variables never pass.
+	PassEnv []string
 	// Grace is how long terraform may take to stop after an interrupt
 	// before it is killed. Zero means 30 seconds.
 	Grace time.Duration
@@ -174,21 +178,13 @@ func (r *Runner) session(job Job) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	env := map[string]string{}
-	for _, kv := range os.Environ() {
-		k, v, _ := strings.Cut(kv, "=")
-		env[k] = v
-	}
-	for k, v := range r.Env {
-		env[k] = v
-	}
-	for k, v := range job.Env {
-		env[k] = v
-	}
-	env["TF_DATA_DIR"] = filepath.Join(wd, "data")
+	// Only allowlisted variables of trueline's environment reach terraform:
+	// the rest holds trueline's own secrets. See DefaultPassEnv.
+	own := map[string]string{"TF_DATA_DIR": filepath.Join(wd, "data")}
 	if r.CLIConfig != "" {
-		env["TF_CLI_CONFIG_FILE"] = r.CLIConfig
+		own["TF_CLI_CONFIG_FILE"] = r.CLIConfig
 	}
+	env := buildEnv(os.Environ(), r.PassEnv, r.Env, job.Env, own)
 	if err := tf.SetEnv(tfexec.CleanEnv(env)); err != nil {
 		return nil, err
 	}
@@ -307,6 +303,27 @@ func (r *Runner) Apply(ctx context.Context, p *Plan) (log string, err error) {
 	unlock()
 	if err != nil {
 		return s.log.String(), fmt.Errorf("apply: %w", cleanErr(err))
+	}
+	return s.log.String(), nil
+}
+
+// ForceUnlock releases a state lock of the job's workspace by its ID, in
+// the job's persistent working directory (which must have been initialised
+// by an earlier run): for a lock a killed apply left behind.
+func (r *Runner) ForceUnlock(ctx context.Context, job Job, lockID string) (log string, err error) {
+	s, err := r.session(job)
+	if err != nil {
+		return "", err
+	}
+	if _, err := os.Stat(filepath.Join(s.wd, "data")); err != nil {
+		return "", fmt.Errorf("force-unlock: %s has never been initialised here; no run of it used this data directory", job.Key)
+	}
+	if err := s.selectWorkspace(ctx, &Plan{}); err != nil {
+		return s.log.String(), err
+	}
+	r.processes.Add(1)
+	if err := s.tf.ForceUnlock(ctx, lockID); err != nil {
+		return s.log.String(), fmt.Errorf("force-unlock: %w", cleanErr(err))
 	}
 	return s.log.String(), nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/trueline/trueline/config"
 	"github.com/trueline/trueline/daemon"
+	"github.com/trueline/trueline/drift"
 	"github.com/trueline/trueline/internal/hcldiag"
 	"github.com/trueline/trueline/ledger"
 	"github.com/trueline/trueline/reconcile"
@@ -175,7 +176,7 @@ func runServe(cmd *cobra.Command, g *globalFlags, f serveFlags) error {
 			ToolsDir: os.Getenv("TRUELINE_TOOLS_DIR"),
 			CacheDir: cfg.DataDir,
 		},
-		WorkDir:     filepath.Join(cfg.DataDir, "work"),
+		WorkDir:     daemon.WorkRoot(cfg.DataDir),
 		CLIConfig:   cfg.CLIConfig,
 		PluginCache: filepath.Join(cfg.DataDir, "plugin-cache"),
 		Env:         cfg.Env,
@@ -184,6 +185,9 @@ func runServe(cmd *cobra.Command, g *globalFlags, f serveFlags) error {
 		Timeout:     cfg.RunTimeout,
 		Logger:      logger,
 		Act:         true,
+		// trueline's own secrets never reach terraform, but are scrubbed
+		// from anything terraform says all the same.
+		Secrets: drift.SecretsFrom(cfg.Secrets()...),
 	})
 	os.MkdirAll(filepath.Join(cfg.DataDir, "plugin-cache"), 0o755)
 	d, err := daemon.New(cfg, led, rec, logger)
