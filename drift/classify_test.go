@@ -154,7 +154,7 @@ func TestClassifySecretShapes(t *testing.T) {
 		{"secret_set", []Finding{{Address: app, Action: "update", Attributes: attrs("allowed_cidrs", Masked, Masked)}}},
 		{"secret_object_null", []Finding{{Address: app, Action: "update", Attributes: attrs("settings", Masked, Masked)}}},
 		{"secret_block_removed", []Finding{{Address: app, Action: "update", Attributes: attrs("rule", Masked, Masked)}}},
-		{"secret_block_changed", []Finding{{Address: app, Action: "update", Attributes: attrs("rule[0].secret", Masked, Masked, "rule[1].name", "second", "renamed", "rule[1].secret", Masked, Masked)}}},
+		{"secret_block_changed", []Finding{{Address: app, Action: "update", Attributes: attrs("rule[0].secret", Masked, Masked, "rule[1].name", "second", "renamed")}}},
 		{"secret_attribute", []Finding{{Address: app, Action: "update", Attributes: attrs("api_key", Masked, Masked)}}},
 	}
 	for _, bin := range []string{"tofu", "terraform"} {
