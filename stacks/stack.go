@@ -209,20 +209,32 @@ func Parse(filename string, src []byte, fsys fs.FS, dir string) (*Config, hcl.Di
 			continue
 		}
 		seen[wb.Name] = true
+		varFiles := attrRange(wb.Body, "var_files", wb.DefRange)
 		for _, vf := range wb.VarFiles {
+			isDir := func() {
+				diags = append(diags, errAt(varFiles, "Var file is a directory",
+					fmt.Sprintf("Var file %q is a directory in %s; name a .tfvars file.", vf, dir)))
+			}
+			switch c := path.Clean(vf); {
 			// Terraform reads var files on the runner, relative to the
 			// stack's checkout: one outside it reads whatever is there.
-			if c := path.Clean(vf); path.IsAbs(c) || filepath.IsAbs(vf) || c == ".." || strings.HasPrefix(c, "../") {
-				diags = append(diags, errAt(attrRange(wb.Body, "var_files", wb.DefRange), "Var file outside the stack",
+			case path.IsAbs(c) || filepath.IsAbs(vf) || c == ".." || strings.HasPrefix(c, "../"):
+				diags = append(diags, errAt(varFiles, "Var file outside the stack",
 					fmt.Sprintf("Var file %q is not inside the stack directory; move it into the stack (or a subdirectory) and name it relative to the stack, e.g. \"%s.tfvars\".", vf, wb.Name)))
 				continue
-			}
-			if fsys == nil {
+			case c == ".":
+				isDir()
+				continue
+			case fsys == nil:
 				continue
 			}
-			if _, err := fs.Stat(fsys, path.Join(dir, vf)); err != nil {
-				diags = append(diags, errAt(attrRange(wb.Body, "var_files", wb.DefRange), "Missing var file",
+			fi, err := fs.Stat(fsys, path.Join(dir, vf))
+			switch {
+			case err != nil:
+				diags = append(diags, errAt(varFiles, "Missing var file",
 					fmt.Sprintf("Var file %q does not exist in %s; var files are relative to the stack directory.", vf, path.Join(dir))))
+			case fi.IsDir():
+				isDir()
 			}
 		}
 		for _, k := range sortedKeys(wb.Env) {

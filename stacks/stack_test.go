@@ -206,6 +206,7 @@ func TestWorkspaceInputs(t *testing.T) {
 		{"var file in the parent", `var_files = ["../outside.tfvars"]`, `stack.hcl:3,17: Var file outside the stack: Var file "../outside.tfvars"`},
 		{"var file escaping after cleaning", `var_files = ["vars/../../outside.tfvars"]`, "stack.hcl:3,17: Var file outside the stack"},
 		{"parent directory", `var_files = [".."]`, "Var file outside the stack"},
+		{"the stack directory", `var_files = ["vars/.."]`, `stack.hcl:3,17: Var file is a directory: Var file "vars/.." is a directory`},
 		{"inputs", `env = { TF_VAR_size = "small", TF_LOG = "debug" }`, ""},
 		{"data dir", `env = { TF_DATA_DIR = "/tmp/x" }`, "stack.hcl:3,13: Reserved environment variable: env may not set TF_DATA_DIR: trueline keeps"},
 		{"cli config", `env = { TF_VAR_a = "1", TF_CLI_CONFIG_FILE = "x" }`, "stack.hcl:3,29: Reserved environment variable: env may not set TF_CLI_CONFIG_FILE"},
