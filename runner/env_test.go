@@ -1,0 +1,165 @@
+package runner
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/trueline/trueline/config"
+)
+
+// trueline's own secrets, and every variable a configuration names for a
+// secret, stay out of terraform's environment.
+func TestBuildEnvWithholdsSecrets(t *testing.T) {
+	// The variables a trueline.hcl names for its secrets (token_env,
+	// webhook_secret_env, webhook_url_env), read from a real configuration.
+	src := `
+repository "infra" {
+  url                = "https://github.com/acme/infra.git"
+  forge              = "github"
+  token_env          = "GITHUB_TOKEN"
+  webhook_secret_env = "GITHUB_WEBHOOK_SECRET"
+}
+repository "apps" {
+  url       = "https://gitlab.com/acme/apps.git"
+  forge     = "gitlab"
+  token_env = "GITLAB_TOKEN"
+}
+notify "slack" "hook" {
+  webhook_url_env = "SLACK_WEBHOOK_URL"
+}
+notify "slack" "bot" {
+  token_env = "SLACK_BOT_TOKEN"
+  channel   = "#infra"
+}
+`
+	getenv := func(name string) string { return "secret-of-" + name }
+	cfg, diags := config.Parse("trueline.hcl", []byte(src), getenv)
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	var named []string
+	for _, r := range cfg.Repositories {
+		for _, s := range []config.Secret{r.Token, r.WebhookSecret} {
+			if n, ok := strings.CutPrefix(s.Source, "env "); ok {
+				named = append(named, n)
+			}
+		}
+	}
+	for _, n := range cfg.Notify {
+		for _, s := range []config.Secret{n.WebhookURL, n.Token} {
+			if name, ok := strings.CutPrefix(s.Source, "env "); ok {
+				named = append(named, name)
+			}
+		}
+	}
+	if len(named) != 5 {
+		t.Fatalf("configuration names %v, want 5 variables", named)
+	}
+
+	environ := []string{
+		"PATH=/usr/bin", "HOME=/home/t", "TF_LOG=debug", "AWS_PROFILE=prod", "SANDBOX_ROOT=/cloud",
+		"TRUELINE_API_TOKEN=api-secret", "TRUELINE_API_TOKEN_SHA256=abc", "TRUELINE_TOKEN_ENV=GITHUB_TOKEN",
+	}
+	for _, n := range named {
+		environ = append(environ, n+"="+getenv(n))
+	}
+	// The default passes none of them; even an operator's "pass everything"
+	// passes no TRUELINE_ variable.
+	for _, pass := range [][]string{nil, {"*"}} {
+		env := buildEnv(environ, pass, map[string]string{"TRUELINE_FROM_STACK": "x"})
+		for k, v := range env {
+			if strings.HasPrefix(k, "TRUELINE_") || pass == nil && strings.Contains(v, "secret") {
+				t.Errorf("pass %v: terraform gets %s=%s", pass, k, v)
+			}
+		}
+		if env["PATH"] != "/usr/bin" || env["SANDBOX_ROOT"] != "/cloud" {
+			t.Errorf("pass %v: PATH or SANDBOX_ROOT missing: %v", pass, env)
+		}
+	}
+}
+
+func TestPasses(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		pass []string
+		want bool
+	}{
+		{"PATH", nil, true},
+		{"HOME", nil, true},
+		{"LC_ALL", nil, true},
+		{"LANG", nil, true},
+		{"LANGUAGE", nil, false},
+		{"https_proxy", nil, true},
+		{"HTTPS_PROXY", nil, true},
+		{"SSL_CERT_FILE", nil, true},
+		{"TF_LOG_PROVIDER", nil, true},
+		{"TF_TOKEN_app_terraform_io", nil, true},
+		{"AWS_SECRET_ACCESS_KEY", nil, true},
+		{"GOOGLE_APPLICATION_CREDENTIALS", nil, true},
+		{"ARM_CLIENT_SECRET", nil, true},
+		{"AZURE_TENANT_ID", nil, true},
+		{"SANDBOX_READ_DELAY", nil, true},
+		{"GITHUB_TOKEN", nil, false},
+		{"SLACK_WEBHOOK_URL", nil, false},
+		{"KUBECONFIG", nil, false},
+		{"PATHX", nil, false},
+		{"TRUELINE_API_TOKEN", nil, false},
+		{"TRUELINE_API_TOKEN", []string{"*"}, false},
+		{"TRUELINE_API_TOKEN", []string{"TRUELINE_API_TOKEN"}, false},
+		{"KUBECONFIG", []string{"KUBECONFIG"}, true},
+		{"PATH", []string{"KUBECONFIG"}, false},
+		{"PATH", []string{}, false},
+	} {
+		if got := Passes(tc.name, tc.pass); got != tc.want {
+			t.Errorf("Passes(%q, %v) = %v, want %v", tc.name, tc.pass, got, tc.want)
+		}
+	}
+}
+
+func TestBuildEnvExplicit(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		environ  []string
+		explicit []map[string]string
+		want     map[string]string
+	}{
+		{
+			name:    "inherited only when allowed",
+			environ: []string{"PATH=/bin", "SECRET=x", "EMPTY=", "TZ=UTC"},
+			want:    map[string]string{"PATH": "/bin", "TZ": "UTC"},
+		},
+		{
+			name:     "explicit values pass whatever their names",
+			environ:  []string{"PATH=/bin"},
+			explicit: []map[string]string{{"KUBECONFIG": "/k"}},
+			want:     map[string]string{"PATH": "/bin", "KUBECONFIG": "/k"},
+		},
+		{
+			name:    "later maps win: runner, job, then trueline's own",
+			environ: []string{"TF_DATA_DIR=/elsewhere", "TF_CLI_CONFIG_FILE=/env.rc"},
+			explicit: []map[string]string{
+				{"A": "runner", "B": "runner"},
+				{"B": "job", "TF_DATA_DIR": "/job"},
+				{"TF_DATA_DIR": "/work/data", "TF_CLI_CONFIG_FILE": "/trueline.rc"},
+			},
+			want: map[string]string{"A": "runner", "B": "job", "TF_DATA_DIR": "/work/data", "TF_CLI_CONFIG_FILE": "/trueline.rc"},
+		},
+		{
+			name:     "no TRUELINE_ variable even when explicit",
+			explicit: []map[string]string{{"TRUELINE_X": "1", "X": "1"}},
+			want:     map[string]string{"X": "1"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := buildEnv(tc.environ, nil, tc.explicit...)
+			if len(got) != len(tc.want) {
+				t.Fatalf("got %v, want %v", got, tc.want)
+			}
+			for k, v := range tc.want {
+				if got[k] != v {
+					t.Errorf("%s = %q, want %q (all: %v)", k, got[k], v, got)
+				}
+			}
+		})
+	}
+}
