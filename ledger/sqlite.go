@@ -122,6 +122,15 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 		db.Close()
 		return nil, fmt.Errorf("ledger %s: %w", path, err)
 	}
+	// The ledger holds run logs and who approved what: this user's only,
+	// whatever mode an earlier version or a copy left. SQLite gives the -wal
+	// and -shm files the database file's mode when it creates them.
+	for _, f := range []string{path, path + "-wal", path + "-shm"} {
+		if err := os.Chmod(f, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
+			db.Close()
+			return nil, fmt.Errorf("ledger %s: %w", path, err)
+		}
+	}
 	return l, nil
 }
 
