@@ -135,12 +135,50 @@ func serveConfig(f serveFlags) (config.Config, error) {
 	if cfg.Binary != "terraform" && cfg.Binary != "tofu" {
 		return cfg, usageErr("--binary %q: use terraform or tofu", cfg.Binary)
 	}
+	if names := inheritedSecrets(cfg); len(names) > 0 {
+		return cfg, usageErr("terraform inherits %s, which holds a trueline secret: name a variable outside TF_*, AWS_*, GOOGLE_*, ARM_*, AZURE_*, SANDBOX_* and the system ones (e.g. GITHUB_TOKEN)", strings.Join(names, ", "))
+	}
 	abs, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
 		return cfg, err
 	}
 	cfg.DataDir = abs
 	return cfg, nil
+}
+
+// prepareDataDir creates the data directory 0700, and makes an existing one
+// 0700 too: it holds the ledger, checkouts, saved plans and local state.
+func prepareDataDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	return nil
+}
+
+// inheritedSecrets names the environment variables holding trueline's own
+// secrets (token_env, webhook_secret_env, webhook_url_env, --token-env,
+// --webhook-secret-env) that terraform would inherit under
+// runner.DefaultPassEnv, e.g. an AWS_ or TF_ name. Every other variable
+// stays out of terraform's environment.
+func inheritedSecrets(cfg config.Config) []string {
+	var names []string
+	check := func(s config.Secret) {
+		if n, ok := strings.CutPrefix(s.Source, "env "); ok && runner.Passes(n, nil) {
+			names = append(names, n)
+		}
+	}
+	for _, r := range cfg.Repositories {
+		check(r.Token)
+		check(r.WebhookSecret)
+	}
+	for _, n := range cfg.Notify {
+		check(n.WebhookURL)
+		check(n.Token)
+	}
+	return names
 }
 
 func repoNameOf(url string) string {
@@ -161,7 +199,7 @@ func runServe(cmd *cobra.Command, g *globalFlags, f serveFlags) error {
 		return err
 	}
 	ctx := cmd.Context()
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+	if err := prepareDataDir(cfg.DataDir); err != nil {
 		return err
 	}
 	led, err := ledger.OpenSQLite(ctx, filepath.Join(cfg.DataDir, "trueline.db"))
