@@ -156,6 +156,7 @@ type apiRun struct {
 	Trigger   string    `json:"trigger"`
 	Status    string    `json:"status"`
 	Verdict   string    `json:"verdict"`
+	Action    string    `json:"action"`
 	Error     string    `json:"error"`
 	RetryOf   int64     `json:"retry_of"`
 	StartedAt time.Time `json:"started_at"`
