@@ -86,8 +86,9 @@ func Classify(plan *tfjson.Plan, ignores []Ignore) Result {
 	}
 
 	drifted := map[string]*tfjson.ResourceChange{}
+	// A null entry (JSON terraform never writes, but a file can hold) is skipped, not a panic.
 	for _, d := range plan.ResourceDrift {
-		if d.Mode == tfjson.ManagedResourceMode && d.Change != nil {
+		if d != nil && d.Mode == tfjson.ManagedResourceMode && d.Change != nil {
 			drifted[d.Address] = d
 		}
 	}
@@ -96,7 +97,7 @@ func Classify(plan *tfjson.Plan, ignores []Ignore) Result {
 
 	for _, rc := range plan.ResourceChanges {
 		// Data sources are read, never drift; their reads are consequences.
-		if rc.Mode != tfjson.ManagedResourceMode || rc.Change == nil {
+		if rc == nil || rc.Mode != tfjson.ManagedResourceMode || rc.Change == nil {
 			continue
 		}
 		action := actionOf(rc.Change.Actions)
@@ -197,7 +198,7 @@ func Classify(plan *tfjson.Plan, ignores []Ignore) Result {
 	// Output changes are never drift: they follow whatever else changed.
 	for _, name := range sortedOutputs(plan.OutputChanges) {
 		oc := plan.OutputChanges[name]
-		if actionOf(oc.Actions) == "" {
+		if oc == nil || actionOf(oc.Actions) == "" {
 			continue
 		}
 		sensitive := anyTrue(oc.BeforeSensitive) || anyTrue(oc.AfterSensitive)
