@@ -11,10 +11,10 @@ import (
 	"github.com/trueline/trueline/drift"
 )
 
-// FuzzClassify feeds plan JSON to Classify, as trueline reads `show -json`.
-// It must not panic, and every value a finding shows must be masked or come
-// from the plan: Classify never invents a value, and never shows one the
-// plan marks sensitive.
+// FuzzClassify feeds plan JSON to Classify (and HashPlan), as trueline
+// reads `show -json`. It must not panic, and every value a finding shows
+// must be masked or come from the plan: Classify never invents a value, and
+// never shows one the plan marks sensitive.
 func FuzzClassify(f *testing.F) {
 	fixtures, err := filepath.Glob("testdata/*.json")
 	if err != nil || len(fixtures) == 0 {
@@ -62,6 +62,10 @@ func FuzzClassify(f *testing.F) {
 		in := map[string]bool{}
 		collect(doc, in)
 		secrets := drift.SecretsOf(&plan)
+		// Approvals bind to this hash: it must not panic, and must not vary.
+		if a, b := drift.HashPlan(&plan), drift.HashPlan(&plan); a.Plan != b.Plan {
+			t.Errorf("the same plan hashes to %s and %s", a.Plan, b.Plan)
+		}
 
 		for _, ig := range [][]drift.Ignore{nil, ignores} {
 			res := drift.Classify(&plan, ig)
