@@ -6,7 +6,7 @@ TOOLS     := $(CURDIR)/.tools
 BIN       := $(TOOLS)/bin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: all build tools test test-short lint fmt demo bench testdata clean
+.PHONY: all build tools test test-short lint fmt fuzz demo bench testdata clean
 
 all: build
 
@@ -28,6 +28,11 @@ lint: tools
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
+
+# Every fuzz target for FUZZTIME each; prints executions and new inputs per target.
+FUZZTIME ?= 30s
+fuzz:
+	@FUZZTIME=$(FUZZTIME) GO=$(GO) scripts/fuzz.sh
 
 demo: tools build
 	@scripts/demo.sh
