@@ -82,6 +82,10 @@ func (r *objectResource) Create(ctx context.Context, req resource.CreateRequest,
 		resp.Diagnostics.AddError("Invalid plan", err.Error())
 		return
 	}
+	if err := slowWrite(ctx); err != nil {
+		resp.Diagnostics.AddError("Create interrupted", err.Error())
+		return
+	}
 	id := r.kind.id(obj)
 	obj["id"] = id
 	if _, err := r.store.Get(r.typeName(), id); err == nil {
@@ -134,6 +138,10 @@ func (r *objectResource) Update(ctx context.Context, req resource.UpdateRequest,
 		resp.Diagnostics.AddError("Invalid state", err.Error())
 		return
 	}
+	if err := slowWrite(ctx); err != nil {
+		resp.Diagnostics.AddError("Update interrupted", err.Error())
+		return
+	}
 	id, _ := prior["id"].(string)
 	obj["id"] = id
 	if _, err := r.store.Get(r.typeName(), id); err != nil {
@@ -153,6 +161,10 @@ func (r *objectResource) Delete(ctx context.Context, req resource.DeleteRequest,
 	cur, err := objectOf(req.State.Raw)
 	if err != nil {
 		resp.Diagnostics.AddError("Invalid state", err.Error())
+		return
+	}
+	if err := slowWrite(ctx); err != nil {
+		resp.Diagnostics.AddError("Delete interrupted", err.Error())
 		return
 	}
 	id, _ := cur["id"].(string)
@@ -209,8 +221,16 @@ func isUnknown(v any) bool { _, ok := v.(unknown); return ok }
 // be in progress.
 const DelayEnv = "SANDBOX_READ_DELAY"
 
-func slowCloud(ctx context.Context) error {
-	d, err := time.ParseDuration(os.Getenv(DelayEnv))
+// WriteDelayEnv names the environment variable that slows every create,
+// update and delete down: an apply in progress, for tests that stop one.
+const WriteDelayEnv = "SANDBOX_WRITE_DELAY"
+
+func slowCloud(ctx context.Context) error { return delay(ctx, DelayEnv) }
+
+func slowWrite(ctx context.Context) error { return delay(ctx, WriteDelayEnv) }
+
+func delay(ctx context.Context, env string) error {
+	d, err := time.ParseDuration(os.Getenv(env))
 	if err != nil || d <= 0 {
 		return nil
 	}

@@ -157,6 +157,7 @@ type apiRun struct {
 	Status    string    `json:"status"`
 	Verdict   string    `json:"verdict"`
 	Action    string    `json:"action"`
+	Reason    string    `json:"action_reason"`
 	Error     string    `json:"error"`
 	RetryOf   int64     `json:"retry_of"`
 	StartedAt time.Time `json:"started_at"`
@@ -451,3 +452,4 @@ func TestServeSurvivesKillAndStopsCleanly(t *testing.T) {
 		return len(runs) == 4 && runs[0].RetryOf == runs[1].ID && runs[0].Status == "finished" && runs[1].Status == "interrupted"
 	})
 }
+
