@@ -452,4 +452,3 @@ func TestServeSurvivesKillAndStopsCleanly(t *testing.T) {
 		return len(runs) == 4 && runs[0].RetryOf == runs[1].ID && runs[0].Status == "finished" && runs[1].Status == "interrupted"
 	})
 }
-
