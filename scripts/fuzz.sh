@@ -6,8 +6,10 @@
 #   FUZZTIME          time per target (default 30s)
 #   FUZZPARALLEL      fuzzing workers per target (default 1: the targets run
 #                     one after another on machines shared with builds)
-#   FUZZMINIMIZETIME  time spent minimizing each new interesting input
-#                     (default 2s; go's 60s would eat a short run whole)
+#   FUZZMINIMIZETIME  how long to minimize each new interesting input or
+#                     crash (default 100x, a hundred calls: go's default of
+#                     60s, or even 2s per input of a 10 kB plan, eats a short
+#                     run whole)
 #
 # A crash fails the run after all targets ran; go test writes the input to
 # <package>/testdata/fuzz/<target>/, where it stays as a regression seed.
@@ -16,7 +18,7 @@ cd "$(dirname "$0")/.."
 
 FUZZTIME=${FUZZTIME:-30s}
 FUZZPARALLEL=${FUZZPARALLEL:-1}
-FUZZMINIMIZETIME=${FUZZMINIMIZETIME:-2s}
+FUZZMINIMIZETIME=${FUZZMINIMIZETIME:-100x}
 GO=${GO:-go}
 
 # Every target in tracked or new (not ignored) test files: "./pkg FuzzName".
