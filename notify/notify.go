@@ -17,6 +17,7 @@ import (
 
 	"github.com/slack-go/slack"
 	"github.com/trueline/trueline/drift"
+	"github.com/trueline/trueline/internal/redact"
 )
 
 // Kind of event.
@@ -67,7 +68,9 @@ type Slack struct {
 	Channel    string
 	APIURL     string // default https://slack.com/api/
 	HTTP       *http.Client
-	Threads    Threads // with a token: one thread per incident
+	// Timeout bounds each request to Slack when HTTP is nil; default 30s.
+	Timeout time.Duration
+	Threads Threads // with a token: one thread per incident
 	// Secrets are scrubbed from every text sent.
 	Secrets     []string
 	MaxAttempts int                                              // default 5
@@ -126,7 +129,7 @@ func (s *Slack) retry(ctx context.Context, what string, fn func() error) error {
 			return fmt.Errorf("slack %s %s: giving up after %d attempts: %w", s.Name, what, i, err)
 		}
 		if s.Logger != nil {
-			s.Logger.Warn("slack: retrying", "target", s.Name, "what", what, "wait", wait, "error", err)
+			s.Logger.Warn("slack: retrying", "target", s.Name, "what", what, "wait", wait, "error", s.redact(err))
 		}
 		if err := s.sleep(ctx, wait); err != nil {
 			return err
@@ -134,8 +137,25 @@ func (s *Slack) retry(ctx context.Context, what string, fn func() error) error {
 	}
 }
 
-// Send delivers one event.
+// Send delivers one event. Its errors name no secret: slack-go's quote the
+// request URL, and a webhook URL is itself the credential.
 func (s *Slack) Send(ctx context.Context, e Event) error {
+	return s.redact(s.send(ctx, e))
+}
+
+// redact removes the webhook URL, the token and Secrets from an error.
+func (s *Slack) redact(err error) error {
+	if err == nil {
+		return nil
+	}
+	values := append([]string{s.Token}, s.Secrets...)
+	if s.WebhookURL != "" {
+		values = append(values, redact.URL(s.WebhookURL)...)
+	}
+	return redact.Error(err, drift.SecretsFrom(values...))
+}
+
+func (s *Slack) send(ctx context.Context, e Event) error {
 	text, blocks := s.message(e)
 	if s.WebhookURL != "" {
 		msg := &slack.WebhookMessage{Text: text, Blocks: &slack.Blocks{BlockSet: blocks}}
@@ -202,7 +222,11 @@ func (s *Slack) client() *http.Client {
 	if s.HTTP != nil {
 		return s.HTTP
 	}
-	return &http.Client{Timeout: 30 * time.Second}
+	timeout := s.Timeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	return &http.Client{Timeout: timeout}
 }
 
 var titles = map[Kind]string{
