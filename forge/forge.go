@@ -7,9 +7,17 @@ package forge
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
+	"time"
+
+	"github.com/trueline/trueline/drift"
+	"github.com/trueline/trueline/internal/redact"
 )
+
+// DefaultTimeout bounds each call to a forge when Options.Timeout is zero.
+const DefaultTimeout = 30 * time.Second
 
 // PR is a pull (or merge) request.
 type PR struct {
@@ -42,23 +50,79 @@ type Options struct {
 	URL    string // the repository's Git URL: https://host/owner/name(.git)
 	APIURL string // the API base, when it is not derived from URL
 	Token  string
+	// Timeout bounds each call (FindOpen, Create, Update, Close), every
+	// request and retry in it included; zero means DefaultTimeout.
+	Timeout time.Duration
 }
 
-// New returns the driver for a repository.
+// New returns the driver for a repository. Every call it makes has a
+// deadline, and no error it returns names the token.
 func New(o Options) (Forge, error) {
 	host, owner, name, err := splitURL(o.URL)
 	if err != nil {
 		return nil, err
 	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	// The SDKs take an http.Client: its Timeout bounds each request, the
+	// context deadline below each call with its pages and retries.
+	hc := &http.Client{Timeout: o.Timeout}
+	var f Forge
 	switch o.Kind {
 	case "github":
-		return newGitHub(o, host, owner, name)
+		f, err = newGitHub(o, host, owner, name, hc)
 	case "gitlab":
-		return newGitLab(o, host, owner, name)
+		f, err = newGitLab(o, host, owner, name, hc)
 	case "gitea":
-		return newGitea(o, host, owner, name)
+		f, err = newGitea(o, host, owner, name, hc)
+	default:
+		return nil, fmt.Errorf("forge %q has no pull requests: use github, gitlab or gitea", o.Kind)
 	}
-	return nil, fmt.Errorf("forge %q has no pull requests: use github, gitlab or gitea", o.Kind)
+	if err != nil {
+		return nil, err
+	}
+	secrets := []string{o.Token}
+	if u, err := url.Parse(o.URL); err == nil {
+		if pw, ok := u.User.Password(); ok {
+			secrets = append(secrets, pw)
+		}
+	}
+	return &bounded{f: f, timeout: o.Timeout, secrets: drift.SecretsFrom(secrets...)}, nil
+}
+
+// bounded gives every call of a driver a deadline and redacts its errors:
+// SDK errors quote request URLs and what the server answered.
+type bounded struct {
+	f       Forge
+	timeout time.Duration
+	secrets drift.Secrets
+}
+
+func (b *bounded) FindOpen(ctx context.Context, head string) (*PR, error) {
+	ctx, cancel := context.WithTimeout(ctx, b.timeout)
+	defer cancel()
+	pr, err := b.f.FindOpen(ctx, head)
+	return pr, redact.Error(err, b.secrets)
+}
+
+func (b *bounded) Create(ctx context.Context, pr NewPR) (*PR, error) {
+	ctx, cancel := context.WithTimeout(ctx, b.timeout)
+	defer cancel()
+	p, err := b.f.Create(ctx, pr)
+	return p, redact.Error(err, b.secrets)
+}
+
+func (b *bounded) Update(ctx context.Context, number int64, title, body string) error {
+	ctx, cancel := context.WithTimeout(ctx, b.timeout)
+	defer cancel()
+	return redact.Error(b.f.Update(ctx, number, title, body), b.secrets)
+}
+
+func (b *bounded) Close(ctx context.Context, number int64, comment string) error {
+	ctx, cancel := context.WithTimeout(ctx, b.timeout)
+	defer cancel()
+	return redact.Error(b.f.Close(ctx, number, comment), b.secrets)
 }
 
 // splitURL takes https://host[:port]/owner/name(.git) apart. GitLab groups

@@ -3,6 +3,7 @@ package forge
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"sync"
 
 	"code.gitea.io/sdk/gitea"
@@ -14,13 +15,13 @@ type giteaForge struct {
 	owner, name string
 }
 
-func newGitea(o Options, host, owner, name string) (Forge, error) {
+func newGitea(o Options, host, owner, name string, hc *http.Client) (Forge, error) {
 	api := o.APIURL
 	if api == "" {
 		api = host
 	}
 	// No version probe at construction: the first call reaches the server.
-	c, err := gitea.NewClient(api, gitea.SetToken(o.Token), gitea.SetGiteaVersion(""))
+	c, err := gitea.NewClient(api, gitea.SetToken(o.Token), gitea.SetGiteaVersion(""), gitea.SetHTTPClient(hc))
 	if err != nil {
 		return nil, fmt.Errorf("gitea %s: %w", api, err)
 	}

@@ -3,6 +3,7 @@ package forge
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
 
 	"github.com/google/go-github/v75/github"
@@ -13,8 +14,8 @@ type gitHub struct {
 	owner, name string
 }
 
-func newGitHub(o Options, host, owner, name string) (Forge, error) {
-	c := github.NewClient(nil).WithAuthToken(o.Token)
+func newGitHub(o Options, host, owner, name string, hc *http.Client) (Forge, error) {
+	c := github.NewClient(hc).WithAuthToken(o.Token)
 	api := o.APIURL
 	if api == "" && !strings.HasSuffix(host, "://github.com") {
 		api = host + "/api/v3/" // GitHub Enterprise Server

@@ -3,6 +3,7 @@ package forge
 import (
 	"context"
 	"fmt"
+	"net/http"
 
 	gitlab "gitlab.com/gitlab-org/api/client-go"
 )
@@ -12,12 +13,12 @@ type gitLab struct {
 	project string // owner/name, the API takes it URL-encoded
 }
 
-func newGitLab(o Options, host, owner, name string) (Forge, error) {
+func newGitLab(o Options, host, owner, name string, hc *http.Client) (Forge, error) {
 	api := o.APIURL
 	if api == "" {
 		api = host + "/api/v4"
 	}
-	c, err := gitlab.NewClient(o.Token, gitlab.WithBaseURL(api))
+	c, err := gitlab.NewClient(o.Token, gitlab.WithBaseURL(api), gitlab.WithHTTPClient(hc))
 	if err != nil {
 		return nil, fmt.Errorf("gitlab API URL %q: %w", api, err)
 	}

@@ -1,0 +1,89 @@
+package forge
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A forge that never answers costs one timeout per call, not forever (nor
+// GitLab's retries times the timeout).
+func TestCallsHaveDeadlines(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body) // then the server notices the client leave
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	defer srv.Close()
+	defer close(release)
+	const bound = 200 * time.Millisecond
+	for _, kind := range []string{"github", "gitlab", "gitea"} {
+		for _, call := range []struct {
+			name string
+			do   func(Forge) error
+		}{
+			{"find", func(f Forge) error { _, err := f.FindOpen(context.Background(), "trueline/x/default"); return err }},
+			{"create", func(f Forge) error {
+				_, err := f.Create(context.Background(), NewPR{Title: "t", Body: "b", Head: "h", Base: "main"})
+				return err
+			}},
+			{"update", func(f Forge) error { return f.Update(context.Background(), 1, "t", "b") }},
+			{"close", func(f Forge) error { return f.Close(context.Background(), 1, "c") }},
+		} {
+			t.Run(kind+"/"+call.name, func(t *testing.T) {
+				f, err := New(Options{Kind: kind, URL: "https://forge.example/acme/infra.git", APIURL: srv.URL + "/api/", Token: "tok-SECRET", Timeout: bound})
+				if err != nil {
+					t.Fatal(err)
+				}
+				start := time.Now()
+				err = call.do(f)
+				took := time.Since(start)
+				if !errors.Is(err, context.DeadlineExceeded) {
+					t.Errorf("err = %v, want a deadline", err)
+				}
+				if took > 10*bound {
+					t.Errorf("took %v with a %v timeout", took, bound)
+				}
+			})
+		}
+	}
+}
+
+// Errors name no token, even when the server echoes it back.
+func TestErrorsNameNoToken(t *testing.T) {
+	const token = "tok-SECRET-0123456789"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		io.WriteString(w, `{"message":"bad credentials: `+token+`","error":"token `+token+` revoked"}`)
+	}))
+	defer srv.Close()
+	for _, kind := range []string{"github", "gitlab", "gitea"} {
+		t.Run(kind, func(t *testing.T) {
+			f, err := New(Options{Kind: kind, URL: "https://git:" + token + "@forge.example/acme/infra.git", APIURL: srv.URL + "/api/", Token: token})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, err := range []error{
+				func() error { _, err := f.FindOpen(context.Background(), "trueline/x/default"); return err }(),
+				f.Update(context.Background(), 1, "t", "b"),
+				f.Close(context.Background(), 1, "c"),
+			} {
+				if err == nil {
+					t.Fatal("a 401 succeeded")
+				}
+				if strings.Contains(err.Error(), token) {
+					t.Errorf("error names the token: %v", err)
+				}
+			}
+		})
+	}
+}
