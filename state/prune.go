@@ -67,7 +67,9 @@ func (w *s3Writer) Prune(ctx context.Context, before time.Time, keep int) (int, 
 	var names []string
 	p := s3.NewListObjectsV2Paginator(w.client, &s3.ListObjectsV2Input{Bucket: aws.String(w.bucket), Prefix: aws.String(prefix)})
 	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
+		pctx, cancel := w.bound(ctx)
+		page, err := p.NextPage(pctx)
+		cancel()
 		if err != nil {
 			return 0, fmt.Errorf("list s3://%s/%s: %w", w.bucket, prefix, explain(err))
 		}
@@ -85,8 +87,10 @@ func (w *s3Writer) Prune(ctx context.Context, before time.Time, keep int) (int, 
 		for _, name := range batch {
 			ids = append(ids, types.ObjectIdentifier{Key: aws.String(prefix + name)})
 		}
-		out, err := w.client.DeleteObjects(ctx, &s3.DeleteObjectsInput{Bucket: aws.String(w.bucket),
+		dctx, cancel := w.bound(ctx)
+		out, err := w.client.DeleteObjects(dctx, &s3.DeleteObjectsInput{Bucket: aws.String(w.bucket),
 			Delete: &types.Delete{Objects: ids, Quiet: aws.Bool(true)}})
+		cancel()
 		if err != nil {
 			return n, fmt.Errorf("delete records under s3://%s/%s: %w", w.bucket, prefix, explain(err))
 		}

@@ -9,8 +9,10 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -18,14 +20,25 @@ import (
 	"github.com/aws/smithy-go"
 )
 
+// s3Timeout bounds each S3 call, its retries included, and each HTTP
+// request in it: a bucket that stops answering must not hold a run's
+// record, or the retention sweep, forever.
+const s3Timeout = 30 * time.Second
+
 // s3Writer writes records beside a state object, with the backend's
 // region, endpoint, path style, profile, credentials and encryption.
 type s3Writer struct {
-	client *s3.Client
-	bucket string
-	prefix string // <state key>.trueline/
-	sse    types.ServerSideEncryption
-	kmsKey string
+	client  *s3.Client
+	bucket  string
+	prefix  string // <state key>.trueline/
+	sse     types.ServerSideEncryption
+	kmsKey  string
+	timeout time.Duration // of each call
+}
+
+// bound gives one S3 call its deadline.
+func (w *s3Writer) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, w.timeout)
 }
 
 func newS3(ctx context.Context, b Backend, workspace string) (*s3Writer, error) {
@@ -49,7 +62,8 @@ func newS3(ctx context.Context, b Backend, workspace string) (*s3Writer, error) 
 	if region == "" {
 		region = "us-east-1"
 	}
-	opts = append(opts, awsconfig.WithRegion(region))
+	opts = append(opts, awsconfig.WithRegion(region),
+		awsconfig.WithHTTPClient(awshttp.NewBuildableClient().WithTimeout(s3Timeout)))
 	if p := b.String("profile"); p != "" {
 		opts = append(opts, awsconfig.WithSharedConfigProfile(p))
 	}
@@ -73,7 +87,7 @@ func newS3(ctx context.Context, b Backend, workspace string) (*s3Writer, error) 
 		}
 		o.UsePathStyle = pathStyle
 	})
-	w := &s3Writer{client: client, bucket: bucket, prefix: key + ".trueline/"}
+	w := &s3Writer{client: client, bucket: bucket, prefix: key + ".trueline/", timeout: s3Timeout}
 	if b.Bool("encrypt") {
 		w.sse = types.ServerSideEncryptionAes256
 	}
@@ -99,8 +113,23 @@ func (w *s3Writer) put(ctx context.Context, key string, body []byte, cond func(*
 	if cond != nil {
 		cond(in)
 	}
+	ctx, cancel := w.bound(ctx)
+	defer cancel()
 	_, err := w.client.PutObject(ctx, in)
 	return err
+}
+
+// get reads a whole object and its ETag.
+func (w *s3Writer) get(ctx context.Context, key string) ([]byte, *string, error) {
+	ctx, cancel := w.bound(ctx)
+	defer cancel()
+	got, err := w.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(w.bucket), Key: aws.String(key)})
+	if err != nil {
+		return nil, nil, err
+	}
+	defer got.Body.Close()
+	b, err := io.ReadAll(got.Body)
+	return b, got.ETag, err
 }
 
 func (w *s3Writer) Write(ctx context.Context, rec Record) error {
@@ -117,16 +146,12 @@ func (w *s3Writer) Write(ctx context.Context, rec Record) error {
 	// newer record with an older one.
 	latest := w.prefix + "latest.json"
 	for attempt := 0; attempt < 3; attempt++ {
-		var etag *string
-		got, err := w.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(w.bucket), Key: aws.String(latest)})
+		cur, etag, err := w.get(ctx, latest)
 		if err == nil {
-			cur, _ := io.ReadAll(got.Body)
-			got.Body.Close()
 			var old Record
 			if json.Unmarshal(cur, &old) == nil && !newer(rec, old) {
 				return nil
 			}
-			etag = got.ETag
 		} else if !isNotFound(err) {
 			return fmt.Errorf("read s3://%s/%s: %w", w.bucket, latest, explain(err))
 		}
