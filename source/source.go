@@ -29,12 +29,19 @@ import (
 	"github.com/go-git/go-git/v5/storage/memory"
 )
 
+// DefaultTimeout bounds a clone, fetch or push when Repo.Timeout is zero.
+const DefaultTimeout = 5 * time.Minute
+
 // Repo is one Git repository of stacks.
 type Repo struct {
 	Name   string
 	URL    string
 	Branch string
 	Auth   transport.AuthMethod // nil for local paths, file:// and public remotes
+	// Timeout bounds each clone, fetch and push: a remote that stops
+	// answering must not hold the repository's lock forever. Zero means
+	// DefaultTimeout.
+	Timeout time.Duration
 
 	dir string
 	mu  sync.Mutex
@@ -57,6 +64,8 @@ func Open(ctx context.Context, r *Repo, cacheDir string) error {
 	os.RemoveAll(r.dir) // a half-made clone from a crash
 	tmp := r.dir + ".tmp"
 	os.RemoveAll(tmp)
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
 	g, err := git.PlainCloneContext(ctx, tmp, true, &git.CloneOptions{
 		URL:           r.URL,
 		Auth:          r.Auth,
@@ -81,6 +90,8 @@ func (r *Repo) Fetch(ctx context.Context) (plumbing.Hash, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	ref := plumbing.NewBranchReferenceName(r.Branch)
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
 	err := r.git.FetchContext(ctx, &git.FetchOptions{
 		RemoteName: "origin",
 		RefSpecs:   []gitconfig.RefSpec{gitconfig.RefSpec(fmt.Sprintf("+%s:%s", ref, ref))},
@@ -92,6 +103,15 @@ func (r *Repo) Fetch(ctx context.Context) (plumbing.Hash, error) {
 		return plumbing.ZeroHash, fmt.Errorf("fetch %s: %w", r.Name, err)
 	}
 	return r.headLocked()
+}
+
+// bound gives one clone, fetch or push its deadline.
+func (r *Repo) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	timeout := r.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	return context.WithTimeout(ctx, timeout)
 }
 
 // Head returns the branch head as last fetched.
@@ -391,7 +411,9 @@ func (r *Repo) PushBranch(ctx context.Context, base plumbing.Hash, branch string
 	if _, err := g.CreateRemote(&gitconfig.RemoteConfig{Name: "upstream", URLs: []string{r.URL}}); err != nil {
 		return plumbing.ZeroHash, err
 	}
-	err = g.PushContext(ctx, &git.PushOptions{RemoteName: "upstream", Auth: r.Auth, Force: true,
+	pctx, cancel := r.bound(ctx)
+	defer cancel()
+	err = g.PushContext(pctx, &git.PushOptions{RemoteName: "upstream", Auth: r.Auth, Force: true,
 		RefSpecs: []gitconfig.RefSpec{gitconfig.RefSpec(fmt.Sprintf("+%s:%s", ref, ref))}})
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
 		return plumbing.ZeroHash, fmt.Errorf("%s: push %s to %s: %w", r.Name, branch, RedactURL(r.URL), err)
