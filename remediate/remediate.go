@@ -11,6 +11,7 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
@@ -42,6 +43,9 @@ type Input struct {
 	// PlanHash identifies the plan the pull request proposes; merging
 	// approves exactly that plan (drift.HashPlan).
 	PlanHash string
+	// MaxBody is the forge's limit on a body, in characters
+	// (forge.MaxBody); zero means DefaultMaxBody.
+	MaxBody int
 }
 
 // PlanExcerpt cuts the human-readable plan out of a run log: from the line
@@ -98,8 +102,106 @@ func Title(in Input) string {
 	return fmt.Sprintf("trueline: revert drift in %s (%s)", in.Stack, in.Workspace)
 }
 
-// Body of the pull request, in Markdown.
+// DefaultMaxBody is the longest body Body writes when Input.MaxBody is
+// zero, in characters: GitHub's limit for a pull request body, which Gitea
+// is given too. GitLab takes 1,000,000 (forge.MaxBody).
+const DefaultMaxBody = 65536
+
+// Body of the pull request, in Markdown, at most Input.MaxBody characters.
+// When the whole would be longer, the JSON of the planned changes goes
+// first, then the attribute table, the notes and the plan excerpt fold: each
+// cut says how much is left out and links to the run page (Input.RunURL).
 func Body(in Input) string {
+	limit := in.MaxBody
+	if limit <= 0 {
+		limit = DefaultMaxBody
+	}
+	if b := bodyParts(in, 0).render(); utf8.RuneCountInString(b) <= limit {
+		return b
+	}
+	// Fold. What is always there: the header, the footer, each section's
+	// frame and its "more on the run page" line. Long values are cut.
+	p := bodyParts(in, 200)
+	p.json = ""
+	budget := limit - utf8.RuneCountInString(p.head) - utf8.RuneCountInString(p.foot) - 1024
+	// The table gets what the notes (up to an eighth) and the plan excerpt
+	// (up to a quarter) leave: it is the point of the pull request.
+	excerptWant := min(utf8.RuneCountInString(p.excerpt)+100, budget/4)
+	notesWant := min(utf8.RuneCountInString(strings.Join(p.notes, "")), budget/8)
+	rows, used := fit(p.rows, budget-excerptWant-notesWant, 500)
+	budget -= used
+	if n := len(p.rows) - len(rows); n > 0 {
+		rows = append(rows, fmt.Sprintf("| … | %d more rows: %s | | | |\n", n, seeRun(in)))
+	}
+	p.rows = rows
+	notes, used := fit(p.notes, budget-excerptWant, 500)
+	budget -= used
+	if n := len(p.notes) - len(notes); n > 0 {
+		notes = append(notes, fmt.Sprintf("- … %d more: %s\n", n, seeRun(in)))
+	}
+	p.notes = notes
+	if max := budget - 100; utf8.RuneCountInString(p.excerpt) > max {
+		lines, _ := fit(strings.SplitAfter(p.excerpt, "\n"), max, 2000)
+		p.excerpt = strings.Join(lines, "") + "... (cut: the whole plan is in the run's log)"
+	}
+	p.jsonNote = "The planned changes in JSON are left out here: " + seeRun(in) + ".\n\n"
+	b := p.render()
+	if utf8.RuneCountInString(b) > limit {
+		// Only a header or footer of absurd length gets here.
+		b = string([]rune(b)[:limit-20]) + "\n\n… (cut)\n"
+	}
+	return b
+}
+
+// fit takes items from the front while their total stays within budget
+// characters, cutting any single item longer than maxItem. It returns the
+// items taken and the characters they use.
+func fit(items []string, budget, maxItem int) ([]string, int) {
+	var out []string
+	used := 0
+	for _, it := range items {
+		if r := []rune(it); len(r) > maxItem {
+			nl := strings.HasSuffix(it, "\n")
+			it = string(r[:maxItem]) + "…"
+			if nl {
+				it += "\n"
+			}
+		}
+		n := utf8.RuneCountInString(it)
+		if used+n > budget {
+			break
+		}
+		out = append(out, it)
+		used += n
+	}
+	return out, used
+}
+
+func seeRun(in Input) string {
+	switch {
+	case in.RunURL != "":
+		return fmt.Sprintf("see [run %d](%s)", in.RunID, in.RunURL)
+	case in.RunID != 0:
+		return fmt.Sprintf("see run %d in trueline", in.RunID)
+	}
+	return "see the run in trueline"
+}
+
+// parts are the sections of a body, each rendered.
+type parts struct {
+	head     string
+	rows     []string // table rows
+	notes    []string // list items
+	excerpt  string   // the plan, as terraform printed it
+	json     string   // the planned changes
+	jsonNote string   // instead of json, when it was left out
+	foot     string
+}
+
+// bodyParts renders the sections; table cells are cut at cellMax
+// characters (0: no cut).
+func bodyParts(in Input, cellMax int) parts {
+	var p parts
 	var b strings.Builder
 	commit := in.Commit
 	if len(commit) > 12 {
@@ -112,40 +214,30 @@ func Body(in Input) string {
 		b.WriteString("Merging this pull request **approves reverting the drift**: trueline then plans again and applies Git's configuration, " +
 			"if the planned changes still match the ones below. Otherwise it updates this pull request and says why.\n\n")
 	}
-	b.WriteString("| resource | action | attribute | Git | live |\n| --- | --- | --- | --- | --- |\n")
-	rows := 0
+	p.head = b.String()
 	for _, l := range []struct {
 		kind string
 		fs   []drift.Finding
 	}{{"drift", in.Result.Drift}, {"pending", in.Result.Pending}} {
 		for _, f := range l.fs {
 			if len(f.Attributes) == 0 {
-				fmt.Fprintf(&b, "| `%s` | %s (%s) | | | |\n", f.Address, f.Action, l.kind)
-				rows++
+				p.rows = append(p.rows, fmt.Sprintf("| `%s` | %s (%s) | | | |\n", f.Address, f.Action, l.kind))
 			}
 			for _, a := range f.Attributes {
-				fmt.Fprintf(&b, "| `%s` | %s (%s) | `%s` | %s | %s |\n", f.Address, f.Action, l.kind, a.Path, cell(a.Git), cell(a.Live))
-				rows++
+				p.rows = append(p.rows, fmt.Sprintf("| `%s` | %s (%s) | `%s` | %s | %s |\n", f.Address, f.Action, l.kind, a.Path, cell(a.Git, cellMax), cell(a.Live, cellMax)))
 			}
 		}
 	}
-	if rows == 0 {
-		b.WriteString("| | | | | |\n")
+	for _, n := range in.Notes {
+		p.notes = append(p.notes, fmt.Sprintf("- %s\n", n))
 	}
-	if len(in.Notes) > 0 {
-		b.WriteString("\n**Not changed in code**\n\n")
-		for _, n := range in.Notes {
-			fmt.Fprintf(&b, "- %s\n", n)
-		}
-	}
+	p.excerpt = PlanExcerpt(in.PlanLog, 20000)
 	plan, _ := json.MarshalIndent(struct {
 		Drift   []drift.Finding `json:"drift"`
 		Pending []drift.Finding `json:"pending"`
 	}{in.Result.Drift, in.Result.Pending}, "", "  ")
-	if excerpt := PlanExcerpt(in.PlanLog, 20000); excerpt != "" {
-		fmt.Fprintf(&b, "\n<details><summary>Plan</summary>\n\n```\n%s\n```\n</details>\n", strings.ReplaceAll(excerpt, "```", "'''"))
-	}
-	fmt.Fprintf(&b, "\n<details><summary>Planned changes (JSON)</summary>\n\n```json\n%s\n```\n</details>\n\n", plan)
+	p.json = string(plan)
+	b.Reset()
 	if in.RunURL != "" {
 		fmt.Fprintf(&b, "Run [%d](%s). ", in.RunID, in.RunURL)
 	} else if in.RunID != 0 {
@@ -156,11 +248,45 @@ func Body(in Input) string {
 		// For people comparing plans; approval itself is read from trueline's ledger, never from here.
 		fmt.Fprintf(&b, "<!-- trueline:plan %s -->\n", in.PlanHash)
 	}
+	p.foot = b.String()
+	return p
+}
+
+func (p parts) render() string {
+	var b strings.Builder
+	b.WriteString(p.head)
+	b.WriteString("| resource | action | attribute | Git | live |\n| --- | --- | --- | --- | --- |\n")
+	for _, r := range p.rows {
+		b.WriteString(r)
+	}
+	if len(p.rows) == 0 {
+		b.WriteString("| | | | | |\n")
+	}
+	if len(p.notes) > 0 {
+		b.WriteString("\n**Not changed in code**\n\n")
+		for _, n := range p.notes {
+			b.WriteString(n)
+		}
+	}
+	if p.excerpt != "" {
+		fmt.Fprintf(&b, "\n<details><summary>Plan</summary>\n\n```\n%s\n```\n</details>\n", strings.ReplaceAll(p.excerpt, "```", "'''"))
+	}
+	if p.json != "" {
+		fmt.Fprintf(&b, "\n<details><summary>Planned changes (JSON)</summary>\n\n```json\n%s\n```\n</details>\n\n", p.json)
+	} else {
+		b.WriteString("\n" + p.jsonNote)
+	}
+	b.WriteString(p.foot)
 	return b.String()
 }
 
-func cell(v any) string {
-	return "`" + strings.ReplaceAll(drift.FormatValue(v), "|", "\\|") + "`"
+// cell formats a value for the table, cut at max characters (0: no cut).
+func cell(v any, max int) string {
+	s := drift.FormatValue(v)
+	if r := []rune(s); max > 0 && len(r) > max {
+		s = string(r[:max]) + "…"
+	}
+	return "`" + strings.ReplaceAll(s, "|", "\\|") + "`"
 }
 
 // Record is the file a revert pull request commits.
