@@ -2,6 +2,7 @@ package forge
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // A forge that never answers costs one timeout per call, not forever (nor
@@ -82,6 +84,71 @@ func TestErrorsNameNoToken(t *testing.T) {
 				}
 				if strings.Contains(err.Error(), token) {
 					t.Errorf("error names the token: %v", err)
+				}
+			}
+		})
+	}
+}
+
+func TestFitBody(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		body string
+		max  int
+		cut  bool
+	}{
+		{"short", "hello", 65536, false},
+		{"exactly the limit", strings.Repeat("a", 65536), 65536, false},
+		{"one over", strings.Repeat("a", 65537), 65536, true},
+		{"multibyte, counted in characters", strings.Repeat("ü", 65536), 65536, false},
+		{"multibyte, over", strings.Repeat("ü", 70000), 65536, true},
+		{"gitlab", strings.Repeat("b", 1000001), 1000000, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := fitBody(tc.body, tc.max)
+			if n := utf8.RuneCountInString(got); n > tc.max {
+				t.Errorf("%d characters, limit %d", n, tc.max)
+			}
+			if !utf8.ValidString(got) {
+				t.Error("cut inside a character")
+			}
+			if cut := got != tc.body; cut != tc.cut || cut && !strings.Contains(got, "cut at the forge's limit") {
+				t.Errorf("cut = %v, want %v", cut, tc.cut)
+			}
+		})
+	}
+}
+
+// What reaches each forge fits its limit.
+func TestBodiesFitEachForge(t *testing.T) {
+	for _, kind := range []string{"github", "gitlab", "gitea"} {
+		t.Run(kind, func(t *testing.T) {
+			var got []int
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				var body struct{ Body, Description string }
+				json.NewDecoder(r.Body).Decode(&body)
+				got = append(got, utf8.RuneCountInString(body.Body+body.Description))
+				w.Header().Set("Content-Type", "application/json")
+				io.WriteString(w, `{"number":1,"iid":1,"index":1}`)
+			}))
+			defer srv.Close()
+			f, err := New(Options{Kind: kind, URL: "https://forge.example/acme/infra.git", APIURL: srv.URL + "/api/", Token: "t0ken"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			huge := strings.Repeat("ü", 1200000)
+			if _, err := f.Create(context.Background(), NewPR{Title: "t", Body: huge, Head: "h", Base: "main"}); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.Update(context.Background(), 1, "t", huge); err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 2 {
+				t.Fatalf("requests: %v", got)
+			}
+			for _, n := range got {
+				if n > MaxBody(kind) || n < MaxBody(kind)-100 {
+					t.Errorf("a body of %d characters reached %s (limit %d)", n, kind, MaxBody(kind))
 				}
 			}
 		})

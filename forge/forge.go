@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/trueline/trueline/drift"
 	"github.com/trueline/trueline/internal/redact"
@@ -18,6 +19,26 @@ import (
 
 // DefaultTimeout bounds each call to a forge when Options.Timeout is zero.
 const DefaultTimeout = 30 * time.Second
+
+// MaxBody is the longest pull request body or comment a forge takes, in
+// characters: GitHub refuses more than 65,536, GitLab more than 1,000,000.
+// Gitea documents no limit; it is given GitHub's.
+func MaxBody(kind string) int {
+	if kind == "gitlab" {
+		return 1000000
+	}
+	return 65536
+}
+
+// fitBody cuts a body the forge would refuse, saying so. remediate.Body
+// folds its sections to fit; this is the backstop for anything else.
+func fitBody(body string, max int) string {
+	if utf8.RuneCountInString(body) <= max {
+		return body
+	}
+	note := fmt.Sprintf("\n\n… (cut at the forge's limit of %d characters)\n", max)
+	return string([]rune(body)[:max-utf8.RuneCountInString(note)]) + note
+}
 
 // PR is a pull (or merge) request.
 type PR struct {
@@ -88,14 +109,16 @@ func New(o Options) (Forge, error) {
 			secrets = append(secrets, pw)
 		}
 	}
-	return &bounded{f: f, timeout: o.Timeout, secrets: drift.SecretsFrom(secrets...)}, nil
+	return &bounded{f: f, timeout: o.Timeout, maxBody: MaxBody(o.Kind), secrets: drift.SecretsFrom(secrets...)}, nil
 }
 
-// bounded gives every call of a driver a deadline and redacts its errors:
-// SDK errors quote request URLs and what the server answered.
+// bounded gives every call of a driver a deadline, cuts bodies to the
+// forge's limit and redacts errors: SDK errors quote request URLs and what
+// the server answered.
 type bounded struct {
 	f       Forge
 	timeout time.Duration
+	maxBody int
 	secrets drift.Secrets
 }
 
@@ -109,6 +132,7 @@ func (b *bounded) FindOpen(ctx context.Context, head string) (*PR, error) {
 func (b *bounded) Create(ctx context.Context, pr NewPR) (*PR, error) {
 	ctx, cancel := context.WithTimeout(ctx, b.timeout)
 	defer cancel()
+	pr.Body = fitBody(pr.Body, b.maxBody)
 	p, err := b.f.Create(ctx, pr)
 	return p, redact.Error(err, b.secrets)
 }
@@ -116,13 +140,13 @@ func (b *bounded) Create(ctx context.Context, pr NewPR) (*PR, error) {
 func (b *bounded) Update(ctx context.Context, number int64, title, body string) error {
 	ctx, cancel := context.WithTimeout(ctx, b.timeout)
 	defer cancel()
-	return redact.Error(b.f.Update(ctx, number, title, body), b.secrets)
+	return redact.Error(b.f.Update(ctx, number, title, fitBody(body, b.maxBody)), b.secrets)
 }
 
 func (b *bounded) Close(ctx context.Context, number int64, comment string) error {
 	ctx, cancel := context.WithTimeout(ctx, b.timeout)
 	defer cancel()
-	return redact.Error(b.f.Close(ctx, number, comment), b.secrets)
+	return redact.Error(b.f.Close(ctx, number, fitBody(comment, b.maxBody)), b.secrets)
 }
 
 // splitURL takes https://host[:port]/owner/name(.git) apart. GitLab groups
