@@ -15,9 +15,9 @@ var moduleSchema = &hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{{Type: "modul
 
 // Dependencies lists what a run of the stack reads from the repository:
 // the stack's directory, every local module it calls (followed
-// transitively), and backend config files that live outside the stack
-// directory (var files cannot: Parse refuses them). All paths are
-// slash-separated and relative to the root of fsys.
+// transitively), and var files and backend config files that live outside
+// the stack directory. All paths are slash-separated and relative to the
+// root of fsys.
 func Dependencies(fsys fs.FS, s Stack) []string {
 	seen := map[string]bool{}
 	var visit func(dir string)
@@ -32,6 +32,13 @@ func Dependencies(fsys fs.FS, s Stack) []string {
 	}
 	visit(s.Path)
 	if s.Config != nil {
+		for _, ws := range s.Config.Workspaces {
+			for _, vf := range ws.VarFiles {
+				if p := path.Join(s.Path, vf); !under(p, s.Path) {
+					seen[p] = true
+				}
+			}
+		}
 		for _, bc := range s.Config.BackendConfig {
 			if !strings.Contains(bc, "=") {
 				if p := path.Join(s.Path, bc); !under(p, s.Path) {

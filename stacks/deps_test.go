@@ -11,7 +11,7 @@ func TestAffected(t *testing.T) {
 		return &fstest.MapFile{Data: []byte("module \"m\" {\n  source = \"" + src + "\"\n}\n")}
 	}
 	fsys := fstest.MapFS{
-		"stacks/web/stack.hcl":     {Data: []byte("stack {\n  backend_config = [\"../../backends/prod.hcl\"]\n}\n")},
+		"stacks/web/stack.hcl":     {Data: []byte("stack {\n  backend_config = [\"../../backends/prod.hcl\"]\n  workspace \"prod\" {\n    var_files = [\"../../vars/prod.tfvars\"]\n  }\n}\n")},
 		"stacks/web/main.tf":       mod("../../modules/service"),
 		"stacks/api/stack.hcl":     {Data: []byte("stack {}\n")},
 		"stacks/api/main.tf":       mod("../../modules/service"),
@@ -23,6 +23,7 @@ func TestAffected(t *testing.T) {
 		"modules/lb/main.tf":       {Data: []byte("")},
 		"modules/unused/main.tf":   {Data: []byte("")},
 		"backends/prod.hcl":        {Data: []byte("bucket = \"state\"\n")},
+		"vars/prod.tfvars":         {Data: []byte("x = 1\n")},
 		"stacks/web/other.tf.json": {Data: []byte(`{"module": {"n": {"source": "../../modules/unused"}}}`)},
 	}
 	all, err := DiscoverFS(fsys)
@@ -38,6 +39,7 @@ func TestAffected(t *testing.T) {
 		{[]string{"modules/unused/main.tf"}, []string{"stacks/web"}},
 		{[]string{"stacks/db/main.tf"}, []string{"stacks/db"}},
 		{[]string{"backends/prod.hcl"}, []string{"stacks/web"}},
+		{[]string{"vars/prod.tfvars"}, []string{"stacks/web"}},
 		{[]string{"README.md", "stacks/dbx/main.tf"}, nil},
 		{[]string{"stacks/net/stack.hcl"}, []string{"stacks/net"}},
 	}

@@ -215,12 +215,14 @@ func Parse(filename string, src []byte, fsys fs.FS, dir string) (*Config, hcl.Di
 				diags = append(diags, errAt(varFiles, "Var file is a directory",
 					fmt.Sprintf("Var file %q is a directory in %s; name a .tfvars file.", vf, dir)))
 			}
-			switch c := path.Clean(vf); {
+			switch c, inRepo := path.Clean(vf), path.Join(dir, vf); {
 			// Terraform reads var files on the runner, relative to the
-			// stack's checkout: one outside it reads whatever is there.
-			case path.IsAbs(c) || filepath.IsAbs(vf) || c == ".." || strings.HasPrefix(c, "../"):
-				diags = append(diags, errAt(varFiles, "Var file outside the stack",
-					fmt.Sprintf("Var file %q is not inside the stack directory; move it into the stack (or a subdirectory) and name it relative to the stack, e.g. \"%s.tfvars\".", vf, wb.Name)))
+			// stack's checkout: one outside the repository reads whatever
+			// happens to be on that machine. Shared var files elsewhere in
+			// the repository (../../vars/prod.tfvars) are fine.
+			case path.IsAbs(c) || filepath.IsAbs(vf) || inRepo == ".." || strings.HasPrefix(inRepo, "../"):
+				diags = append(diags, errAt(varFiles, "Var file outside the repository",
+					fmt.Sprintf("Var file %q is not inside the repository; name a file in it, relative to the stack directory, e.g. \"%s.tfvars\" or \"../../vars/%s.tfvars\".", vf, wb.Name, wb.Name)))
 				continue
 			case c == ".":
 				isDir()

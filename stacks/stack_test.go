@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/fstest"
 	"time"
 )
 
@@ -202,10 +203,10 @@ func TestWorkspaceInputs(t *testing.T) {
 		{"var file", `var_files = ["prod.tfvars"]`, ""},
 		{"var file in a subdirectory", `var_files = ["./vars/prod.tfvars"]`, ""},
 		{"var file through a subdirectory", `var_files = ["vars/../prod.tfvars"]`, ""},
-		{"absolute var file", `var_files = ["/etc/passwd"]`, `stack.hcl:3,17: Var file outside the stack: Var file "/etc/passwd" is not inside the stack directory`},
-		{"var file in the parent", `var_files = ["../outside.tfvars"]`, `stack.hcl:3,17: Var file outside the stack: Var file "../outside.tfvars"`},
-		{"var file escaping after cleaning", `var_files = ["vars/../../outside.tfvars"]`, "stack.hcl:3,17: Var file outside the stack"},
-		{"parent directory", `var_files = [".."]`, "Var file outside the stack"},
+		{"absolute var file", `var_files = ["/etc/passwd"]`, `stack.hcl:3,17: Var file outside the repository: Var file "/etc/passwd" is not inside the repository`},
+		{"var file in the parent", `var_files = ["../outside.tfvars"]`, `stack.hcl:3,17: Var file outside the repository: Var file "../outside.tfvars"`},
+		{"var file escaping after cleaning", `var_files = ["vars/../../outside.tfvars"]`, "stack.hcl:3,17: Var file outside the repository"},
+		{"parent directory", `var_files = [".."]`, "Var file outside the repository"},
 		{"the stack directory", `var_files = ["vars/.."]`, `stack.hcl:3,17: Var file is a directory: Var file "vars/.." is a directory`},
 		{"inputs", `env = { TF_VAR_size = "small", TF_LOG = "debug" }`, ""},
 		{"data dir", `env = { TF_DATA_DIR = "/tmp/x" }`, "stack.hcl:3,13: Reserved environment variable: env may not set TF_DATA_DIR: trueline keeps"},
@@ -234,5 +235,19 @@ func TestWorkspaceInputs(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A var file elsewhere in the repository is shared by stacks; one that
+// leaves the repository is refused.
+func TestSharedVarFiles(t *testing.T) {
+	fsys := fstest.MapFS{"vars/prod.tfvars": {Data: []byte("x = 1\n")}}
+	src := []byte("stack {\n  workspace \"prod\" {\n    var_files = [\"../../vars/prod.tfvars\"]\n  }\n}\n")
+	if _, diags := Parse("stacks/web/stack.hcl", src, fsys, "stacks/web"); diags.HasErrors() {
+		t.Errorf("a shared var file is refused: %v", diags)
+	}
+	out := []byte("stack {\n  workspace \"prod\" {\n    var_files = [\"../../../prod.tfvars\"]\n  }\n}\n")
+	if _, diags := Parse("stacks/web/stack.hcl", out, fsys, "stacks/web"); !diags.HasErrors() || !strings.Contains(diags.Error(), "outside the repository") {
+		t.Errorf("a var file outside the repository: %v", diags)
 	}
 }
