@@ -315,6 +315,10 @@ func reservedEnv(name string) string {
 		return "it would change which programs terraform and its providers run"
 	case strings.HasPrefix(n, "LD_"), strings.HasPrefix(n, "DYLD_"):
 		return "dynamic linker variables change the code terraform and its providers load"
+	case n == "TF_CLI_ARGS", strings.HasPrefix(n, "TF_CLI_ARGS_"):
+		return "extra command-line arguments could change what is planned and applied (-state, -lock=false, -var-file) behind the reviewed plan"
+	case n == "TF_WORKSPACE":
+		return "the workspace is chosen by stack.hcl; this would plan another one"
 	}
 	return ""
 }

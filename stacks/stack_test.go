@@ -209,6 +209,7 @@ func TestWorkspaceInputs(t *testing.T) {
 		{"parent directory", `var_files = [".."]`, "Var file outside the repository"},
 		{"the stack directory", `var_files = ["vars/.."]`, `stack.hcl:3,17: Var file is a directory: Var file "vars/.." is a directory`},
 		{"inputs", `env = { TF_VAR_size = "small", TF_LOG = "debug" }`, ""},
+		{"cli args", `env = { TF_CLI_ARGS_plan = "-lock=false" }`, "env may not set TF_CLI_ARGS_plan: extra command-line arguments"},
 		{"data dir", `env = { TF_DATA_DIR = "/tmp/x" }`, "stack.hcl:3,13: Reserved environment variable: env may not set TF_DATA_DIR: trueline keeps"},
 		{"cli config", `env = { TF_VAR_a = "1", TF_CLI_CONFIG_FILE = "x" }`, "stack.hcl:3,29: Reserved environment variable: env may not set TF_CLI_CONFIG_FILE"},
 		{"plugin cache", `env = { "TF_PLUGIN_CACHE_DIR" = "x" }`, "stack.hcl:3,13: Reserved environment variable: env may not set TF_PLUGIN_CACHE_DIR"},
