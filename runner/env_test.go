@@ -1,6 +1,9 @@
 package runner
 
 import (
+	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -161,5 +164,51 @@ func TestBuildEnvExplicit(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The environment a terraform process really gets: a stand-in terraform
+// writes it down.
+func TestTerraformProcessEnvironment(t *testing.T) {
+	dir := t.TempDir()
+	dump := filepath.Join(dir, "env.txt")
+	bin := filepath.Join(dir, "terraform")
+	script := "#!/bin/sh\nenv >> '" + dump + "'\necho 'Error: stand-in terraform' >&2\nexit 1\n"
+	if err := os.WriteFile(bin, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("TRUELINE_API_TOKEN", "api-token-secret")
+	t.Setenv("GITHUB_TOKEN", "forge-token-secret")
+	t.Setenv("SLACK_WEBHOOK_URL", "https://hooks.slack.example/services/secret")
+	t.Setenv("AWS_PROFILE", "prod")
+	t.Setenv("TF_DATA_DIR", "/not/this/one")
+	r := &Runner{Binary: Binary{Name: "terraform", Path: bin}, WorkDir: filepath.Join(dir, "work"), CLIConfig: "/etc/trueline.rc",
+		Env: map[string]string{"TF_PLUGIN_CACHE_DIR": filepath.Join(dir, "cache"), "TRUELINE_X": "1"}}
+	job := Job{Key: "infra/stacks/web/default", Dir: t.TempDir(), Env: map[string]string{"KUBECONFIG": "/k"}}
+	if _, err := r.Plan(context.Background(), job); err == nil {
+		t.Fatal("the stand-in terraform succeeded")
+	}
+	raw, err := os.ReadFile(dump)
+	if err != nil {
+		t.Fatalf("terraform never ran: %v", err)
+	}
+	env := map[string]string{}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok {
+			env[k] = v
+		}
+	}
+	for k, v := range env {
+		if strings.HasPrefix(k, "TRUELINE_") || strings.Contains(v, "secret") {
+			t.Errorf("terraform got %s=%s", k, v)
+		}
+	}
+	for k, want := range map[string]string{
+		"PATH": os.Getenv("PATH"), "AWS_PROFILE": "prod", "KUBECONFIG": "/k", "TF_CLI_CONFIG_FILE": "/etc/trueline.rc",
+		"TF_PLUGIN_CACHE_DIR": filepath.Join(dir, "cache"), "TF_DATA_DIR": filepath.Join(r.WorkDir, DirName(job.Key), "data"),
+	} {
+		if env[k] != want {
+			t.Errorf("%s = %q, want %q", k, env[k], want)
+		}
 	}
 }
