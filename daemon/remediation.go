@@ -19,7 +19,7 @@ import (
 func (d *Daemon) propose(ctx context.Context, r *repo, run ledger.Run, commit plumbing.Hash, fsys fs.FS, stack string, pol *policies.Policy, out reconcile.Outcome) (string, error) {
 	in := remediate.Input{Kind: pol.PRKind, Repository: run.Repository, Stack: run.Stack, Workspace: run.Workspace,
 		Commit: commit.String(), RunID: run.ID, RunURL: d.runURL(run.ID), Result: out.Result, PlanLog: out.Log,
-		PlanHash: out.Plan.Plan}
+		PlanHash: out.Plan.Plan, MaxBody: forge.MaxBody(r.cfg.Forge)}
 	files := map[string][]byte{}
 	if in.Kind == remediate.Adopt {
 		files, in.Notes = remediate.AdoptEdits(fsys, stack, out.Drift)
