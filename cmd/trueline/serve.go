@@ -20,6 +20,7 @@ import (
 	"github.com/trueline/trueline/daemon"
 	"github.com/trueline/trueline/drift"
 	"github.com/trueline/trueline/internal/hcldiag"
+	"github.com/trueline/trueline/internal/redact"
 	"github.com/trueline/trueline/ledger"
 	"github.com/trueline/trueline/reconcile"
 	"github.com/trueline/trueline/runner"
@@ -198,6 +199,13 @@ func runServe(cmd *cobra.Command, g *globalFlags, f serveFlags) error {
 	if err != nil {
 		return err
 	}
+	// Whatever a log line quotes (an SDK error with a webhook URL, a
+	// repository URL with a token), trueline's own secrets never show.
+	var known []string
+	for _, s := range cfg.Secrets() {
+		known = append(known, redact.URL(s)...)
+	}
+	logger = slog.New(redact.Handler(logger.Handler(), drift.SecretsFrom(known...)))
 	ctx := cmd.Context()
 	if err := prepareDataDir(cfg.DataDir); err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -48,5 +49,19 @@ func TestError(t *testing.T) {
 				t.Errorf("errors.Is(deadline) = %v, want %v", !tc.deadline, tc.deadline)
 			}
 		})
+	}
+}
+
+func TestHandlerScrubsEveryLine(t *testing.T) {
+	var b strings.Builder
+	secrets := drift.SecretsFrom("tok-SECRET-123", "https://hooks.example/services/T1/B2/xyz")
+	log := slog.New(Handler(slog.NewTextHandler(&b, nil), secrets)).With("token", "tok-SECRET-123")
+	log.Error("call failed with tok-SECRET-123", "error", errors.New(`Post "https://hooks.example/services/T1/B2/xyz": refused`),
+		slog.Group("g", "url", "https://hooks.example/services/T1/B2/xyz"))
+	if strings.Contains(b.String(), "SECRET") || strings.Contains(b.String(), "xyz") {
+		t.Errorf("the log holds a secret:\n%s", b.String())
+	}
+	if !strings.Contains(b.String(), "call failed") {
+		t.Errorf("the log lost its message:\n%s", b.String())
 	}
 }
