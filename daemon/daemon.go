@@ -310,7 +310,9 @@ func excerpt(log string) string {
 // CheckoutDir is where serve checks out what a workspace's runs need,
 // under its data directory; its runs' working directories are under
 // WorkRoot (runner.DirName of the same key).
-func CheckoutDir(dataDir, key string) string { return filepath.Join(dataDir, "checkouts", safeKey(key)) }
+func CheckoutDir(dataDir, key string) string {
+	return filepath.Join(dataDir, "checkouts", safeKey(key))
+}
 
 // WorkRoot is the root of serve's persistent working directories.
 func WorkRoot(dataDir string) string { return filepath.Join(dataDir, "work") }
