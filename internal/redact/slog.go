@@ -42,7 +42,9 @@ func (h *handler) WithAttrs(as []slog.Attr) slog.Handler {
 	return &handler{h: h.h.WithAttrs(clean), s: h.s}
 }
 
-func (h *handler) WithGroup(name string) slog.Handler { return &handler{h: h.h.WithGroup(name), s: h.s} }
+func (h *handler) WithGroup(name string) slog.Handler {
+	return &handler{h: h.h.WithGroup(name), s: h.s}
+}
 
 func (h *handler) attr(a slog.Attr) slog.Attr {
 	v := a.Value.Resolve()
