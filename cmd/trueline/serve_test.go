@@ -160,6 +160,7 @@ type apiRun struct {
 	Reason    string    `json:"action_reason"`
 	Error     string    `json:"error"`
 	RetryOf   int64     `json:"retry_of"`
+	Record    string    `json:"record"`
 	StartedAt time.Time `json:"started_at"`
 }
 

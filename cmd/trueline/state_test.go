@@ -82,9 +82,11 @@ resource "sandbox_autoscaling_group" "web" {
 	waitFor(t, 60*time.Second, "the first runs", func() bool { return countStatus(p.runs(t), "finished") >= 2 })
 	cloud.Update("sandbox_autoscaling_group", "web-default", func(o map[string]any) { o["min_size"] = 4 })
 	trigger(t, p, "stacks/web/default")
-	waitFor(t, 60*time.Second, "the drifted run", func() bool {
+	// The record beside the state is written after the run is finished in
+	// the ledger; the run says where once it is.
+	waitFor(t, 60*time.Second, "the drifted run and its record", func() bool {
 		runs := p.runs(t)
-		return len(runs) == 3 && runs[0].Status == "finished"
+		return len(runs) == 3 && runs[0].Status == "finished" && runs[0].Record != ""
 	})
 	if runs := p.runs(t); runs[0].Verdict != "drifted" {
 		t.Fatalf("run = %+v", runs[0])
