@@ -22,6 +22,7 @@ import (
 
 	"github.com/hashicorp/terraform-exec/tfexec"
 	tfjson "github.com/hashicorp/terraform-json"
+	"github.com/trueline/trueline/run"
 )
 
 // Runner runs terraform for workspaces. One Runner is shared by all
@@ -247,7 +248,7 @@ func (r *Runner) Plan(ctx context.Context, job Job) (*Plan, error) {
 		err = s.plan(ctx, p)
 	}
 	if err != nil {
-		return fail(fmt.Errorf("plan: %w", cleanErr(err)))
+		return fail(run.Fail(run.Plan, fmt.Errorf("plan: %w", cleanErr(err))))
 	}
 	if err := os.Chmod(p.File, 0o600); err != nil {
 		return fail(err)
@@ -264,7 +265,7 @@ func (r *Runner) Plan(ctx context.Context, job Job) (*Plan, error) {
 		unlock()
 		p.Timing.Show = time.Since(start)
 		if err != nil {
-			return fail(fmt.Errorf("show: %w", cleanErr(err)))
+			return fail(run.Fail(run.Show, fmt.Errorf("show: %w", cleanErr(err))))
 		}
 		p.JSON = plan
 	}
@@ -302,7 +303,7 @@ func (r *Runner) Apply(ctx context.Context, p *Plan) (log string, err error) {
 	err = s.tf.Apply(ctx, tfexec.DirOrPlan(p.File))
 	unlock()
 	if err != nil {
-		return s.log.String(), fmt.Errorf("apply: %w", cleanErr(err))
+		return s.log.String(), run.Fail(run.Apply, fmt.Errorf("apply: %w", cleanErr(err)))
 	}
 	return s.log.String(), nil
 }
@@ -380,7 +381,7 @@ func (s *session) init(ctx context.Context, reason string, p *Plan) error {
 	p.Init = InitInfo{Ran: true, Reason: reason}
 	os.Remove(s.fingerprintPath())
 	if err != nil {
-		return fmt.Errorf("init: %w", cleanErr(err))
+		return run.Fail(run.Init, fmt.Errorf("init: %w", cleanErr(err)))
 	}
 	// Fingerprint after init: init may have written the lock file.
 	fp, err := initFingerprint(s.r.Binary, s.r.CLIConfig, s.job.Dir, s.job.BackendConfig)
