@@ -70,3 +70,18 @@ func buildEnv(environ, pass []string, explicit ...map[string]string) map[string]
 	}
 	return env
 }
+
+// processEnv is the environment of a job's terraform processes: what passes
+// of trueline's environment (environ), the runner's values, the job's, and
+// last what trueline sets itself, which a job cannot override: the job's
+// data directory, the CLI config and the plugin cache that lockCache guards.
+func (r *Runner) processEnv(environ []string, job Job, dataDir string) map[string]string {
+	own := map[string]string{"TF_DATA_DIR": dataDir}
+	if r.CLIConfig != "" {
+		own["TF_CLI_CONFIG_FILE"] = r.CLIConfig
+	}
+	if d := r.Env["TF_PLUGIN_CACHE_DIR"]; d != "" {
+		own["TF_PLUGIN_CACHE_DIR"] = d
+	}
+	return buildEnv(environ, r.PassEnv, r.Env, job.Env, own)
+}

@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -210,5 +211,56 @@ func TestTerraformProcessEnvironment(t *testing.T) {
 		if env[k] != want {
 			t.Errorf("%s = %q, want %q", k, env[k], want)
 		}
+	}
+}
+
+// What session hands terraform, without running it: the layering of
+// trueline's environment, the runner's and the job's values and what
+// trueline sets itself.
+func TestProcessEnv(t *testing.T) {
+	environ := []string{"PATH=/bin", "GITHUB_TOKEN=secret", "TF_CLI_CONFIG_FILE=/env.rc", "TF_DATA_DIR=/env/data", "KUBECONFIG=/k"}
+	for _, tc := range []struct {
+		name string
+		r    *Runner
+		job  Job
+		want map[string]string
+	}{
+		{
+			name: "the data directory always; an inherited CLI config when the runner has none",
+			r:    &Runner{},
+			want: map[string]string{"PATH": "/bin", "TF_CLI_CONFIG_FILE": "/env.rc", "TF_DATA_DIR": "/work/data"},
+		},
+		{
+			name: "the runner's CLI config and plugin cache",
+			r:    &Runner{CLIConfig: "/trueline.rc", Env: map[string]string{"TF_PLUGIN_CACHE_DIR": "/cache", "TF_LOG": "info"}},
+			want: map[string]string{"PATH": "/bin", "TF_CLI_CONFIG_FILE": "/trueline.rc", "TF_DATA_DIR": "/work/data",
+				"TF_PLUGIN_CACHE_DIR": "/cache", "TF_LOG": "info"},
+		},
+		{
+			name: "the job overrides the runner's values, not trueline's own",
+			r:    &Runner{CLIConfig: "/trueline.rc", Env: map[string]string{"TF_PLUGIN_CACHE_DIR": "/cache", "TF_LOG": "info"}},
+			job: Job{Env: map[string]string{"TF_LOG": "debug", "TF_VAR_size": "small",
+				"TF_DATA_DIR": "/job/data", "TF_CLI_CONFIG_FILE": "/job.rc", "TF_PLUGIN_CACHE_DIR": "/job/cache"}},
+			want: map[string]string{"PATH": "/bin", "TF_CLI_CONFIG_FILE": "/trueline.rc", "TF_DATA_DIR": "/work/data",
+				"TF_PLUGIN_CACHE_DIR": "/cache", "TF_LOG": "debug", "TF_VAR_size": "small"},
+		},
+		{
+			name: "PassEnv replaces the default list",
+			r:    &Runner{PassEnv: []string{"KUBECONFIG"}},
+			want: map[string]string{"KUBECONFIG": "/k", "TF_DATA_DIR": "/work/data"},
+		},
+		{
+			name: "no TRUELINE_ variable from the runner or the job",
+			r:    &Runner{Env: map[string]string{"TRUELINE_API_TOKEN": "x"}},
+			job:  Job{Env: map[string]string{"TRUELINE_X": "x"}},
+			want: map[string]string{"PATH": "/bin", "TF_CLI_CONFIG_FILE": "/env.rc", "TF_DATA_DIR": "/work/data"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := tc.r.processEnv(environ, tc.job, "/work/data")
+			if !maps.Equal(got, tc.want) {
+				t.Errorf("got %v\nwant %v", got, tc.want)
+			}
+		})
 	}
 }

@@ -181,11 +181,7 @@ func (r *Runner) session(job Job) (*session, error) {
 	}
 	// Only allowlisted variables of trueline's environment reach terraform:
 	// the rest holds trueline's own secrets. See DefaultPassEnv.
-	own := map[string]string{"TF_DATA_DIR": filepath.Join(wd, "data")}
-	if r.CLIConfig != "" {
-		own["TF_CLI_CONFIG_FILE"] = r.CLIConfig
-	}
-	env := buildEnv(os.Environ(), r.PassEnv, r.Env, job.Env, own)
+	env := r.processEnv(os.Environ(), job, filepath.Join(wd, "data"))
 	if err := tf.SetEnv(tfexec.CleanEnv(env)); err != nil {
 		return nil, err
 	}
