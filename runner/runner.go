@@ -270,14 +270,10 @@ func (r *Runner) Plan(ctx context.Context, job Job) (*Plan, error) {
 }
 
 func (s *session) plan(ctx context.Context, p *Plan) error {
-	opts := []tfexec.PlanOption{tfexec.Out(p.File)}
-	for _, vf := range s.job.VarFiles {
-		opts = append(opts, tfexec.VarFile(vf))
-	}
 	start := time.Now()
 	s.r.processes.Add(1)
 	unlock := s.r.lockCache(false)
-	changes, err := s.tf.Plan(ctx, opts...)
+	changes, err := s.tf.Plan(ctx, planOptions(p.File, s.job.VarFiles)...)
 	unlock()
 	p.Timing.Plan += time.Since(start)
 	p.Changes = changes
@@ -296,7 +292,7 @@ func (r *Runner) Apply(ctx context.Context, p *Plan) (log string, err error) {
 	}
 	r.processes.Add(1)
 	unlock := r.lockCache(false)
-	err = s.tf.Apply(ctx, tfexec.DirOrPlan(p.File))
+	err = s.tf.Apply(ctx, applyOptions(p.File)...)
 	unlock()
 	if err != nil {
 		return s.log.String(), run.Fail(run.Apply, fmt.Errorf("apply: %w", cleanErr(err)))
@@ -366,13 +362,9 @@ func (s *session) init(ctx context.Context, reason string, p *Plan) error {
 	_, noLockFile := os.Stat(filepath.Join(s.job.Dir, ".terraform.lock.hcl"))
 	defer s.r.lockCache(noLockFile != nil || !s.r.Binary.IsTofu())()
 	s.note("init (%s)", reason)
-	opts := []tfexec.InitOption{tfexec.Upgrade(false), tfexec.Reconfigure(true)}
-	for _, bc := range s.job.BackendConfig {
-		opts = append(opts, tfexec.BackendConfig(bc))
-	}
 	start := time.Now()
 	s.r.processes.Add(1)
-	err := s.tf.Init(ctx, opts...)
+	err := s.tf.Init(ctx, initOptions(s.job.BackendConfig)...)
 	p.Timing.Init += time.Since(start)
 	p.Init = InitInfo{Ran: true, Reason: reason}
 	os.Remove(s.fingerprintPath())

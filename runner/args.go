@@ -1,0 +1,39 @@
+package runner
+
+import "github.com/hashicorp/terraform-exec/tfexec"
+
+// The arguments trueline gives terraform, apart from running it, so that
+// they can be checked without a binary. terraform-exec adds its own
+// defaults (-input=false, -lock=true, ...) when it builds the command.
+
+// initOptions are the arguments of every init. -upgrade=false installs the
+// provider versions the lock file names: an upgrade is a commit, never a
+// side effect of a run. -reconfigure takes the backend configuration as it
+// is now and never offers to migrate state from the backend the data
+// directory knew, which would wait for an answer. The -backend-config
+// values keep stack.hcl's order: later ones win.
+func initOptions(backendConfig []string) []tfexec.InitOption {
+	opts := []tfexec.InitOption{tfexec.Upgrade(false), tfexec.Reconfigure(true)}
+	for _, bc := range backendConfig {
+		opts = append(opts, tfexec.BackendConfig(bc))
+	}
+	return opts
+}
+
+// planOptions are the arguments of a plan: the saved plan file, so that
+// apply runs what was planned, and the workspace's var files in stack.hcl's
+// order (terraform lets later files win).
+func planOptions(planFile string, varFiles []string) []tfexec.PlanOption {
+	opts := []tfexec.PlanOption{tfexec.Out(planFile)}
+	for _, vf := range varFiles {
+		opts = append(opts, tfexec.VarFile(vf))
+	}
+	return opts
+}
+
+// applyOptions are the arguments of an apply: the saved plan alone. No
+// variables, targets or replacements: what was planned, and perhaps
+// reviewed, is exactly what is applied.
+func applyOptions(planFile string) []tfexec.ApplyOption {
+	return []tfexec.ApplyOption{tfexec.DirOrPlan(planFile)}
+}

@@ -1,0 +1,76 @@
+package runner
+
+import (
+	"fmt"
+	"reflect"
+	"testing"
+
+	"github.com/hashicorp/terraform-exec/tfexec"
+)
+
+// terraform-exec's options are opaque, but they are pointers to plain
+// structs: reflect.DeepEqual against the options its own constructors make
+// checks which flags trueline passes, with which values, in which order.
+// How terraform-exec turns them into a command line is its own business;
+// the tests with real binaries run the result.
+
+func TestInitOptions(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		backendConfig []string
+		want          []tfexec.InitOption
+	}{
+		{"no backend config", nil,
+			[]tfexec.InitOption{tfexec.Upgrade(false), tfexec.Reconfigure(true)}},
+		{"files and values, in stack.hcl's order", []string{"backend.hcl", "key=web/terraform.tfstate", "../shared/backend.hcl"},
+			[]tfexec.InitOption{tfexec.Upgrade(false), tfexec.Reconfigure(true),
+				tfexec.BackendConfig("backend.hcl"), tfexec.BackendConfig("key=web/terraform.tfstate"), tfexec.BackendConfig("../shared/backend.hcl")}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := initOptions(tc.backendConfig); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("init options = %s, want %s", describe(got), describe(tc.want))
+			}
+		})
+	}
+}
+
+func TestPlanOptions(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		varFiles []string
+		want     []tfexec.PlanOption
+	}{
+		{"the saved plan alone", nil,
+			[]tfexec.PlanOption{tfexec.Out("/work/run-1.tfplan")}},
+		{"var files in stack.hcl's order", []string{"prod.tfvars", "../../vars/prod.tfvars"},
+			[]tfexec.PlanOption{tfexec.Out("/work/run-1.tfplan"), tfexec.VarFile("prod.tfvars"), tfexec.VarFile("../../vars/prod.tfvars")}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := planOptions("/work/run-1.tfplan", tc.varFiles); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("plan options = %s, want %s", describe(got), describe(tc.want))
+			}
+		})
+	}
+}
+
+// Apply gets the saved plan and nothing else: no var file, variable,
+// target or replacement that could make it apply something not planned.
+func TestApplyOptions(t *testing.T) {
+	got := applyOptions("/work/run-1.tfplan")
+	if want := []tfexec.ApplyOption{tfexec.DirOrPlan("/work/run-1.tfplan")}; !reflect.DeepEqual(got, want) {
+		t.Errorf("apply options = %s, want %s", describe(got), describe(want))
+	}
+}
+
+// describe prints options with their type and fields, which %v does not
+// (it prints the pointers).
+func describe[O any](opts []O) string {
+	s := "["
+	for i, o := range opts {
+		if i > 0 {
+			s += " "
+		}
+		s += fmt.Sprintf("%T%+v", o, reflect.ValueOf(o).Elem())
+	}
+	return s + "]"
+}
