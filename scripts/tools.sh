@@ -2,7 +2,7 @@
 # Builds everything trueline's tests and demo need into .tools/, from the Go
 # module proxy, pinned, and caches it: a tool whose stamp matches is not rebuilt.
 #
-#   .tools/bin/{tofu,terraform,versitygw,trueline}
+#   .tools/bin/{tofu,terraform,versitygw,golangci-lint,trueline}
 #   .tools/mirror/    filesystem provider mirror (sandbox and time providers)
 #   .tools/terraformrc CLI config: the mirror only, a shared plugin cache
 #
@@ -20,7 +20,7 @@ TOFU_VERSION=1.10.10
 TERRAFORM_VERSION=1.5.7
 VERSITYGW_VERSION=1.8.0
 TIME_PROVIDER_VERSION=0.14.2
-STATICCHECK_VERSION=0.8.2
+GOLANGCI_LINT_VERSION=2.15.0
 GITEA_VERSION=1.26.0
 SANDBOX_VERSION=0.1.0
 
@@ -37,7 +37,7 @@ stamp() { printf '%s' "$2" >"$1.stamp"; }
 
 if [ "${1:-}" = "--check" ]; then
 	missing=0
-	for t in tofu terraform versitygw staticcheck terraform-provider-sandbox gitea; do
+	for t in tofu terraform versitygw golangci-lint terraform-provider-sandbox gitea; do
 		[ -x "$BIN/$t" ] || { echo "missing tool: $BIN/$t (run: make tools)" >&2; missing=1; }
 	done
 	[ -f "$TOOLS/terraformrc" ] || { echo "missing $TOOLS/terraformrc (run: make tools)" >&2; missing=1; }
@@ -113,7 +113,7 @@ go_install() {
 go_install terraform github.com/hashicorp/terraform "$TERRAFORM_VERSION"
 go_install versitygw github.com/versity/versitygw/cmd/versitygw "$VERSITYGW_VERSION"
 go_install terraform-provider-time github.com/hashicorp/terraform-provider-time "$TIME_PROVIDER_VERSION"
-go_install staticcheck honnef.co/go/tools/cmd/staticcheck "$STATICCHECK_VERSION"
+go_install golangci-lint github.com/golangci/golangci-lint/v2/cmd/golangci-lint "$GOLANGCI_LINT_VERSION"
 
 # The project's own sandbox provider: rebuilt when its sources change.
 srchash=$(cat go.sum sandbox/*.go cmd/terraform-provider-sandbox/*.go | sha256sum | cut -c1-16)
