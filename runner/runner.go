@@ -203,7 +203,7 @@ func (r *Runner) session(job Job) (*session, error) {
 }
 
 func (s *session) note(format string, args ...any) {
-	fmt.Fprintf(s.log, "trueline: "+format+"\n", args...)
+	_, _ = fmt.Fprintf(s.log, "trueline: "+format+"\n", args...) // writes to a capped log never fail
 }
 
 // Plan initialises the job's working directory if needed, selects its
@@ -324,7 +324,9 @@ func (r *Runner) ForceUnlock(ctx context.Context, job Job, lockID string) (log s
 // Discard deletes the saved plan file.
 func (p *Plan) Discard() {
 	if p.File != "" {
-		os.Remove(p.File)
+		// Best effort: the file is private (0600) to the runner's working
+		// directory, and Discard has no one to report to.
+		_ = os.Remove(p.File)
 		p.File = ""
 	}
 }
@@ -362,12 +364,16 @@ func (s *session) init(ctx context.Context, reason string, p *Plan) error {
 	_, noLockFile := os.Stat(filepath.Join(s.job.Dir, ".terraform.lock.hcl"))
 	defer s.r.lockCache(noLockFile != nil || !s.r.Binary.IsTofu())()
 	s.note("init (%s)", reason)
+	// The old fingerprint goes first: an init that fails or is killed must
+	// not be skipped next time.
+	if err := os.Remove(s.fingerprintPath()); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("init fingerprint: %w", err)
+	}
 	start := time.Now()
 	s.r.processes.Add(1)
 	err := s.tf.Init(ctx, initOptions(s.job.BackendConfig)...)
 	p.Timing.Init += time.Since(start)
 	p.Init = InitInfo{Ran: true, Reason: reason}
-	os.Remove(s.fingerprintPath())
 	if err != nil {
 		return run.Fail(run.Init, fmt.Errorf("init: %w", cleanErr(err)))
 	}
@@ -434,6 +440,9 @@ func cleanErr(err error) error {
 	var exitErr *tfexec.ErrNoSuitableBinary
 	if errors.As(err, &exitErr) {
 		return err
+	}
+	if ierr := interruptedErr(err); ierr != nil {
+		return ierr
 	}
 	msg := strings.TrimSpace(err.Error())
 	// terraform-exec prefixes "exit status N\n\n"; the rest is terraform's stderr.
