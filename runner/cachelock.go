@@ -27,10 +27,13 @@ func (r *Runner) lockCache(exclusive bool) func() {
 	if dir == "" {
 		return unlockMu
 	}
-	os.MkdirAll(dir, 0o755)
+	// An unlockable cache still works within this process.
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return unlockMu
+	}
 	f, err := os.OpenFile(filepath.Join(dir, ".trueline.lock"), os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
-		return unlockMu // an unlockable cache still works within this process
+		return unlockMu
 	}
 	how := syscall.LOCK_SH
 	if exclusive {
@@ -42,8 +45,10 @@ func (r *Runner) lockCache(exclusive bool) func() {
 		}
 	}
 	return func() {
-		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		f.Close()
+		// Closing the file releases the lock too, and nothing was written
+		// to it: neither error leaves anything to undo.
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		_ = f.Close()
 		unlockMu()
 	}
 }

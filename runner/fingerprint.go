@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"path/filepath"
@@ -50,7 +51,7 @@ func initFingerprint(bin Binary, cliConfig, dir string, backendConfig []string) 
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-func hashFile(w io.Writer, path string) error {
+func hashFile(w hash.Hash, path string) error {
 	f, err := os.Open(path)
 	if os.IsNotExist(err) {
 		fmt.Fprintf(w, "absent %s\n", path)
@@ -59,7 +60,7 @@ func hashFile(w io.Writer, path string) error {
 	if err != nil {
 		return err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read only: closing cannot lose data
 	fmt.Fprintf(w, "file %s\n", path)
 	_, err = io.Copy(w, f)
 	return err
@@ -77,7 +78,7 @@ var initSchema = &hcl.BodySchema{
 // hashModule writes the init-relevant parts of one module directory. Parse
 // errors are not returned: init would report them better, so the fingerprint
 // just includes the raw file and a plan will run init and show the error.
-func hashModule(w io.Writer, dir string, seen map[string]bool) error {
+func hashModule(w hash.Hash, dir string, seen map[string]bool) error {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return err

@@ -86,8 +86,12 @@ func (c *versionCache) key(path string) (cachedVersion, bool) {
 
 func (c *versionCache) load() map[string]cachedVersion {
 	m := map[string]cachedVersion{}
-	if b, err := os.ReadFile(c.file); err == nil {
-		json.Unmarshal(b, &m)
+	b, err := os.ReadFile(c.file)
+	if err != nil {
+		return m
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return map[string]cachedVersion{} // a damaged cache is an empty one
 	}
 	return m
 }
@@ -122,6 +126,7 @@ func (c *versionCache) put(path string, v *version.Version) {
 	b, _ := json.Marshal(m)
 	tmp := c.file + ".tmp"
 	if os.WriteFile(tmp, b, 0o644) == nil {
-		os.Rename(tmp, c.file)
+		// A cache that cannot be written costs a version probe next time.
+		_ = os.Rename(tmp, c.file)
 	}
 }
