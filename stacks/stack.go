@@ -372,8 +372,9 @@ func attrRange(body hcl.Body, name string, fallback hcl.Range) *hcl.Range {
 var skipDirs = map[string]bool{".git": true, ".terraform": true, "vendor": true, "node_modules": true, ".trueline": true}
 
 // Discover finds every stack under root, a directory on disk. A stack
-// whose stack.hcl is broken is returned with Err set; only a failure to
-// walk root is an error.
+// whose stack.hcl is broken is returned with Err set, and so is a
+// directory that cannot be read (stacks in it would otherwise go missing
+// without a word); only a failure to read root is an error.
 func Discover(root string) ([]Stack, error) {
 	root, err := filepath.Abs(root)
 	if err != nil {
@@ -392,16 +393,22 @@ func Discover(root string) ([]Stack, error) {
 	return out, nil
 }
 
-// DiscoverFS finds every stack in a file system, such as a commit's tree.
-// Stack.Dir is left empty.
+// DiscoverFS finds every stack in a file system, such as a commit's tree,
+// as Discover does. Stack.Dir is left empty.
 func DiscoverFS(fsys fs.FS) ([]Stack, error) {
 	var out []Stack
+	unreadable := map[string]bool{}
 	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if p == "." {
 				return err
 			}
-			return nil // an unreadable corner does not stop discovery
+			// A directory that cannot be read does not stop discovery, but
+			// the stacks in it must not vanish: it stands in for them, as a
+			// stack with the error, and the run of it fails saying why.
+			unreadable[p] = true
+			out = append(out, Stack{Path: p, Err: fmt.Errorf("stacks under %s cannot be found: %w", p, err)})
+			return nil
 		}
 		if d.IsDir() {
 			if p != "." && skipDirs[d.Name()] {
@@ -411,6 +418,9 @@ func DiscoverFS(fsys fs.FS) ([]Stack, error) {
 		}
 		if d.Name() != FileName {
 			return nil
+		}
+		if unreadable[path.Dir(p)] {
+			return nil // listed in part: the directory's error stands for its stack
 		}
 		out = append(out, LoadFS(fsys, path.Dir(p)))
 		return nil

@@ -3,6 +3,7 @@ package stacks
 import (
 	"errors"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -250,5 +251,126 @@ func TestSharedVarFiles(t *testing.T) {
 	out := []byte("stack {\n  workspace \"prod\" {\n    var_files = [\"../../../prod.tfvars\"]\n  }\n}\n")
 	if _, diags := Parse("stacks/web/stack.hcl", out, fsys, "stacks/web"); !diags.HasErrors() || !strings.Contains(diags.Error(), "outside the repository") {
 		t.Errorf("a var file outside the repository: %v", diags)
+	}
+}
+
+// denyFS fails to read the files and directories in denied, as ones
+// without read permission do (root reads those, so the test cannot chmod),
+// and lists the directories in partly with an error after their entries.
+type denyFS struct {
+	fstest.MapFS
+	denied, partly map[string]bool
+}
+
+func (f denyFS) Open(name string) (fs.File, error) {
+	if f.denied[name] {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrPermission}
+	}
+	return f.MapFS.Open(name)
+}
+
+func (f denyFS) ReadFile(name string) ([]byte, error) {
+	if f.denied[name] {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrPermission}
+	}
+	return f.MapFS.ReadFile(name)
+}
+
+func (f denyFS) ReadDir(name string) ([]fs.DirEntry, error) {
+	if f.denied[name] {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrPermission}
+	}
+	entries, err := f.MapFS.ReadDir(name)
+	if err == nil && f.partly[name] {
+		err = &fs.PathError{Op: "readdirent", Path: name, Err: fs.ErrPermission}
+	}
+	return entries, err
+}
+
+// What cannot be read is reported as a stack at its path with the error,
+// never skipped: a stack that vanishes from discovery stops being checked.
+func TestDiscoverUnreadable(t *testing.T) {
+	files := fstest.MapFS{
+		"stacks/web/stack.hcl":       {Data: []byte("stack {}\n")},
+		"stacks/db/stack.hcl":        {Data: []byte("stack {}\n")},
+		"stacks/secret/a/stack.hcl":  {Data: []byte("stack {}\n")},
+		"stacks/secret/b/stack.hcl":  {Data: []byte("stack {}\n")},
+		"stacks/web/modules/main.tf": {Data: []byte("")},
+	}
+	for _, tc := range []struct {
+		name           string
+		denied, partly []string
+		want           map[string]string // path: "" when fine, else what its error says
+	}{
+		{
+			name: "everything readable",
+			want: map[string]string{"stacks/db": "", "stacks/secret/a": "", "stacks/secret/b": "", "stacks/web": ""},
+		},
+		{
+			name:   "a directory of stacks",
+			denied: []string{"stacks/secret"},
+			want: map[string]string{"stacks/db": "", "stacks/web": "",
+				"stacks/secret": "stacks under stacks/secret cannot be found: open stacks/secret: permission denied"},
+		},
+		{
+			name:   "a stack's directory",
+			denied: []string{"stacks/web"},
+			want: map[string]string{"stacks/db": "", "stacks/secret/a": "", "stacks/secret/b": "",
+				"stacks/web": "stacks under stacks/web cannot be found: open stacks/web: permission denied"},
+		},
+		{
+			name:   "a stack's directory, listed in part, is one stack with the error",
+			partly: []string{"stacks/web"},
+			want: map[string]string{"stacks/db": "", "stacks/secret/a": "", "stacks/secret/b": "",
+				"stacks/web": "stacks under stacks/web cannot be found: readdirent stacks/web: permission denied"},
+		},
+		{
+			name:   "a stack.hcl",
+			denied: []string{"stacks/db/stack.hcl"},
+			want: map[string]string{"stacks/secret/a": "", "stacks/secret/b": "", "stacks/web": "",
+				"stacks/db": "open stacks/db/stack.hcl: permission denied"},
+		},
+		{
+			name:   "a directory that holds no stack still says so",
+			denied: []string{"stacks/web/modules"},
+			want: map[string]string{"stacks/db": "", "stacks/secret/a": "", "stacks/secret/b": "", "stacks/web": "",
+				"stacks/web/modules": "stacks under stacks/web/modules cannot be found: open stacks/web/modules: permission denied"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fsys := denyFS{MapFS: files, denied: map[string]bool{}, partly: map[string]bool{}}
+			for _, p := range tc.denied {
+				fsys.denied[p] = true
+			}
+			for _, p := range tc.partly {
+				fsys.partly[p] = true
+			}
+			all, err := DiscoverFS(fsys)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]string{}
+			for _, s := range all {
+				if _, dup := got[s.Path]; dup {
+					t.Errorf("%s found twice", s.Path)
+				}
+				got[s.Path] = ""
+				switch {
+				case s.Err != nil:
+					got[s.Path] = s.Err.Error()
+					if !errors.Is(s.Err, fs.ErrPermission) {
+						t.Errorf("%s: error %v is not fs.ErrPermission", s.Path, s.Err)
+					}
+				case s.Config == nil:
+					t.Errorf("%s has neither a config nor an error", s.Path)
+				}
+			}
+			if !maps.Equal(got, tc.want) {
+				t.Errorf("got %v\nwant %v", got, tc.want)
+			}
+		})
+	}
+	if _, err := DiscoverFS(denyFS{MapFS: files, denied: map[string]bool{".": true}}); err == nil {
+		t.Error("an unreadable root is not an error")
 	}
 }
