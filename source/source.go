@@ -61,9 +61,13 @@ func Open(ctx context.Context, r *Repo, cacheDir string) error {
 		r.git = g
 		return nil
 	}
-	os.RemoveAll(r.dir) // a half-made clone from a crash
+	// A half-made clone from a crash.
 	tmp := r.dir + ".tmp"
-	os.RemoveAll(tmp)
+	for _, d := range []string{r.dir, tmp} {
+		if err := os.RemoveAll(d); err != nil {
+			return fmt.Errorf("clone %s: %w", r.Name, err)
+		}
+	}
 	ctx, cancel := r.bound(ctx)
 	defer cancel()
 	g, err := git.PlainCloneContext(ctx, tmp, true, &git.CloneOptions{
@@ -74,7 +78,7 @@ func Open(ctx context.Context, r *Repo, cacheDir string) error {
 		Tags:          git.NoTags,
 	})
 	if err != nil {
-		os.RemoveAll(tmp)
+		_ = os.RemoveAll(tmp) // the clone's error is the one to report; the next Open retries the removal
 		return fmt.Errorf("clone %s (%s, branch %s): %w", r.Name, RedactURL(r.URL), r.Branch, err)
 	}
 	_ = g
@@ -229,7 +233,9 @@ const manifestName = ".trueline-manifest.json"
 func (r *Repo) Materialize(ctx context.Context, commit plumbing.Hash, dirs []string, dest string) error {
 	var old manifest
 	if b, err := os.ReadFile(filepath.Join(dest, manifestName)); err == nil {
-		json.Unmarshal(b, &old)
+		if err := json.Unmarshal(b, &old); err != nil {
+			old = manifest{} // a damaged manifest: no file is known to be ours
+		}
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -276,7 +282,11 @@ func (r *Repo) Materialize(ctx context.Context, commit plumbing.Hash, dirs []str
 	}
 	for p := range old.Files {
 		if _, ok := next.Files[p]; !ok {
-			os.Remove(filepath.Join(dest, filepath.FromSlash(p)))
+			// A file Git no longer has must not stay in the stack; the old
+			// manifest is kept, so the next call tries again.
+			if err := os.Remove(filepath.Join(dest, filepath.FromSlash(p))); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return err
+			}
 		}
 	}
 	b, _ := json.Marshal(next)
@@ -313,7 +323,7 @@ func writeBlob(f *object.File, target string) error {
 	if err != nil {
 		return err
 	}
-	defer r.Close()
+	defer func() { _ = r.Close() }() // read only: closing cannot lose data
 	mode := os.FileMode(0o644)
 	if f.Mode == filemode.Executable {
 		mode = 0o755
@@ -322,14 +332,21 @@ func writeBlob(f *object.File, target string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(tmp, r); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
+	_, err = io.Copy(tmp, r)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp.Name(), mode)
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), target)
+	}
+	if err != nil {
+		_ = os.Remove(tmp.Name()) // the write's error is the one to report
 		return err
 	}
-	tmp.Close()
-	os.Chmod(tmp.Name(), mode)
-	return os.Rename(tmp.Name(), target)
+	return nil
 }
 
 // RedactURL drops credentials from a URL, for messages and status pages.
@@ -395,7 +412,9 @@ func (r *Repo) PushBranch(ctx context.Context, base plumbing.Hash, branch string
 			return plumbing.ZeroHash, err
 		}
 		_, werr := f.Write(files[p])
-		f.Close()
+		if cerr := f.Close(); werr == nil {
+			werr = cerr
+		}
 		if werr != nil {
 			return plumbing.ZeroHash, werr
 		}

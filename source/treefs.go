@@ -53,7 +53,7 @@ func (t *treeFS) Open(name string) (fs.File, error) {
 		return nil, err
 	}
 	data, err := io.ReadAll(r)
-	r.Close()
+	_ = r.Close() // read only, and all of it was read
 	if err != nil {
 		return nil, err
 	}
