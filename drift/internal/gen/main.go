@@ -207,7 +207,7 @@ func generate(ctx context.Context, bin runner.Binary, cliConfig string, sc scena
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
+	defer func() { _ = os.RemoveAll(tmp) }() // a leftover temporary directory changes no fixture
 	cloud := sandbox.Store{Root: filepath.Join(tmp, "cloud")}
 	if err := cloud.Put("images", "base", map[string]any{"id": "img-1"}); err != nil {
 		return err
@@ -220,7 +220,9 @@ func generate(ctx context.Context, bin runner.Binary, cliConfig string, sc scena
 		src = sc.base
 	}
 	dir := filepath.Join(tmp, "stack")
-	os.MkdirAll(dir, 0o755)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
 	if err := os.WriteFile(filepath.Join(dir, "main.tf"), []byte(src), 0o644); err != nil {
 		return err
 	}
@@ -245,7 +247,9 @@ func generate(ctx context.Context, bin runner.Binary, cliConfig string, sc scena
 		if changed == src {
 			return fmt.Errorf("the code change changed nothing")
 		}
-		os.WriteFile(filepath.Join(dir, "main.tf"), []byte(changed), 0o644)
+		if err := os.WriteFile(filepath.Join(dir, "main.tf"), []byte(changed), 0o644); err != nil {
+			return err
+		}
 	}
 	p, err = r.Plan(ctx, job)
 	if err != nil {
