@@ -22,7 +22,7 @@ func checkoutBench(n int) {
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer os.RemoveAll(tmp)
+	defer func() { _ = os.RemoveAll(tmp) }() // a leftover temporary directory changes no figure
 	repoDir := filepath.Join(tmp, "repo")
 	files := map[string]string{}
 	for m := 0; m < 10; m++ {
@@ -62,7 +62,9 @@ func checkoutBench(n int) {
 		must(r.Materialize(ctx, head, deps, filepath.Join(tmp, fmt.Sprintf("ws%d", i))))
 	})
 	commit := gitCommit(repoDir, map[string]string{"modules/m0/f0.tf": "# changed\n"})
-	r.Fetch(ctx)
+	if _, err := r.Fetch(ctx); err != nil {
+		log.Fatal(err)
+	}
 	next := plumbing.NewHash(commit)
 	warm := timeIt(20, func(i int) {
 		must(r.Materialize(ctx, next, deps, filepath.Join(tmp, fmt.Sprintf("ws%d", i))))

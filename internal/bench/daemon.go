@@ -28,7 +28,7 @@ func (b *bench) daemonBench(stacks, pushes, workspaces int, smoke bool) bool {
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer os.RemoveAll(tmp)
+	defer func() { _ = os.RemoveAll(tmp) }() // a leftover temporary directory changes no figure
 	fmt.Printf("\ntrueline serve: %d stacks, %d pushes of one stack each\n", stacks, pushes)
 
 	repo := filepath.Join(tmp, "repos", "infra")
@@ -64,7 +64,7 @@ func (b *bench) daemonBench(stacks, pushes, workspaces int, smoke bool) bool {
 		if err != nil || resp.StatusCode != http.StatusAccepted {
 			log.Fatalf("webhook: %v %v", err, resp)
 		}
-		resp.Body.Close()
+		_ = resp.Body.Close() // the status is the answer; the body is not read
 		var mine []benchRun
 		srv.waitRuns(func(runs []benchRun) bool {
 			mine = mine[:0]
@@ -104,8 +104,7 @@ func (b *bench) daemonBench(stacks, pushes, workspaces int, smoke bool) bool {
 	}
 	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) {
-		getJSON(many.url+"/api/v1/status", &status)
-		if status.Workspaces >= workspaces {
+		if getJSON(many.url+"/api/v1/status", &status) == nil && status.Workspaces >= workspaces {
 			break
 		}
 		time.Sleep(200 * time.Millisecond)
@@ -164,7 +163,9 @@ func (b *bench) startServe(tmp, name string, args []string, env ...string) *serv
 		log.Fatal(err)
 	}
 	addr := ln.Addr().String()
-	ln.Close()
+	if err := ln.Close(); err != nil { // serve takes the port next
+		log.Fatal(err)
+	}
 	base := []string{"serve", "--listen", addr, "--data-dir", filepath.Join(tmp, "data-"+name), "--binary", b.bin.Name,
 		"--binary-path", b.bin.Path, "--cli-config", b.cliConfig, "--schedule-jitter", "0s"}
 	cmd := exec.Command(b.trueline, append(base, args...)...)
@@ -179,7 +180,7 @@ func (b *bench) startServe(tmp, name string, args []string, env ...string) *serv
 	for {
 		resp, err := http.Get(p.url + "/readyz")
 		if err == nil {
-			resp.Body.Close()
+			_ = resp.Body.Close() // the status is the answer; the body is not read
 			if resp.StatusCode == 200 {
 				return p
 			}
@@ -193,8 +194,10 @@ func (b *bench) startServe(tmp, name string, args []string, env ...string) *serv
 
 func (p *serveProc) stop() {
 	if p.cmd.ProcessState == nil {
-		p.cmd.Process.Signal(os.Interrupt)
-		p.cmd.Wait()
+		// A serve that already exited cannot be signalled, and its exit
+		// status after an interrupt measures nothing: both are ignored.
+		_ = p.cmd.Process.Signal(os.Interrupt)
+		_ = p.cmd.Wait()
 	}
 }
 
@@ -202,8 +205,7 @@ func (p *serveProc) waitRuns(cond func([]benchRun) bool, timeout time.Duration) 
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		var page struct{ Runs []benchRun }
-		getJSON(p.url+"/api/v1/runs?limit=500", &page)
-		if cond(page.Runs) {
+		if getJSON(p.url+"/api/v1/runs?limit=500", &page) == nil && cond(page.Runs) {
 			return
 		}
 		time.Sleep(5 * time.Millisecond)
@@ -211,13 +213,15 @@ func (p *serveProc) waitRuns(cond func([]benchRun) bool, timeout time.Duration) 
 	log.Fatalf("timed out waiting for runs")
 }
 
-func getJSON(url string, v any) {
+// getJSON decodes url's JSON body into v; the callers poll, so an answer
+// that does not decode is asked again.
+func getJSON(url string, v any) error {
 	resp, err := http.Get(url)
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer resp.Body.Close()
-	json.NewDecoder(resp.Body).Decode(v)
+	defer func() { _ = resp.Body.Close() }() // closing a read body has nothing to report
+	return json.NewDecoder(resp.Body).Decode(v)
 }
 
 // procMemory reads VmRSS and VmHWM of a process, in bytes.
@@ -255,7 +259,7 @@ func git(dir string, args ...string) string {
 }
 
 func gitInit(dir string, files map[string]string) {
-	os.MkdirAll(dir, 0o755)
+	must(os.MkdirAll(dir, 0o755))
 	git(dir, "init", "-q", "-b", "main")
 	gitCommit(dir, files)
 }
@@ -263,8 +267,8 @@ func gitInit(dir string, files map[string]string) {
 func gitCommit(dir string, files map[string]string) string {
 	for name, content := range files {
 		p := filepath.Join(dir, name)
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		os.WriteFile(p, []byte(content), 0o644)
+		must(os.MkdirAll(filepath.Dir(p), 0o755))
+		must(os.WriteFile(p, []byte(content), 0o644))
 	}
 	git(dir, "add", "-A")
 	git(dir, "commit", "-q", "-m", "bench")
@@ -283,6 +287,7 @@ func serveGit(root string) string {
 	if err != nil {
 		log.Fatal(err)
 	}
-	go http.Serve(ln, http.StripPrefix("/git", h))
+	// Serves until the bench exits; a failure shows as serve failing to fetch.
+	go func() { _ = http.Serve(ln, http.StripPrefix("/git", h)) }()
 	return "http://" + ln.Addr().String() + "/git"
 }

@@ -16,6 +16,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"log"
@@ -111,14 +112,14 @@ func (b *bench) run(n int, smoke bool) bool {
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer os.RemoveAll(tmp)
+	defer func() { _ = os.RemoveAll(tmp) }() // a leftover temporary directory changes no figure
 	repo := filepath.Join(tmp, "repo")
 	dirs := generate(repo, n)
 
 	// The wrapper counts every terraform process trueline starts.
 	count := filepath.Join(tmp, "processes")
 	wrapper := filepath.Join(tmp, b.bin.Name)
-	os.WriteFile(wrapper, []byte(fmt.Sprintf("#!/bin/sh\necho \"$1\" >> %q\nexec %q \"$@\"\n", count, b.bin.Path)), 0o755)
+	must(os.WriteFile(wrapper, []byte(fmt.Sprintf("#!/bin/sh\necho \"$1\" >> %q\nexec %q \"$@\"\n", count, b.bin.Path)), 0o755))
 
 	env := append(os.Environ(), "TF_CLI_CONFIG_FILE="+b.cliConfig, "TF_PLUGIN_CACHE_DIR="+b.pluginCache, "TF_IN_AUTOMATION=1")
 	cpus := runtime.NumCPU()
@@ -142,7 +143,10 @@ func (b *bench) run(n int, smoke bool) bool {
 	})
 	work := filepath.Join(tmp, "work")
 	check := func() (time.Duration, checkStats, int) {
-		os.Remove(count)
+		// A count left from the last check would add its processes to this one.
+		if err := os.Remove(count); err != nil && !errors.Is(err, os.ErrNotExist) {
+			log.Fatal(err)
+		}
 		var st checkStats
 		d := timed(func() {
 			cmd := exec.Command(b.trueline, "check", "--repo", repo, "--format", "json", "-q",
@@ -219,9 +223,9 @@ func generate(repo string, n int) []string {
 	var dirs []string
 	for i := 0; i < n; i++ {
 		dir := filepath.Join(repo, "stacks", fmt.Sprintf("s%03d", i))
-		os.MkdirAll(dir, 0o755)
-		os.WriteFile(filepath.Join(dir, "stack.hcl"), []byte("stack {}\n"), 0o644)
-		os.WriteFile(filepath.Join(dir, "main.tf"), []byte(fmt.Sprintf(`terraform {
+		must(os.MkdirAll(dir, 0o755))
+		must(os.WriteFile(filepath.Join(dir, "stack.hcl"), []byte("stack {}\n"), 0o644))
+		must(os.WriteFile(filepath.Join(dir, "main.tf"), []byte(fmt.Sprintf(`terraform {
   required_providers {
     time = { source = "hashicorp/time" }
   }
@@ -232,7 +236,7 @@ resource "time_static" "t" {}
 resource "terraform_data" "d" {
   input = "s%03d"
 }
-`, i)), 0o644)
+`, i)), 0o644))
 		dirs = append(dirs, dir)
 	}
 	return dirs

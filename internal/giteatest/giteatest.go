@@ -42,7 +42,9 @@ func Start(t testing.TB) *Server {
 		t.Fatal(err)
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	if err := ln.Close(); err != nil { // gitea takes the port next
+		t.Fatal(err)
+	}
 	ini := fmt.Sprintf(`APP_NAME = trueline-test
 RUN_MODE = prod
 RUN_USER = root
@@ -114,8 +116,10 @@ ROOT_PATH = %[1]s/log
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		web.Process.Kill()
-		web.Wait()
+		// Killed on purpose: Wait reports the kill, and a gitea that is
+		// already gone cannot be killed.
+		_ = web.Process.Kill()
+		_ = web.Wait()
 		if t.Failed() {
 			t.Logf("gitea log:\n%s", logs.String())
 		}
@@ -125,7 +129,7 @@ ROOT_PATH = %[1]s/log
 	for {
 		resp, err := http.Get(s.URL + "/api/v1/version")
 		if err == nil {
-			resp.Body.Close()
+			_ = resp.Body.Close() // the status is the answer; the body is not read
 			if resp.StatusCode == 200 {
 				break
 			}
@@ -174,7 +178,7 @@ func (s *Server) try(method, path string, body, out any, basic bool) error {
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // closing a read body has nothing to report
 	b, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode >= 300 {
 		return fmt.Errorf("gitea %s %s: %s\n%s", method, path, resp.Status, b)

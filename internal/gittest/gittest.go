@@ -3,6 +3,7 @@
 package gittest
 
 import (
+	"errors"
 	"net/http"
 	"net/http/cgi"
 	"net/http/httptest"
@@ -49,10 +50,14 @@ func (r *Repo) Commit(msg string, files map[string]string) string {
 	for name, content := range files {
 		p := filepath.Join(r.Dir, name)
 		if content == "" {
-			os.Remove(p)
+			if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+				r.t.Fatal(err)
+			}
 			continue
 		}
-		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			r.t.Fatal(err)
+		}
 		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
 			r.t.Fatal(err)
 		}

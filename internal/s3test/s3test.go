@@ -36,7 +36,9 @@ func Start(t testing.TB) *Server {
 		t.Fatal(err)
 	}
 	addr := ln.Addr().String()
-	ln.Close()
+	if err := ln.Close(); err != nil { // versitygw takes the port next
+		t.Fatal(err)
+	}
 	s := &Server{Endpoint: "http://" + addr, Access: "trueline-access", Secret: "trueline-secret-key", Dir: t.TempDir()}
 	cmd := exec.Command(bin, "--access", s.Access, "--secret", s.Secret, "--port", addr, "posix", s.Dir)
 	cmd.Env = os.Environ()
@@ -46,8 +48,10 @@ func Start(t testing.TB) *Server {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
+		// Killed on purpose: Wait reports the kill, and a versitygw that is
+		// already gone cannot be killed.
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
 		if t.Failed() {
 			t.Logf("versitygw log:\n%s", logs.String())
 		}
@@ -55,7 +59,7 @@ func Start(t testing.TB) *Server {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if resp, err := http.Get(s.Endpoint); err == nil {
-			resp.Body.Close()
+			_ = resp.Body.Close() // an answer is all that is waited for
 			break
 		}
 		if time.Now().After(deadline) {
@@ -83,9 +87,11 @@ func (s *Server) Get(t testing.TB, bucket, key string) ([]byte, bool) {
 	if err != nil {
 		return nil, false
 	}
-	defer out.Body.Close()
+	defer func() { _ = out.Body.Close() }() // closing a read body has nothing to report
 	var b bytes.Buffer
-	b.ReadFrom(out.Body)
+	if _, err := b.ReadFrom(out.Body); err != nil {
+		t.Fatalf("read %s/%s: %v", bucket, key, err)
+	}
 	return b.Bytes(), true
 }
 
