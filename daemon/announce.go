@@ -13,6 +13,7 @@ import (
 	"github.com/trueline/trueline/policies"
 	"github.com/trueline/trueline/reconcile"
 	"github.com/trueline/trueline/report"
+	"github.com/trueline/trueline/run"
 	"github.com/trueline/trueline/state"
 )
 
@@ -57,22 +58,30 @@ func (d *Daemon) record(ctx context.Context, run ledger.Run, n *notice) {
 }
 
 func (d *Daemon) recordOf(ctx context.Context, id int64, key string, n *notice, where state.Location) (state.Record, error) {
-	run, err := d.ledger.Get(ctx, id)
+	job, err := d.ledger.Get(ctx, id)
 	if err != nil {
 		return state.Record{}, err
 	}
 	o := n.outcome
-	rec := state.Record{Schema: state.SchemaID, Version: 1, RunID: run.ID, Repository: run.Repository, Commit: run.Commit,
-		Stack: run.Stack, Workspace: run.Workspace, Trigger: run.Trigger, Triggers: run.Triggers, QueuedAt: run.QueuedAt,
-		StartedAt: run.StartedAt, FinishedAt: run.FinishedAt, Verdict: run.Verdict, Drift: o.Drift, Pending: o.Pending, Noise: o.Noise,
-		Action: state.Action{Action: string(o.Action.Action), Reason: o.Action.Reason, Result: o.Action.Result}, State: where}
-	if run.Error != "" {
-		rec.Error = &run.Error
+	rec := state.Record{Schema: state.SchemaID, Version: 1, RunID: job.ID, Repository: job.Repository, Commit: job.Commit,
+		Stack: job.Stack, Workspace: job.Workspace, Trigger: job.Trigger, Triggers: job.Triggers, QueuedAt: job.QueuedAt,
+		StartedAt: job.StartedAt, FinishedAt: job.FinishedAt, Verdict: job.Verdict, Drift: o.Drift, Pending: o.Pending, Noise: o.Noise,
+		Action: job.Action, State: where}
+	if f := job.Failure; f != nil {
+		rec.Error, rec.Stage = &f.Message, f.Stage
 	}
-	if c, err := d.ledger.LastApplied(ctx, key); err == nil && c != "" {
+	c, err := d.ledger.LastApplied(ctx, key)
+	if err != nil {
+		return rec, err
+	}
+	if c != "" {
 		rec.LastAppliedCommit = &c
 	}
-	if t, err := d.ledger.DriftedSince(ctx, key, run.ID); err == nil && !t.IsZero() {
+	t, err := d.ledger.DriftedSince(ctx, key, job.ID)
+	if err != nil {
+		return rec, err
+	}
+	if !t.IsZero() {
 		rec.DriftedSince = &t
 	}
 	return rec, nil
@@ -89,17 +98,21 @@ func (d *Daemon) announce(ctx context.Context, run ledger.Run, res ledger.Result
 	switch {
 	case o.Verdict == drift.Error:
 		kind = notify.Failed
-	case o.Action.Result == "converged":
+	case o.Action.Converged():
 		kind = notify.Applied
 	case o.Action.Escalated:
 		kind = notify.Escalated
-	case o.Action.Action == policies.PullRequest:
+	case o.Action.Kind == policies.PullRequest:
 		kind = notify.PullRequest
 	case o.Verdict != drift.InSync:
 		kind = notify.DriftFound
 	default:
-		prev, _ := d.ledger.List(ctx, ledger.Filter{Repository: run.Repository, Stack: run.Stack, Workspace: run.Workspace, Status: ledger.Finished, Before: run.ID, Limit: 1})
-		if len(prev) == 0 || prev[0].Verdict == string(drift.InSync) || prev[0].Verdict == "" {
+		prev, err := d.ledger.List(ctx, ledger.Filter{Repository: run.Repository, Stack: run.Stack, Workspace: run.Workspace, Status: ledger.Finished, Before: run.ID, Limit: 1})
+		if err != nil {
+			d.log.Warn("cannot read the previous run; not announcing", "run", run.ID, "error", err)
+			return
+		}
+		if len(prev) == 0 || prev[0].Verdict == drift.InSync || prev[0].Verdict == "" || prev[0].Converged() {
 			return
 		}
 		kind = notify.Cleared
@@ -114,8 +127,11 @@ func (d *Daemon) announce(ctx context.Context, run ledger.Run, res ledger.Result
 		return
 	}
 	e := notify.Event{Kind: kind, Repository: run.Repository, Stack: run.Stack, Workspace: run.Workspace,
-		Commit: run.Commit, Verdict: string(o.Verdict), Result: o.Result, Action: res.Action, Reason: res.ActionReason, Error: res.Error,
+		Commit: run.Commit, Verdict: string(o.Verdict), Result: o.Result, Action: actionText(res.Action), Reason: res.Action.Reason,
 		URL: d.runURL(run.ID)}
+	if res.Failure != nil {
+		e.Error = res.Failure.Message
+	}
 	d.notifier.Notify(n.targets, e)
 }
 
@@ -141,4 +157,12 @@ func (d *Daemon) runURL(id int64) string {
 		return ""
 	}
 	return fmt.Sprintf("%s/runs/%d", strings.TrimRight(d.cfg.ExternalURL, "/"), id)
+}
+
+// actionText names an action and its result for people: "apply (converged)".
+func actionText(a run.Action) string {
+	if a.Result == "" {
+		return string(a.Kind)
+	}
+	return string(a.Kind) + " (" + string(a.Result) + ")"
 }

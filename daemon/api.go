@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/trueline/trueline/drift"
 	"github.com/trueline/trueline/ledger"
 	"github.com/trueline/trueline/policies"
 	"github.com/trueline/trueline/reconcile"
@@ -15,38 +14,24 @@ import (
 	"github.com/trueline/trueline/stacks"
 )
 
-// Approvable is the one rule for which runs a person may approve: the
-// latest finished run of its workspace, whose plan has changes that were
-// not applied (the policy escalated or only reported them), not older than
-// the policy's approve_within. It returns why not, or nil.
-func (d *Daemon) Approvable(ctx context.Context, run ledger.Run) error {
-	switch {
-	case run.Status != ledger.Finished:
-		return fmt.Errorf("run %d is %s, not finished", run.ID, run.Status)
-	case run.Verdict != string(drift.Drifted) && run.Verdict != string(drift.Pending) && run.Verdict != string(drift.DriftedAndPending):
-		return fmt.Errorf("run %d has no changes to approve (verdict %q)", run.ID, run.Verdict)
-	case run.Plan.Plan == "":
-		return fmt.Errorf("run %d has no recorded plan to bind an approval to", run.ID)
-	case strings.HasPrefix(run.Action, string(policies.Apply)) || run.Applying:
-		return fmt.Errorf("run %d was applied by its policy; there is nothing to approve", run.ID)
-	}
-	latest, err := d.ledger.List(ctx, ledger.Filter{Repository: run.Repository, Stack: run.Stack, Workspace: run.Workspace,
+// Approvable applies the one rule for which runs a person may approve
+// (ledger.Run.Approvable) with what the rule needs: the workspace's latest
+// finished run and the policy's approve_within at the run's commit.
+func (d *Daemon) Approvable(ctx context.Context, job ledger.Run) error {
+	latest, err := d.ledger.List(ctx, ledger.Filter{Repository: job.Repository, Stack: job.Stack, Workspace: job.Workspace,
 		Status: ledger.Finished, Limit: 1})
 	if err != nil {
 		return err
 	}
-	if len(latest) == 0 || latest[0].ID != run.ID {
-		return fmt.Errorf("run %d is not the latest finished run of %s (%s); approve the latest", run.ID, run.Stack, run.Workspace)
+	var latestID int64
+	if len(latest) > 0 {
+		latestID = latest[0].ID
 	}
 	within := policies.DefaultApproveWithin
-	if pol, err := d.policyAt(run); err == nil {
+	if pol, err := d.policyAt(job); err == nil {
 		within = pol.ApproveWithin
 	}
-	if age := time.Since(run.FinishedAt); age > within {
-		return fmt.Errorf("run %d finished %s ago, longer than approve_within = %s; plan again and approve the new run",
-			run.ID, age.Round(time.Minute), within)
-	}
-	return nil
+	return job.Approvable(latestID, within, time.Now())
 }
 
 // Approve queues a run that plans the approved run's workspace at the same

@@ -9,10 +9,14 @@ package ledger
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/trueline/trueline/drift"
+	"github.com/trueline/trueline/policies"
+	"github.com/trueline/trueline/run"
 )
 
 // Status of a run.
@@ -74,13 +78,16 @@ type Run struct {
 
 // Result is what a finished run found and did.
 type Result struct {
-	Verdict      string `json:"verdict,omitempty"`
-	Findings     []byte `json:"-"` // JSON: drift, pending and noise
-	Action       string `json:"action,omitempty"`
-	ActionReason string `json:"action_reason,omitempty"`
-	Error        string `json:"error,omitempty"`
-	Log          string `json:"-"`
-	DurationMS   int64  `json:"duration_ms,omitempty"`
+	Verdict  drift.Verdict `json:"verdict,omitempty"`
+	Findings []byte        `json:"-"` // JSON: drift, pending and noise
+	// Action is what the policy decided and what came of it; in JSON
+	// "action", "action_reason", "action_result" and "escalated".
+	Action run.Action `json:"-"`
+	// Failure says why and at which stage the run failed; in JSON "error"
+	// and "stage".
+	Failure    *run.Failure `json:"-"`
+	Log        string       `json:"-"`
+	DurationMS int64        `json:"duration_ms,omitempty"`
 	// Record is where the run's record lives beside the state: an s3://
 	// URL, a directory, or "ledger" for backends records are not written beside.
 	Record string `json:"record,omitempty"`
@@ -91,6 +98,82 @@ type Result struct {
 	Plan drift.PlanHash `json:"-"`
 }
 
+// Approvable is the one rule for which runs a person may approve: a
+// finished run with drift or pending changes that its policy did not apply
+// (it escalated, reported or proposed them), with a recorded plan to bind
+// to, that is the latest finished run of its workspace (latest is that
+// run's id) and finished no longer than within ago. It says why not, or nil.
+func (r Run) Approvable(latest int64, within time.Duration, now time.Time) error {
+	switch {
+	case r.Status != Finished:
+		return fmt.Errorf("run %d is %s, not finished", r.ID, r.Status)
+	case r.Verdict != drift.Drifted && r.Verdict != drift.Pending && r.Verdict != drift.DriftedAndPending:
+		return fmt.Errorf("run %d has no changes to approve (verdict %q)", r.ID, r.Verdict)
+	case r.Plan.Plan == "":
+		return fmt.Errorf("run %d has no recorded plan to bind an approval to", r.ID)
+	case r.Action.Kind == policies.Apply || r.Applying:
+		return fmt.Errorf("run %d was applied by its policy; there is nothing to approve", r.ID)
+	case latest != r.ID:
+		return fmt.Errorf("run %d is not the latest finished run of %s (%s); approve the latest", r.ID, r.Stack, r.Workspace)
+	}
+	if age := now.Sub(r.FinishedAt); age > within {
+		return fmt.Errorf("run %d finished %s ago, longer than approve_within = %s; plan again and approve the new run",
+			r.ID, age.Round(time.Minute), within)
+	}
+	return nil
+}
+
+// Converged reports whether the run applied its plan and the workspace was
+// in sync afterwards: whatever it found, it left the workspace remediated.
+func (r Result) Converged() bool { return r.Action.Converged() }
+
+// runWire is a run's JSON form (the API's, and what `trueline plan` and
+// `trueline runs` read): the action and the failure as flat fields beside
+// the rest, the findings as they are stored, and the log when it was read.
+type runWire struct {
+	Action       string          `json:"action,omitempty"`
+	ActionReason string          `json:"action_reason,omitempty"`
+	ActionResult run.Result      `json:"action_result,omitempty"`
+	Escalated    bool            `json:"escalated,omitempty"`
+	Error        string          `json:"error,omitempty"`
+	Stage        run.Stage       `json:"stage,omitempty"`
+	Findings     json.RawMessage `json:"findings,omitempty"`
+	Log          string          `json:"log,omitempty"`
+}
+
+// MarshalJSON writes the run's wire form.
+func (r Run) MarshalJSON() ([]byte, error) {
+	type plain Run
+	w := runWire{Action: string(r.Action.Kind), ActionReason: r.Action.Reason, ActionResult: r.Action.Result,
+		Escalated: r.Action.Escalated, Findings: json.RawMessage(r.Findings), Log: r.Log}
+	if r.Failure != nil {
+		w.Error, w.Stage = r.Failure.Message, r.Failure.Stage
+	}
+	return json.Marshal(struct {
+		plain
+		runWire
+	}{plain(r), w})
+}
+
+// UnmarshalJSON reads the run's wire form back.
+func (r *Run) UnmarshalJSON(b []byte) error {
+	type plain Run
+	var v struct {
+		plain
+		runWire
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*r = Run(v.plain)
+	r.Action = run.Action{Kind: policies.Action(v.Action), Reason: v.ActionReason, Result: v.ActionResult, Escalated: v.Escalated}
+	if v.Error != "" || v.Stage != "" {
+		r.Failure = &run.Failure{Stage: v.Stage, Message: v.Error, Interrupted: r.Status == Interrupted}
+	}
+	r.Findings, r.Log = []byte(v.Findings), v.Log
+	return nil
+}
+
 // Branch is a remediation branch trueline pushed: merging it approves the
 // plan it was made from, if the merged history contains Head.
 type Branch struct {
@@ -98,6 +181,30 @@ type Branch struct {
 	Head  string // the commit trueline pushed
 	RunID int64  // the run whose plan the branch proposes
 	Plan  drift.PlanHash
+}
+
+// Summary is one workspace as every overview shows it (the dashboard, the
+// report, the metrics): who it is, its schedule, its latest finished run,
+// its state now, since when it is drifted, and its open pull request.
+type Summary struct {
+	Workspace          run.Workspace
+	Schedule, Timezone string
+	Registered         bool // declared by a stack at the repository's head
+	Latest             *Run // nil: never checked; its log is not read
+	DriftedSince       time.Time
+	PullRequest        string
+}
+
+// State is the workspace's verdict now: its latest run's, except that a run
+// that applied and converged left it in sync; "" when it was never checked.
+func (s Summary) State() drift.Verdict {
+	switch {
+	case s.Latest == nil:
+		return ""
+	case s.Latest.Converged():
+		return drift.InSync
+	}
+	return s.Latest.Verdict
 }
 
 // Workspace is a registered workspace and its schedule.
@@ -174,6 +281,12 @@ type Ledger interface {
 	// ("ledger" for backends records are not written beside), or why it
 	// could not be.
 	SetRecord(ctx context.Context, id int64, where, errMsg string) error
+	// Summaries describes every workspace, registered or with runs, in one
+	// query, ordered by repository, stack and workspace.
+	Summaries(ctx context.Context) ([]Summary, error)
+	// Converged lists every run that applied and converged and finished at
+	// or after since, newest first.
+	Converged(ctx context.Context, since time.Time) ([]Run, error)
 	// LastApplied is the commit of the workspace's last run that applied and converged.
 	LastApplied(ctx context.Context, key string) (string, error)
 	// DriftedSince is when the drift incident that run upTo belongs to began (zero if none).

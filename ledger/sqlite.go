@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/trueline/trueline/drift"
+	"github.com/trueline/trueline/policies"
+	"github.com/trueline/trueline/run"
 	_ "modernc.org/sqlite" // the "sqlite" driver
 )
 
@@ -94,6 +96,17 @@ var migrations = []string{
 		plan_resources TEXT NOT NULL,
 		updated_at     INTEGER NOT NULL
 	);`,
+	// 9: the action and its result apart, escalation, and the stage and kind
+	// of a failure; older "apply:converged" actions are split.
+	`ALTER TABLE runs ADD COLUMN action_result TEXT NOT NULL DEFAULT '';
+	ALTER TABLE runs ADD COLUMN escalated INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE runs ADD COLUMN failure_stage TEXT NOT NULL DEFAULT '';
+	ALTER TABLE runs ADD COLUMN failure_kind TEXT NOT NULL DEFAULT '';
+	UPDATE runs SET action_result = substr(action, instr(action, ':') + 1), action = substr(action, 1, instr(action, ':') - 1)
+		WHERE instr(action, ':') > 0;
+	UPDATE runs SET escalated = 1 WHERE action_reason LIKE 'escalated%';
+	UPDATE runs SET failure_kind = 'interrupted' WHERE status = 'interrupted';
+	CREATE INDEX runs_converged ON runs(workspace_key, id) WHERE action = 'apply' AND action_result = 'converged';`,
 }
 
 // SQLite is the embedded ledger.
@@ -177,32 +190,67 @@ func (l *SQLite) Close() error { return l.db.Close() }
 
 const runColumns = `id, repository, stack, workspace, commit_sha, trigger, triggers, status, queued_at, started_at,
 	finished_at, retry_of, applying, verdict, findings, action, action_reason, error, log, duration_ms, record_error, approval, record,
-	plan_hash, plan_resources, approved_run, approved_by`
+	plan_hash, plan_resources, approved_run, approved_by, action_result, escalated, failure_stage, failure_kind`
 
 // listColumns are runColumns without the log: lists (pages, the report,
 // metrics) never read logs, which are the bulk of a run's row.
 var listColumns = strings.Replace(runColumns, " log,", " '',", 1)
 
+// summaryRunColumns are listColumns of the latest run r in Summaries,
+// each defaulted for a workspace that has no finished run yet.
+var summaryRunColumns = func() string {
+	ints := map[string]bool{"id": true, "queued_at": true, "started_at": true, "finished_at": true, "retry_of": true,
+		"applying": true, "duration_ms": true, "approved_run": true, "escalated": true}
+	var cols []string
+	for _, c := range strings.Split(runColumns, ",") {
+		c = strings.TrimSpace(c)
+		switch {
+		case c == "log":
+			cols = append(cols, "''")
+		case ints[c]:
+			cols = append(cols, "COALESCE(r."+c+", 0)")
+		default:
+			cols = append(cols, "COALESCE(r."+c+", '')")
+		}
+	}
+	return strings.Join(cols, ", ")
+}()
+
 type scanner interface{ Scan(...any) error }
 
 func scanRun(s scanner) (Run, error) {
 	var r Run
-	var triggers, findings, resources string
+	err := scanRunWith(s, &r)
+	return r, err
+}
+
+// scanRunWith scans leading columns into lead, then a run's columns into r.
+func scanRunWith(s scanner, r *Run, lead ...any) error {
+	var triggers, findings, resources, action, result, errMsg, stage, kind string
 	var queued, started, finished int64
-	var applying int
-	err := s.Scan(&r.ID, &r.Repository, &r.Stack, &r.Workspace, &r.Commit, &r.Trigger, &triggers, &r.Status,
-		&queued, &started, &finished, &r.RetryOf, &applying, &r.Verdict, &findings, &r.Action, &r.ActionReason,
-		&r.Error, &r.Log, &r.DurationMS, &r.RecordError, &r.Approval, &r.Record,
-		&r.Plan.Plan, &resources, &r.ApprovedRun, &r.ApprovedBy)
+	var applying, escalated int
+	err := s.Scan(append(lead, &r.ID, &r.Repository, &r.Stack, &r.Workspace, &r.Commit, &r.Trigger, &triggers, &r.Status,
+		&queued, &started, &finished, &r.RetryOf, &applying, &r.Verdict, &findings, &action, &r.Action.Reason,
+		&errMsg, &r.Log, &r.DurationMS, &r.RecordError, &r.Approval, &r.Record,
+		&r.Plan.Plan, &resources, &r.ApprovedRun, &r.ApprovedBy, &result, &escalated, &stage, &kind)...)
 	if err != nil {
-		return r, err
+		return err
+	}
+	r.Action.Kind, r.Action.Result, r.Action.Escalated = policies.Action(action), run.Result(result), escalated != 0
+	if errMsg != "" || stage != "" {
+		r.Failure = &run.Failure{Stage: run.Stage(stage), Message: errMsg, TimedOut: kind == "timeout", Interrupted: kind == "interrupted"}
 	}
 	if resources != "" {
 		if err := json.Unmarshal([]byte(resources), &r.Plan.Resources); err != nil {
-			return r, fmt.Errorf("run %d: plan_resources: %w", r.ID, err)
+			return fmt.Errorf("run %d: plan_resources: %w", r.ID, err)
 		}
 	}
-	json.Unmarshal([]byte(triggers), &r.Triggers)
+	if triggers == "" {
+		triggers = "[]" // no run (a summary of a workspace never checked)
+	}
+	if err := json.Unmarshal([]byte(triggers), &r.Triggers); err != nil {
+		return fmt.Errorf("run %d: triggers: %w", r.ID, err)
+	}
 	if findings != "" {
 		r.Findings = []byte(findings)
 	}
@@ -210,7 +258,7 @@ func scanRun(s scanner) (Run, error) {
 	r.StartedAt = fromMillis(started)
 	r.FinishedAt = fromMillis(finished)
 	r.Applying = applying != 0
-	return r, nil
+	return nil
 }
 
 func fromMillis(ms int64) time.Time {
@@ -362,11 +410,30 @@ func (l *SQLite) Finish(ctx context.Context, id int64, res Result) error {
 	if err != nil {
 		return fmt.Errorf("run %d: %w", id, err)
 	}
+	var errMsg, stage, kind string
+	if f := res.Failure; f != nil {
+		errMsg, stage = f.Message, string(f.Stage)
+		switch {
+		case f.TimedOut:
+			kind = "timeout"
+		case f.Interrupted:
+			kind = "interrupted"
+		}
+	}
 	return l.update(ctx, id, `UPDATE runs SET status = 'finished', finished_at = ?, verdict = ?, findings = ?, action = ?,
-		action_reason = ?, error = ?, log = ?, duration_ms = ?, record_error = ?, plan_hash = ?, plan_resources = ?
+		action_reason = ?, action_result = ?, escalated = ?, error = ?, failure_stage = ?, failure_kind = ?, log = ?,
+		duration_ms = ?, record_error = ?, plan_hash = ?, plan_resources = ?
 		WHERE id = ? AND status = 'running'`,
-		l.now().UnixMilli(), res.Verdict, string(res.Findings), res.Action, res.ActionReason, res.Error, res.Log,
+		l.now().UnixMilli(), res.Verdict, string(res.Findings), string(res.Action.Kind), res.Action.Reason, string(res.Action.Result),
+		boolInt(res.Action.Escalated), errMsg, stage, kind, res.Log,
 		res.DurationMS, res.RecordError, res.Plan.Plan, resources, id)
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func marshalResources(p drift.PlanHash) (string, error) {
@@ -463,7 +530,8 @@ func (l *SQLite) interrupt(ctx context.Context, query string, args []any, msg st
 			if r.Applying {
 				m += " (an apply had started; it is not repeated, the next plan shows where it got)"
 			}
-			if _, err := tx.ExecContext(ctx, `UPDATE runs SET status = 'interrupted', finished_at = ?, error = ? WHERE id = ?`, now, m, r.ID); err != nil {
+			if _, err := tx.ExecContext(ctx, `UPDATE runs SET status = 'interrupted', finished_at = ?, error = ?, failure_kind = 'interrupted',
+				failure_stage = CASE WHEN applying = 1 THEN 'apply' ELSE '' END WHERE id = ?`, now, m, r.ID); err != nil {
 				return err
 			}
 			out[i].Status = Interrupted
@@ -642,24 +710,88 @@ func (l *SQLite) SetRecord(ctx context.Context, id int64, where, errMsg string) 
 	return err
 }
 
+func (l *SQLite) Converged(ctx context.Context, since time.Time) ([]Run, error) {
+	return l.query(ctx, `SELECT `+listColumns+` FROM runs WHERE status = 'finished' AND action = 'apply'
+		AND action_result = 'converged' AND finished_at >= ? ORDER BY id DESC`, since.UnixMilli())
+}
+
 func (l *SQLite) LastApplied(ctx context.Context, key string) (string, error) {
 	var c string
 	err := l.db.QueryRowContext(ctx, `SELECT commit_sha FROM runs WHERE workspace_key = ? AND status = 'finished'
-		AND action = 'apply:converged' ORDER BY id DESC LIMIT 1`, key).Scan(&c)
+		AND action = 'apply' AND action_result = 'converged' ORDER BY id DESC LIMIT 1`, key).Scan(&c)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil
 	}
 	return c, err
 }
 
+// The drift age rule, as SQL over the runs aliased a. A finished run that
+// found drift and did not apply it to convergence is drift; a finished run
+// that found none (in sync, or only pending code), or that applied and
+// converged, ends it; a failed or interrupted run does neither, so an error
+// in the middle of an incident does not reset its age. The incident began
+// with the first drift run after the last run that ended drift.
+func isDrift(a string) string {
+	return fmt.Sprintf(`(%[1]s.status = 'finished' AND %[1]s.verdict IN ('drifted', 'drifted_and_pending')
+		AND NOT (%[1]s.action = 'apply' AND %[1]s.action_result = 'converged'))`, a)
+}
+
+func endsDrift(a string) string {
+	return fmt.Sprintf(`(%[1]s.status = 'finished' AND (%[1]s.verdict IN ('in_sync', 'pending')
+		OR (%[1]s.action = 'apply' AND %[1]s.action_result = 'converged')))`, a)
+}
+
+func (l *SQLite) Summaries(ctx context.Context) ([]Summary, error) {
+	rows, err := l.db.QueryContext(ctx, `WITH keys AS (
+			SELECT workspace_key, repository, stack, workspace, schedule, timezone, 1 AS registered FROM workspaces
+			UNION ALL
+			SELECT DISTINCT workspace_key, repository, stack, workspace, '', '', 0 FROM runs
+			WHERE status = 'finished' AND workspace_key NOT IN (SELECT workspace_key FROM workspaces)
+		),
+		latest AS (SELECT workspace_key, MAX(id) AS id FROM runs WHERE status = 'finished' GROUP BY workspace_key),
+		starts AS (
+			SELECT r.workspace_key, MIN(r.started_at) AS since FROM runs r WHERE `+isDrift("r")+`
+			AND r.id > COALESCE((SELECT MAX(x.id) FROM runs x WHERE x.workspace_key = r.workspace_key AND `+endsDrift("x")+`), 0)
+			GROUP BY r.workspace_key
+		)
+		SELECT k.repository, k.stack, k.workspace, k.schedule, k.timezone, k.registered, COALESCE(p.url, ''),
+			COALESCE(s.since, 0), `+summaryRunColumns+`
+		FROM keys k
+		LEFT JOIN latest lt ON lt.workspace_key = k.workspace_key
+		LEFT JOIN runs r ON r.id = lt.id
+		LEFT JOIN pull_requests p ON p.workspace_key = k.workspace_key
+		LEFT JOIN starts s ON s.workspace_key = k.workspace_key
+		ORDER BY k.repository, k.stack, k.workspace`)
+	if err != nil {
+		return nil, fmt.Errorf("summaries: %w", err)
+	}
+	defer rows.Close()
+	var out []Summary
+	for rows.Next() {
+		var sm Summary
+		var registered int
+		var since int64
+		var r Run
+		err := scanRunWith(rows, &r, &sm.Workspace.Repository, &sm.Workspace.Stack, &sm.Workspace.Name, &sm.Schedule, &sm.Timezone,
+			&registered, &sm.PullRequest, &since)
+		if err != nil {
+			return nil, fmt.Errorf("summaries: %w", err)
+		}
+		sm.Registered = registered != 0
+		sm.DriftedSince = fromMillis(since)
+		if r.ID != 0 {
+			sm.Latest = &r
+		}
+		out = append(out, sm)
+	}
+	return out, rows.Err()
+}
+
 func (l *SQLite) DriftedSince(ctx context.Context, key string, upTo int64) (time.Time, error) {
-	// The incident began with the first drifted run after the last finished
-	// run that was not drifted.
 	var ms sql.NullInt64
-	err := l.db.QueryRowContext(ctx, `SELECT MIN(started_at) FROM runs WHERE workspace_key = ? AND status = 'finished' AND id <= ?
-		AND verdict IN ('drifted', 'drifted_and_pending')
-		AND id > COALESCE((SELECT MAX(id) FROM runs WHERE workspace_key = ? AND status = 'finished' AND id <= ?
-			AND verdict NOT IN ('drifted', 'drifted_and_pending')), 0)`, key, upTo, key, upTo).Scan(&ms)
+	err := l.db.QueryRowContext(ctx, `SELECT MIN(r.started_at) FROM runs r WHERE r.workspace_key = ? AND r.id <= ? AND `+isDrift("r")+`
+		AND r.id > COALESCE((SELECT MAX(x.id) FROM runs x WHERE x.workspace_key = ? AND x.id <= ? AND `+endsDrift("x")+`), 0)`,
+		key, upTo, key, upTo).Scan(&ms)
 	if err != nil || !ms.Valid {
 		return time.Time{}, err
 	}
@@ -749,8 +881,8 @@ func (l *SQLite) Prune(ctx context.Context, before time.Time, keepPerWorkspace i
 		keep = -1 // no cap
 	}
 	// Old or beyond the cap, and none of: the latest finished run of its
-	// workspace; the latest in-sync (or pending, or failed) one and the
-	// first drifted run after it, which date the open drift; a run whose
+	// workspace; the last run that ended drift and the first drift run
+	// after it, which date the open drift (isDrift, endsDrift); a run whose
 	// plan a remediation branch or a waiting approval still refers to.
 	res, err := l.db.ExecContext(ctx, `DELETE FROM runs WHERE id IN (
 		SELECT x.id FROM (
@@ -759,11 +891,9 @@ func (l *SQLite) Prune(ctx context.Context, before time.Time, keepPerWorkspace i
 		) x
 		WHERE (x.finished_at < ? OR (? > 0 AND x.n > ?))
 		  AND x.id NOT IN (SELECT MAX(id) FROM runs WHERE status = 'finished' GROUP BY workspace_key)
-		  AND x.id NOT IN (SELECT MAX(id) FROM runs WHERE status = 'finished'
-			AND verdict NOT IN ('drifted', 'drifted_and_pending') GROUP BY workspace_key)
-		  AND x.id NOT IN (SELECT MIN(d.id) FROM runs d WHERE d.status = 'finished' AND d.verdict IN ('drifted', 'drifted_and_pending')
-			AND d.id > COALESCE((SELECT MAX(s.id) FROM runs s WHERE s.workspace_key = d.workspace_key AND s.status = 'finished'
-				AND s.verdict NOT IN ('drifted', 'drifted_and_pending')), 0)
+		  AND x.id NOT IN (SELECT MAX(e.id) FROM runs e WHERE `+endsDrift("e")+` GROUP BY e.workspace_key)
+		  AND x.id NOT IN (SELECT MIN(d.id) FROM runs d WHERE `+isDrift("d")+`
+			AND d.id > COALESCE((SELECT MAX(s.id) FROM runs s WHERE s.workspace_key = d.workspace_key AND `+endsDrift("s")+`), 0)
 			GROUP BY d.workspace_key)
 		  AND x.id NOT IN (SELECT run_id FROM branches)
 		  AND x.id NOT IN (SELECT approved_run FROM runs WHERE status IN ('queued', 'running')))`,
@@ -788,12 +918,10 @@ const vacuumAfter = 100
 func (l *SQLite) SetClock(now func() time.Time) { l.now = now }
 
 func (l *SQLite) DriftStarts(ctx context.Context) (map[string]time.Time, error) {
-	// One query for every workspace: the drifted runs after its last
-	// finished run that was not drifted.
-	rows, err := l.db.QueryContext(ctx, `SELECT r.workspace_key, MIN(r.started_at) FROM runs r
-		WHERE r.status = 'finished' AND r.verdict IN ('drifted', 'drifted_and_pending')
-		AND r.id > COALESCE((SELECT MAX(x.id) FROM runs x WHERE x.workspace_key = r.workspace_key AND x.status = 'finished'
-			AND x.verdict NOT IN ('drifted', 'drifted_and_pending')), 0)
+	// One query for every workspace: the drift runs after its last run that
+	// ended drift (isDrift, endsDrift).
+	rows, err := l.db.QueryContext(ctx, `SELECT r.workspace_key, MIN(r.started_at) FROM runs r WHERE `+isDrift("r")+`
+		AND r.id > COALESCE((SELECT MAX(x.id) FROM runs x WHERE x.workspace_key = r.workspace_key AND `+endsDrift("x")+`), 0)
 		GROUP BY r.workspace_key`)
 	if err != nil {
 		return nil, err

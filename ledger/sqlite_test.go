@@ -2,12 +2,15 @@ package ledger
 
 import (
 	"context"
+	"database/sql"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/trueline/trueline/drift"
+	"github.com/trueline/trueline/policies"
+	"github.com/trueline/trueline/run"
 )
 
 func open(t *testing.T) (*SQLite, string) {
@@ -139,7 +142,7 @@ func TestRecoverInterruptsAndRequeuesOnce(t *testing.T) {
 		t.Fatalf("recover = %+v, %v", got, err)
 	}
 	old, _ := l2.Get(ctx, r.ID)
-	if old.Status != Interrupted || old.Error == "" {
+	if old.Status != Interrupted || old.Failure == nil || !old.Failure.Interrupted {
 		t.Errorf("old run = %+v", old)
 	}
 	queued, _ := l2.List(ctx, Filter{Status: Queued})
@@ -175,7 +178,7 @@ func TestFinishOnlyOnce(t *testing.T) {
 	if err := l.MarkApplying(ctx, r.ID); err == nil {
 		t.Error("marked a run applying twice")
 	}
-	if err := l.Finish(ctx, r.ID, Result{Verdict: "drifted", Findings: []byte(`{"drift":[]}`), Action: "apply"}); err != nil {
+	if err := l.Finish(ctx, r.ID, Result{Verdict: "drifted", Findings: []byte(`{"drift":[]}`), Action: run.Action{Kind: policies.Apply}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := l.Finish(ctx, r.ID, Result{}); err == nil {
@@ -246,18 +249,19 @@ func TestIncidentQueries(t *testing.T) {
 	l, _ := open(t)
 	clock := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
 	l.now = func() time.Time { clock = clock.Add(time.Minute); return clock }
-	run := func(verdict, action, commit string) int64 {
+	do := func(verdict drift.Verdict, action run.Action, commit string) int64 {
 		r, _, _ := l.Enqueue(ctx, Request{Repository: "infra", Stack: "web", Workspace: "default", Trigger: "schedule", Commit: commit})
 		l.Claim(ctx, Limits{})
 		l.Finish(ctx, r.ID, Result{Verdict: verdict, Action: action})
 		return r.ID
 	}
+	none, report := run.Action{}, run.Action{Kind: policies.Report}
 	key := WorkspaceKey("infra", "web", "default")
-	run("drifted", "", "c0")
-	run("drifted", "apply:converged", "c1")
-	run("in_sync", "", "c1")
-	first := run("drifted", "report", "c2")
-	last := run("drifted", "report", "c2")
+	do("drifted", none, "c0")
+	do("drifted", run.Action{Kind: policies.Apply, Result: run.Converged}, "c1")
+	do("in_sync", none, "c1")
+	first := do("drifted", report, "c2")
+	last := do("drifted", report, "c2")
 	since, err := l.DriftedSince(ctx, key, last)
 	r, _ := l.Get(ctx, first)
 	if err != nil || !since.Equal(r.StartedAt) {
@@ -269,7 +273,7 @@ func TestIncidentQueries(t *testing.T) {
 	if c, _ := l.LastApplied(ctx, key); c != "c1" {
 		t.Errorf("last applied = %q", c)
 	}
-	after := run("in_sync", "", "c2")
+	after := do("in_sync", none, "c2")
 	if since, _ := l.DriftedSince(ctx, key, after); !since.IsZero() {
 		t.Errorf("an in-sync run belongs to no incident, got %v", since)
 	}
@@ -285,7 +289,7 @@ func TestIncidentQueries(t *testing.T) {
 }
 
 // run queues, claims and finishes one run of a workspace with a verdict.
-func finishRun(t *testing.T, l *SQLite, ws, verdict string, res Result) Run {
+func finishRun(t *testing.T, l *SQLite, ws string, verdict drift.Verdict, res Result) Run {
 	t.Helper()
 	ctx := context.Background()
 	r, _, err := l.Enqueue(ctx, req("infra", "stacks/web", ws, "schedule"))
@@ -403,5 +407,108 @@ func TestApprovalKeepsItsCommit(t *testing.T) {
 	b, joined, _ := l.Enqueue(ctx, Request{Repository: "infra", Stack: "stacks/web", Workspace: "default", Trigger: "commit", Commit: "newer"})
 	if !joined || b.ID != a.ID || b.Commit != "reviewed" || b.Approval != "hash" || b.ApprovedRun != 7 {
 		t.Errorf("joined run = %+v", b)
+	}
+}
+
+// A ledger written before actions and results were apart reads typed.
+func TestMigrationSplitsActions(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "old.db")
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Exec(`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`)
+	for v, m := range migrations[:8] {
+		if _, err := db.Exec(m); err != nil {
+			t.Fatalf("migration %d: %v", v+1, err)
+		}
+		db.Exec(`INSERT INTO schema_migrations VALUES (?, 0)`, v+1)
+	}
+	db.Exec(`INSERT INTO runs (repository, stack, workspace, workspace_key, trigger, status, queued_at, action, action_reason)
+		VALUES ('infra', 'web', 'default', 'infra/web/default', 'schedule', 'finished', 1, 'apply:converged', 'within guardrails'),
+		       ('infra', 'web', 'prod', 'infra/web/prod', 'schedule', 'finished', 1, 'pull_request', 'escalated to pull_request: x')`)
+	db.Close()
+	l, err := OpenSQLite(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	a, _ := l.Get(ctx, 1)
+	b, _ := l.Get(ctx, 2)
+	if a.Action.Kind != policies.Apply || a.Action.Result != run.Converged || !a.Converged() {
+		t.Errorf("old apply:converged = %+v", a.Action)
+	}
+	if b.Action.Kind != policies.PullRequest || b.Action.Result != "" || !b.Action.Escalated {
+		t.Errorf("old escalated pull_request = %+v", b.Action)
+	}
+}
+
+// The drift age rule: a failed run does not reset an incident's age; an
+// apply that converged ends it, and its workspace is in sync.
+func TestDriftAgeRule(t *testing.T) {
+	ctx := context.Background()
+	l, _ := open(t)
+	clock := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
+	l.now = func() time.Time { clock = clock.Add(time.Minute); return clock }
+	do := func(verdict drift.Verdict, action run.Action) Run {
+		return finishRun(t, l, "default", verdict, Result{Action: action})
+	}
+	key := WorkspaceKey("infra", "stacks/web", "default")
+	first := do(drift.Drifted, run.Action{Kind: policies.Report})
+	do(drift.Error, run.Action{})
+	last := do(drift.Drifted, run.Action{Kind: policies.Report})
+	if since, _ := l.DriftedSince(ctx, key, last.ID); !since.Equal(first.StartedAt) {
+		t.Errorf("after an error run the drift started %v, want %v (the first drifted run)", since, first.StartedAt)
+	}
+	if starts, _ := l.DriftStarts(ctx); !starts[key].Equal(first.StartedAt) {
+		t.Errorf("drift starts = %v", starts)
+	}
+	converged := do(drift.Drifted, run.Action{Kind: policies.Apply, Result: run.Converged})
+	if starts, _ := l.DriftStarts(ctx); len(starts) != 0 {
+		t.Errorf("a converged apply left the workspace drifted since %v", starts)
+	}
+	if since, _ := l.DriftedSince(ctx, key, converged.ID); !since.IsZero() {
+		t.Errorf("the converged run belongs to an incident since %v", since)
+	}
+	again := do(drift.Drifted, run.Action{Kind: policies.Report})
+	if since, _ := l.DriftedSince(ctx, key, again.ID); !since.Equal(again.StartedAt) {
+		t.Errorf("new drift after the converged apply started %v, want %v", since, again.StartedAt)
+	}
+}
+
+func TestSummaries(t *testing.T) {
+	ctx := context.Background()
+	l, _ := open(t)
+	l.SetWorkspaces(ctx, "infra", []Workspace{{Stack: "stacks/web", Workspace: "default", Schedule: "@hourly", Timezone: "UTC"},
+		{Stack: "stacks/web", Workspace: "never"}, {Stack: "stacks/web", Workspace: "prod"}})
+	drifted := finishRun(t, l, "default", drift.Drifted, Result{Action: run.Action{Kind: policies.Report}})
+	finishRun(t, l, "prod", drift.Drifted, Result{Action: run.Action{Kind: policies.Apply, Result: run.Converged}})
+	finishRun(t, l, "gone", drift.InSync, Result{}) // a workspace no stack declares any more
+	l.SetPullRequest(ctx, "infra/stacks/web/default", 7, "https://forge/pr/7")
+	all, err := l.Summaries(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]Summary{}
+	for _, s := range all {
+		got[s.Workspace.Name] = s
+	}
+	if len(all) != 4 {
+		t.Fatalf("%d summaries, want 4: %+v", len(all), all)
+	}
+	d := got["default"]
+	if d.State() != drift.Drifted || !d.DriftedSince.Equal(drifted.StartedAt) || d.PullRequest != "https://forge/pr/7" ||
+		d.Schedule != "@hourly" || !d.Registered || d.Latest.ID != drifted.ID || d.Latest.Log != "" {
+		t.Errorf("default = %+v", d)
+	}
+	if p := got["prod"]; p.State() != drift.InSync || !p.DriftedSince.IsZero() {
+		t.Errorf("a converged apply: state %q, drifted since %v", p.State(), p.DriftedSince)
+	}
+	if n := got["never"]; n.Latest != nil || n.State() != "" {
+		t.Errorf("never checked = %+v", n)
+	}
+	if g := got["gone"]; g.Registered || g.State() != drift.InSync {
+		t.Errorf("gone = %+v", g)
 	}
 }

@@ -158,6 +158,53 @@ func Load(fsys fs.FS) (map[string]*Policy, error) {
 	return out, nil
 }
 
+// LoadNamed reads policies/*.hcl for the one policy a stack names. A
+// broken file fails only the stacks whose policy it may hold: when the
+// policy is found, whole, in a file that parses, it is returned whatever
+// other files say; otherwise the errors of the broken files are (each with
+// file, line and column), or, when there are none, the known names.
+func LoadNamed(fsys fs.FS, name string) (map[string]*Policy, error) {
+	out := map[string]*Policy{}
+	entries, err := fs.ReadDir(fsys, Dir)
+	if err != nil {
+		return out, nil
+	}
+	var broken hcl.Diagnostics
+	var found []parsed
+	for _, e := range entries {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), ".hcl") {
+			continue
+		}
+		file := path.Join(Dir, e.Name())
+		src, err := fs.ReadFile(fsys, file)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", file, err)
+		}
+		ps, d := Parse(file, src)
+		if d.HasErrors() {
+			broken = append(broken, d...)
+			continue
+		}
+		for _, p := range ps {
+			out[p.Name] = p.Policy // the known names, for PolicyFor's message
+			if p.Name == name {
+				found = append(found, p)
+			}
+		}
+	}
+	switch {
+	case len(found) > 1:
+		return nil, &hcldiag.Error{Diags: hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Duplicate policy",
+			Detail:  fmt.Sprintf("Policy %q is declared at %s and at %s; policy names are unique across policies/.", name, found[0].at, found[1].at),
+			Subject: found[1].at.Ptr()}}}
+	case len(found) == 1:
+		return map[string]*Policy{name: found[0].Policy}, nil
+	case broken.HasErrors():
+		return nil, &hcldiag.Error{Diags: broken}
+	}
+	return out, nil
+}
+
 type parsed struct {
 	*Policy
 	at hcl.Range

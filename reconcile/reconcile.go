@@ -5,6 +5,7 @@ package reconcile
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/trueline/trueline/drift"
 	"github.com/trueline/trueline/policies"
+	"github.com/trueline/trueline/run"
 	"github.com/trueline/trueline/runner"
 	"github.com/trueline/trueline/stacks"
 	"golang.org/x/sync/errgroup"
@@ -27,13 +29,15 @@ type Outcome struct {
 	Stack     string `json:"stack"`
 	Workspace string `json:"workspace"`
 	drift.Result
-	Error      *string `json:"error"`
-	DurationMS int64   `json:"duration_ms"`
+	// Failure says why and at which stage the run failed; nil when it did
+	// not. In JSON: "error" (its message, or null) and "stage".
+	Failure    *run.Failure `json:"-"`
+	DurationMS int64        `json:"duration_ms"`
 	// Init says whether this run had to run init.
 	Init   bool   `json:"init"`
 	Timing Timing `json:"timing"`
 	// Action is what the policy decided and what came of it.
-	Action Action `json:"action"`
+	Action run.Action `json:"action"`
 	// Plan identifies exactly what the plan would do, for approvals; its
 	// hash is empty for an empty plan.
 	Plan drift.PlanHash `json:"-"`
@@ -41,14 +45,20 @@ type Outcome struct {
 	Log string `json:"-"`
 }
 
-// Action is a policy decision and its result.
-type Action struct {
-	Action    policies.Action `json:"action"`
-	Reason    string          `json:"reason"`
-	Escalated bool            `json:"escalated,omitempty"`
-	// Result of an apply: converged, not_converged, failed, or dry_run when
-	// the reconciler only reports what it would do.
-	Result string `json:"result,omitempty"`
+// MarshalJSON writes the failure as "error" (the message, or null) and
+// "stage", as check's JSON output and its readers have it.
+func (o Outcome) MarshalJSON() ([]byte, error) {
+	type plain Outcome
+	var msg *string
+	var stage run.Stage
+	if o.Failure != nil {
+		msg, stage = &o.Failure.Message, o.Failure.Stage
+	}
+	return json.Marshal(struct {
+		plain
+		Error *string   `json:"error"`
+		Stage run.Stage `json:"stage,omitempty"`
+	}{plain(o), msg, stage})
 }
 
 // Timing splits a run's terraform time by command, in milliseconds.
@@ -67,9 +77,8 @@ func timingOf(t runner.Timing) Timing {
 // Failed reports whether the run ended in an error.
 func (o Outcome) Failed() bool { return o.Verdict == drift.Error }
 
-func errorOutcome(stack, workspace string, err error) Outcome {
-	msg := err.Error()
-	o := Outcome{Stack: stack, Workspace: workspace, Result: drift.InSyncResult(), Error: &msg}
+func errorOutcome(stack, workspace string, stage run.Stage, err error) Outcome {
+	o := Outcome{Stack: stack, Workspace: workspace, Result: drift.InSyncResult(), Failure: run.Fail(stage, err)}
 	o.Verdict = drift.Error
 	return o
 }
@@ -138,7 +147,7 @@ func Select(all []stacks.Stack, pols map[string]*policies.Policy, globs []string
 			continue
 		}
 		if s.Err != nil {
-			broken = append(broken, errorOutcome(s.Path, "", s.Err))
+			broken = append(broken, errorOutcome(s.Path, "", run.Checkout, s.Err))
 			continue
 		}
 		pol, err := PolicyFor(s, pols)
@@ -147,7 +156,7 @@ func Select(all []stacks.Stack, pols map[string]*policies.Policy, globs []string
 				continue
 			}
 			if err != nil {
-				broken = append(broken, errorOutcome(s.Path, ws.Name, err))
+				broken = append(broken, errorOutcome(s.Path, ws.Name, run.Policy, err))
 				continue
 			}
 			targets = append(targets, Target{Stack: s, Workspace: ws, Policy: pol})
@@ -330,7 +339,7 @@ func (r *Reconciler) Run(ctx context.Context, key string, t Target) Outcome {
 	}
 	rn, err := r.runnerFor(ctx, t.Stack.Config)
 	if err != nil {
-		return finish(errorOutcome(t.Stack.Path, t.Workspace.Name, fmt.Errorf("%s (workspace %s): %w", t.Stack.Path, t.Workspace.Name, err)))
+		return finish(errorOutcome(t.Stack.Path, t.Workspace.Name, run.Init, fmt.Errorf("%s (workspace %s): %w", t.Stack.Path, t.Workspace.Name, err)))
 	}
 	job := runner.Job{
 		Key:           key,
@@ -347,16 +356,18 @@ func (r *Reconciler) Run(ctx context.Context, key string, t Target) Outcome {
 	if err != nil {
 		switch {
 		case errors.Is(ctx.Err(), context.DeadlineExceeded):
-			err = fmt.Errorf("timed out after %s (interrupted): %w", r.opts.Timeout, err)
-		case errors.Is(ctx.Err(), context.Canceled):
-			err = fmt.Errorf("interrupted: %w", err)
+			err = fmt.Errorf("timed out after %s: %w", r.opts.Timeout, err)
 		}
-		o := errorOutcome(t.Stack.Path, t.Workspace.Name, fmt.Errorf("%s (workspace %s): %w", t.Stack.Path, t.Workspace.Name, err))
+		o := errorOutcome(t.Stack.Path, t.Workspace.Name, run.Plan, fmt.Errorf("%s (workspace %s): %w", t.Stack.Path, t.Workspace.Name, err))
+		// terraform-exec's errors answer both context errors; the run's own
+		// context says which it was.
+		o.Failure.TimedOut = errors.Is(ctx.Err(), context.DeadlineExceeded)
+		o.Failure.Interrupted = errors.Is(ctx.Err(), context.Canceled)
 		if plan != nil {
 			o.Log, o.Init, o.Timing = plan.Log, plan.Init.Ran, timingOf(plan.Timing)
 		}
 		o = finish(o)
-		log.Warn("run failed", "error", *o.Error)
+		log.Warn("run failed", "stage", o.Failure.Stage, "error", o.Failure.Message)
 		return o
 	}
 	secrets = secrets.Merge(drift.SecretsOf(plan.JSON))
@@ -378,10 +389,10 @@ func (r *Reconciler) Run(ctx context.Context, key string, t Target) Outcome {
 	if t.Approved != nil && o.Verdict != drift.InSync {
 		dec = approved(t.Approved, o.Plan, pol, dec, now)
 	}
-	o.Action = Action{Action: dec.Action, Reason: dec.Reason, Escalated: dec.Escalated}
+	o.Action = run.Action{Kind: dec.Action, Reason: dec.Reason, Escalated: dec.Escalated}
 	if dec.Action == policies.Apply {
 		if !r.opts.Act {
-			o.Action.Result = "dry_run"
+			o.Action.Result = run.DryRun
 		} else {
 			secrets = r.apply(ctx, rn, job, plan, t, &o, log, secrets)
 		}
@@ -394,14 +405,15 @@ func (r *Reconciler) Run(ctx context.Context, key string, t Target) Outcome {
 // A failed apply is recorded, never retried here. It returns the secrets
 // extended by those of the plan after the apply.
 func (r *Reconciler) apply(ctx context.Context, rn *runner.Runner, job runner.Job, plan *runner.Plan, t Target, o *Outcome, log *slog.Logger, secrets drift.Secrets) drift.Secrets {
-	fail := func(result string, err error) {
-		msg := secrets.Scrub(err.Error())
-		o.Error, o.Verdict, o.Action.Result = &msg, drift.Error, result
-		log.Warn("apply failed", "result", result, "error", msg)
+	fail := func(result run.Result, stage run.Stage, err error) {
+		f := run.Fail(stage, err)
+		f.Message = secrets.Scrub(f.Message)
+		o.Failure, o.Verdict, o.Action.Result = f, drift.Error, result
+		log.Warn("apply failed", "result", result, "stage", f.Stage, "error", f.Message)
 	}
 	if t.BeforeApply != nil {
 		if err := t.BeforeApply(ctx); err != nil {
-			fail("failed", fmt.Errorf("%s (workspace %s): not applied: %w", t.Stack.Path, t.Workspace.Name, err))
+			fail(run.Failed, run.Apply, fmt.Errorf("%s (workspace %s): not applied: %w", t.Stack.Path, t.Workspace.Name, err))
 			return secrets
 		}
 	}
@@ -409,7 +421,7 @@ func (r *Reconciler) apply(ctx context.Context, rn *runner.Runner, job runner.Jo
 	applyLog, err := rn.Apply(ctx, plan)
 	o.Log += "\n" + applyLog
 	if err != nil {
-		fail("failed", fmt.Errorf("%s (workspace %s): %w", t.Stack.Path, t.Workspace.Name, err))
+		fail(run.Failed, run.Apply, fmt.Errorf("%s (workspace %s): %w", t.Stack.Path, t.Workspace.Name, err))
 		return secrets
 	}
 	again, err := rn.Plan(ctx, job)
@@ -419,7 +431,7 @@ func (r *Reconciler) apply(ctx context.Context, rn *runner.Runner, job runner.Jo
 		secrets = secrets.Merge(drift.SecretsOf(again.JSON))
 	}
 	if err != nil {
-		fail("failed", fmt.Errorf("%s (workspace %s): plan after apply: %w", t.Stack.Path, t.Workspace.Name, err))
+		fail(run.Failed, run.Converge, fmt.Errorf("%s (workspace %s): plan after apply: %w", t.Stack.Path, t.Workspace.Name, err))
 		return secrets
 	}
 	if again.Changes {
@@ -429,12 +441,12 @@ func (r *Reconciler) apply(ctx context.Context, rn *runner.Runner, job runner.Jo
 			for _, f := range append(rest.Drift, rest.Pending...) {
 				parts = append(parts, f.Address+" ("+f.Action+")")
 			}
-			fail("not_converged", fmt.Errorf("%s (workspace %s): apply did not converge; the plan after it still changes %s",
+			fail(run.NotConverged, run.Converge, fmt.Errorf("%s (workspace %s): apply did not converge; the plan after it still changes %s",
 				t.Stack.Path, t.Workspace.Name, strings.Join(parts, ", ")))
 			return secrets
 		}
 	}
-	o.Action.Result = "converged"
+	o.Action.Result = run.Converged
 	log.Info("applied and converged")
 	return secrets
 }
@@ -464,9 +476,10 @@ func approved(a *Approval, now drift.PlanHash, pol *policies.Policy, dec policie
 // and the error, both of which come from terraform.
 func scrubOutcome(o *Outcome, secrets drift.Secrets) {
 	o.Log = secrets.Scrub(o.Log)
-	if o.Error != nil {
-		msg := secrets.Scrub(*o.Error)
-		o.Error = &msg
+	if o.Failure != nil {
+		f := *o.Failure
+		f.Message = secrets.Scrub(f.Message)
+		o.Failure = &f
 	}
 	o.Action.Reason = secrets.Scrub(o.Action.Reason)
 }

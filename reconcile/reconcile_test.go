@@ -13,6 +13,7 @@ import (
 	"github.com/trueline/trueline/internal/testenv"
 	"github.com/trueline/trueline/policies"
 	"github.com/trueline/trueline/reconcile"
+	"github.com/trueline/trueline/run"
 	"github.com/trueline/trueline/runner"
 	"github.com/trueline/trueline/sandbox"
 	"github.com/trueline/trueline/stacks"
@@ -139,8 +140,8 @@ func TestGuardedApplyConverges(t *testing.T) {
 	f.consoleChange(t)
 	applying := 0
 	o := f.run(t, "guarded", func(context.Context) error { applying++; return nil })
-	if o.Verdict != drift.Drifted || o.Action.Action != policies.Apply || o.Action.Result != "converged" {
-		t.Fatalf("outcome = %s %+v %v\n%s", o.Verdict, o.Action, o.Error, o.Log)
+	if o.Verdict != drift.Drifted || o.Action.Kind != policies.Apply || o.Action.Result != "converged" {
+		t.Fatalf("outcome = %s %+v %v\n%s", o.Verdict, o.Action, o.Failure, o.Log)
 	}
 	if applying != 1 {
 		t.Errorf("BeforeApply called %d times", applying)
@@ -149,7 +150,7 @@ func TestGuardedApplyConverges(t *testing.T) {
 		t.Errorf("the group is %s after the apply, want Git's 3/9", got)
 	}
 	// And the next run is in sync, with nothing to do.
-	if o := f.run(t, "guarded", nil); o.Verdict != drift.InSync || o.Action.Action != policies.None {
+	if o := f.run(t, "guarded", nil); o.Verdict != drift.InSync || o.Action.Kind != policies.None {
 		t.Errorf("after converging: %s %+v", o.Verdict, o.Action)
 	}
 }
@@ -161,7 +162,7 @@ func TestGuardrailsEscalate(t *testing.T) {
 	// A listener port changed in the console plans a replace: not allowed.
 	f.cloud.Update("sandbox_lb_listener", "lb:80", func(o map[string]any) { o["port"] = 8080 })
 	o := f.run(t, "guarded", never)
-	if o.Action.Action != policies.PullRequest || !o.Action.Escalated ||
+	if o.Action.Kind != policies.PullRequest || !o.Action.Escalated ||
 		o.Action.Reason != "escalated to pull_request: plan replaces sandbox_lb_listener.http; auto-apply may only update" {
 		t.Errorf("replace: %+v", o.Action)
 	}
@@ -171,14 +172,14 @@ func TestGuardrailsEscalate(t *testing.T) {
 	f.write(t, false)
 	o = f.run(t, "guarded", never)
 	if o.Verdict != drift.Pending || o.Action.Reason != "escalated to pull_request: plan deletes sandbox_database.main, protected" {
-		t.Errorf("protected delete: %s %+v %v", o.Verdict, o.Action, o.Error)
+		t.Errorf("protected delete: %s %+v %v", o.Verdict, o.Action, o.Failure)
 	}
 	f.write(t, true)
 
 	// Outside the apply window.
 	f.consoleChange(t)
 	o = f.run(t, "nightly", never)
-	if o.Action.Action != policies.Report || !strings.Contains(o.Action.Reason, "escalated to report: outside the apply window") {
+	if o.Action.Kind != policies.Report || !strings.Contains(o.Action.Reason, "escalated to report: outside the apply window") {
 		t.Errorf("window: %+v", o.Action)
 	}
 	if got := f.sizes(t); got != "4/12" {
@@ -187,7 +188,7 @@ func TestGuardrailsEscalate(t *testing.T) {
 	// Inside it, the same drift is applied.
 	f.now = time.Date(2026, 11, 24, 2, 30, 0, 0, time.UTC)
 	if o := f.run(t, "nightly", nil); o.Action.Result != "converged" {
-		t.Errorf("inside the window: %+v %v", o.Action, o.Error)
+		t.Errorf("inside the window: %+v %v", o.Action, o.Failure)
 	}
 }
 
@@ -195,15 +196,15 @@ func TestApplyRefusedOrDryRun(t *testing.T) {
 	f := newFixture(t, true)
 	f.consoleChange(t)
 	o := f.run(t, "guarded", func(context.Context) error { return errors.New("run 7 was already applied") })
-	if o.Verdict != drift.Error || o.Action.Result != "failed" || o.Error == nil || !strings.Contains(*o.Error, "not applied: run 7 was already applied") {
-		t.Errorf("refused apply: %s %+v %v", o.Verdict, o.Action, o.Error)
+	if o.Verdict != drift.Error || o.Action.Result != run.Failed || o.Failure == nil || o.Failure.Stage != run.Apply || !strings.Contains(o.Failure.Message, "not applied: run 7 was already applied") {
+		t.Errorf("refused apply: %s %+v %v", o.Verdict, o.Action, o.Failure)
 	}
 	if got := f.sizes(t); got != "4/12" {
 		t.Errorf("a refused apply changed the group to %s", got)
 	}
 	dry := newFixture(t, false)
 	dry.consoleChange(t)
-	if o := dry.run(t, "guarded", nil); o.Action.Action != policies.Apply || o.Action.Result != "dry_run" || dry.sizes(t) != "4/12" {
+	if o := dry.run(t, "guarded", nil); o.Action.Kind != policies.Apply || o.Action.Result != "dry_run" || dry.sizes(t) != "4/12" {
 		t.Errorf("dry run: %+v, group %s", o.Action, dry.sizes(t))
 	}
 }
@@ -221,7 +222,7 @@ func TestSelectResolvesPolicies(t *testing.T) {
 	if len(targets) != 2 || targets[0].Policy.Name != "guarded" || targets[1].Policy != policies.ReportOnly {
 		t.Errorf("targets = %+v", targets)
 	}
-	if len(broken) != 2 || !strings.Contains(*broken[0].Error, `b/stack.hcl: policy "missing" is not in policies/*.hcl (known: guarded, nightly)`) {
+	if len(broken) != 2 || broken[0].Failure.Stage != run.Policy || !strings.Contains(broken[0].Failure.Message, `b/stack.hcl: policy "missing" is not in policies/*.hcl (known: guarded, nightly)`) {
 		t.Errorf("broken = %+v", broken)
 	}
 	if targets, _ := reconcile.Select(all, pols, []string{"a"}, ""); len(targets) != 2 {
@@ -242,8 +243,8 @@ func TestRunTimeout(t *testing.T) {
 	st := stacks.Stack{Path: "stacks/web", Dir: f.dir, Config: &stacks.Config{Workspaces: []stacks.Workspace{{Name: "default"}}}}
 	start := time.Now()
 	o := slow.Run(context.Background(), "slow", reconcile.Target{Stack: st, Workspace: st.Config.Workspaces[0]})
-	if o.Verdict != drift.Error || o.Error == nil || !strings.Contains(*o.Error, "timed out after 2s") {
-		t.Fatalf("outcome = %s %v", o.Verdict, o.Error)
+	if o.Verdict != drift.Error || o.Failure == nil || !o.Failure.TimedOut || !strings.Contains(o.Failure.Message, "timed out after 2s") {
+		t.Fatalf("outcome = %s %+v", o.Verdict, o.Failure)
 	}
 	if d := time.Since(start); d > 20*time.Second {
 		t.Errorf("a 2s timeout took %v to stop terraform", d)
@@ -276,19 +277,19 @@ func TestApprovalAppliesOnlyTheReviewedPlan(t *testing.T) {
 
 	port(8080) // a replace: never auto-applied by "nightly"
 	seen := f.run(t, "nightly", nil)
-	if seen.Action.Action == policies.Apply || seen.Plan.Plan == "" {
+	if seen.Action.Kind == policies.Apply || seen.Plan.Plan == "" {
 		t.Fatalf("the reviewed run: %+v, plan %q", seen.Action, seen.Plan.Plan)
 	}
 	a := &reconcile.Approval{Plan: seen.Plan, By: "run 1, approved by alice"}
 
 	o := approved(a)
-	if o.Action.Action == policies.Apply || !strings.Contains(o.Action.Reason, "outside the apply window") {
+	if o.Action.Kind == policies.Apply || !strings.Contains(o.Action.Reason, "outside the apply window") {
 		t.Errorf("outside the window: %+v", o.Action)
 	}
 	f.now = time.Date(2026, 11, 24, 2, 30, 0, 0, time.UTC)
 	port(9090)
 	o = approved(a)
-	if o.Action.Action == policies.Apply || !strings.Contains(o.Action.Reason, "sandbox_lb_listener.http changes differently") {
+	if o.Action.Kind == policies.Apply || !strings.Contains(o.Action.Reason, "sandbox_lb_listener.http changes differently") {
 		t.Errorf("a different plan: %+v", o.Action)
 	}
 	if got := fmt.Sprint(livePort()); got != "9090" {
@@ -296,8 +297,8 @@ func TestApprovalAppliesOnlyTheReviewedPlan(t *testing.T) {
 	}
 	port(8080)
 	o = approved(a)
-	if o.Action.Action != policies.Apply || o.Action.Result != "converged" || !strings.Contains(o.Action.Reason, "approved (run 1, approved by alice)") {
-		t.Errorf("the reviewed plan, inside the window: %+v %v", o.Action, o.Error)
+	if o.Action.Kind != policies.Apply || o.Action.Result != "converged" || !strings.Contains(o.Action.Reason, "approved (run 1, approved by alice)") {
+		t.Errorf("the reviewed plan, inside the window: %+v %v", o.Action, o.Failure)
 	}
 	if got := fmt.Sprint(livePort()); got != "80" {
 		t.Errorf("after the approved apply the listener has port %s, want 80", got)

@@ -59,6 +59,18 @@ type Row struct {
 // Name is stack/workspace.
 func (r Row) Name() string { return r.Stack + " (" + r.Workspace + ")" }
 
+// findingsOf decodes a run's findings; a run without any has none.
+func findingsOf(r ledger.Run) (drift.Result, error) {
+	var res drift.Result
+	if len(r.Findings) == 0 {
+		return res, nil
+	}
+	if err := json.Unmarshal(r.Findings, &res); err != nil {
+		return res, fmt.Errorf("run %d: findings: %w", r.ID, err)
+	}
+	return res, nil
+}
+
 // Build reads the ledger. Runs that finished within since count as
 // "applied"; the other sections describe each workspace's latest run.
 func Build(ctx context.Context, led ledger.Ledger, now time.Time, since time.Duration) (Report, error) {
@@ -94,31 +106,40 @@ func Build(ctx context.Context, led ledger.Ledger, now time.Time, since time.Dur
 
 	for _, r := range latest {
 		key := ledger.WorkspaceKey(r.Repository, r.Stack, r.Workspace)
-		row := Row{Repository: r.Repository, Stack: r.Stack, Workspace: r.Workspace, RunID: r.ID, Commit: short(r.Commit), When: r.FinishedAt, Verdict: r.Verdict}
-		var res drift.Result
-		json.Unmarshal(r.Findings, &res)
-		switch r.Verdict {
-		case string(drift.Drifted), string(drift.DriftedAndPending):
+		row := Row{Repository: r.Repository, Stack: r.Stack, Workspace: r.Workspace, RunID: r.ID, Commit: short(r.Commit), When: r.FinishedAt, Verdict: string(r.Verdict)}
+		res, err := findingsOf(r)
+		if err != nil {
+			return rep, err
+		}
+		verdict := r.Verdict
+		if r.Converged() {
+			// Applied and converged: whatever it found, the workspace is in sync.
+			verdict = drift.InSync
+		}
+		switch verdict {
+		case drift.Drifted, drift.DriftedAndPending:
 			rep.Counts.Drifted++
 			if t, ok := starts[key]; ok {
 				row.When, row.Age = t, age(now.Sub(t))
 			}
 			row.Changes = changes(res.Drift)
-			row.Detail = r.ActionReason
+			row.Detail = r.Action.Reason
 			rep.Drifted = append(rep.Drifted, row)
-			if r.Verdict == string(drift.DriftedAndPending) {
+			if verdict == drift.DriftedAndPending {
 				p := row
 				p.Changes = changes(res.Pending)
 				rep.Pending = append(rep.Pending, p)
 			}
-		case string(drift.Pending):
+		case drift.Pending:
 			rep.Counts.Pending++
 			row.Changes = changes(res.Pending)
-			row.Detail = r.ActionReason
+			row.Detail = r.Action.Reason
 			rep.Pending = append(rep.Pending, row)
-		case string(drift.Error):
+		case drift.Error:
 			rep.Counts.Error++
-			row.Detail = firstLine(r.Error)
+			if r.Failure != nil {
+				row.Detail = firstLine(r.Failure.Message)
+			}
 			rep.Errors = append(rep.Errors, row)
 		default:
 			rep.Counts.InSync++
@@ -131,21 +152,19 @@ func Build(ctx context.Context, led ledger.Ledger, now time.Time, since time.Dur
 	}
 	rep.Counts.Unchecked = rep.Workspaces - len(latest)
 
-	recent, err := led.List(ctx, ledger.Filter{Status: ledger.Finished, Limit: 1000})
+	// Every converged apply of the period, however many runs it holds.
+	applied, err := led.Converged(ctx, now.Add(-since))
 	if err != nil {
 		return rep, err
 	}
-	for _, r := range recent {
-		if r.FinishedAt.Before(now.Add(-since)) {
-			break
+	for _, r := range applied {
+		res, err := findingsOf(r)
+		if err != nil {
+			return rep, err
 		}
-		if strings.HasPrefix(r.Action, "apply:converged") {
-			var res drift.Result
-			json.Unmarshal(r.Findings, &res)
-			rep.Applied = append(rep.Applied, Row{Repository: r.Repository, Stack: r.Stack, Workspace: r.Workspace, RunID: r.ID,
-				Commit: short(r.Commit), When: r.FinishedAt, Verdict: r.Verdict, Detail: r.ActionReason,
-				Changes: changes(append(res.Drift, res.Pending...))})
-		}
+		rep.Applied = append(rep.Applied, Row{Repository: r.Repository, Stack: r.Stack, Workspace: r.Workspace, RunID: r.ID,
+			Commit: short(r.Commit), When: r.FinishedAt, Verdict: string(r.Verdict), Detail: r.Action.Reason,
+			Changes: changes(append(res.Drift, res.Pending...))})
 	}
 
 	for _, w := range registered {
@@ -176,7 +195,7 @@ func Build(ctx context.Context, led ledger.Ledger, now time.Time, since time.Dur
 			row := Row{Repository: w.Repository, Stack: w.Stack, Workspace: w.Workspace, When: due, Age: age(now.Sub(due)),
 				Detail: fmt.Sprintf("schedule %q (%s)", w.Schedule, w.Timezone)}
 			if checked {
-				row.RunID, row.Verdict = r.ID, r.Verdict
+				row.RunID, row.Verdict = r.ID, string(r.Verdict)
 			}
 			rep.Overdue = append(rep.Overdue, row)
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/trueline/trueline/drift"
 	"github.com/trueline/trueline/ledger"
+	"github.com/trueline/trueline/run"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -35,7 +36,7 @@ func fixture(t *testing.T) (ledger.Ledger, time.Time) {
 		{Stack: "stacks/db", Workspace: "default", Timezone: "UTC"},
 		{Stack: "stacks/net", Workspace: "prod", Schedule: "0 2 * * *", Timezone: "Europe/Berlin"},
 	})
-	run := func(at time.Time, stack, verdict, action, reason, errMsg string, res drift.Result) {
+	do := func(at time.Time, stack string, verdict drift.Verdict, action run.Action, errMsg string, res drift.Result) {
 		clock = at
 		r, _, err := l.Enqueue(ctx, ledger.Request{Repository: "infra", Stack: stack, Workspace: "default", Trigger: "schedule",
 			Commit: strings.Repeat("c", 40)})
@@ -45,7 +46,11 @@ func fixture(t *testing.T) (ledger.Ledger, time.Time) {
 		l.Claim(ctx, ledger.Limits{})
 		clock = at.Add(30 * time.Second)
 		f, _ := json.Marshal(res)
-		if err := l.Finish(ctx, r.ID, ledger.Result{Verdict: verdict, Findings: f, Action: action, ActionReason: reason, Error: errMsg}); err != nil {
+		var failure *run.Failure
+		if errMsg != "" {
+			failure = &run.Failure{Stage: run.Plan, Message: errMsg}
+		}
+		if err := l.Finish(ctx, r.ID, ledger.Result{Verdict: verdict, Findings: f, Action: action, Failure: failure}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -54,11 +59,11 @@ func fixture(t *testing.T) (ledger.Ledger, time.Time) {
 	lb := drift.Result{Verdict: drift.Pending, Pending: []drift.Finding{{Address: "sandbox_load_balancer.api", Action: "update",
 		Attributes: []drift.Attribute{{Path: "idle_timeout", Git: 120.0, Live: 60.0}}}}}
 	day := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
-	run(day.Add(1*time.Hour), "stacks/api", "drifted", "apply:converged", "drift: on_drift = apply (policy guarded), within guardrails", "", asg)
-	run(day.Add(2*time.Hour), "stacks/web", "drifted", "pull_request", "drift: on_drift = pull_request (policy review)", "", asg)
-	run(day.Add(5*time.Hour), "stacks/web", "drifted", "pull_request", "drift: on_drift = pull_request (policy review)", "", asg)
-	run(day.Add(6*time.Hour), "stacks/api", "pending", "report", "pending code: on_pending = report (policy guarded)", "", lb)
-	run(day.Add(6*time.Hour+time.Minute), "stacks/db", "error", "", "", "stacks/db (workspace default): plan: Error: Invalid expression\n\n  on main.tf line 7", drift.Result{})
+	do(day.Add(1*time.Hour), "stacks/api", "drifted", run.Action{Kind: "apply", Result: "converged", Reason: "drift: on_drift = apply (policy guarded), within guardrails"}, "", asg)
+	do(day.Add(2*time.Hour), "stacks/web", "drifted", run.Action{Kind: "pull_request", Reason: "drift: on_drift = pull_request (policy review)"}, "", asg)
+	do(day.Add(5*time.Hour), "stacks/web", "drifted", run.Action{Kind: "pull_request", Reason: "drift: on_drift = pull_request (policy review)"}, "", asg)
+	do(day.Add(6*time.Hour), "stacks/api", "pending", run.Action{Kind: "report", Reason: "pending code: on_pending = report (policy guarded)"}, "", lb)
+	do(day.Add(6*time.Hour+time.Minute), "stacks/db", "error", run.Action{Reason: ""}, "stacks/db (workspace default): plan: Error: Invalid expression\n\n  on main.tf line 7", drift.Result{})
 	l.SetPullRequest(ctx, "infra/stacks/web/default", 12, "https://git.example/acme/infra/pulls/12")
 	return l, day.Add(7 * time.Hour)
 }

@@ -63,49 +63,30 @@ type Workspace struct {
 	PR           string    `json:"pull_request,omitempty"`
 }
 
-// workspaces joins the registered workspaces with their latest runs.
+// workspaces reads every workspace's summary (ledger.Summaries, the one
+// the report and the metrics read too) for the dashboard and the API.
 func (s *Server) workspaces(ctx context.Context) ([]Workspace, error) {
-	reg, err := s.ledger.Workspaces(ctx)
+	all, err := s.ledger.Summaries(ctx)
 	if err != nil {
 		return nil, err
 	}
-	latest, err := s.ledger.Latest(ctx)
-	if err != nil {
-		return nil, err
-	}
-	prs, _ := s.ledger.PullRequests(ctx)
-	starts, _ := s.ledger.DriftStarts(ctx)
-	byKey := map[string]*Workspace{}
-	var out []*Workspace
-	add := func(repo, stack, ws string) *Workspace {
-		key := ledger.WorkspaceKey(repo, stack, ws)
-		if w, ok := byKey[key]; ok {
-			return w
+	out := make([]Workspace, 0, len(all))
+	for _, sm := range all {
+		w := Workspace{Key: sm.Workspace.Key(), Repository: sm.Workspace.Repository, Stack: sm.Workspace.Stack,
+			Workspace: sm.Workspace.Name, Schedule: sm.Schedule, Verdict: string(sm.State()), PR: sm.PullRequest}
+		if sm.Latest != nil {
+			w.RunID, w.LastRun = sm.Latest.ID, sm.Latest.FinishedAt
 		}
-		w := &Workspace{Key: key, Repository: repo, Stack: stack, Workspace: ws, PR: prs[key]}
-		byKey[key] = w
-		out = append(out, w)
-		return w
-	}
-	for _, r := range reg {
-		add(r.Repository, r.Stack, r.Workspace).Schedule = r.Schedule
-	}
-	for _, r := range latest {
-		w := add(r.Repository, r.Stack, r.Workspace)
-		w.Verdict, w.RunID, w.LastRun = r.Verdict, r.ID, r.FinishedAt
-		if t, ok := starts[w.Key]; ok {
-			w.DriftedSince = t
-			w.Age = time.Since(t).Round(time.Second).String()
+		if !sm.DriftedSince.IsZero() {
+			w.DriftedSince = sm.DriftedSince
+			w.Age = time.Since(sm.DriftedSince).Round(time.Second).String()
 		}
-	}
-	result := make([]Workspace, 0, len(out))
-	for _, w := range out {
 		if sch, ok := s.status.(Scheduled); ok && w.Schedule != "" {
 			w.Next = sch.Next(w.Key)
 		}
-		result = append(result, *w)
+		out = append(out, w)
 	}
-	return result, nil
+	return out, nil
 }
 
 type page struct {

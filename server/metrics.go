@@ -3,13 +3,14 @@ package server
 import (
 	"context"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/trueline/trueline/drift"
 	"github.com/trueline/trueline/ledger"
+	"github.com/trueline/trueline/run"
 )
 
 // Metrics are trueline's Prometheus metrics. Counters are counted as things
@@ -20,7 +21,18 @@ type Metrics struct {
 	runs     *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	applies  *prometheus.CounterVec
+	failures *prometheus.CounterVec
 	webhooks *prometheus.CounterVec
+}
+
+func failureKind(f *run.Failure) string {
+	switch {
+	case f.TimedOut:
+		return "timeout"
+	case f.Interrupted:
+		return "interrupted"
+	}
+	return "error"
 }
 
 // NewMetrics registers trueline's metrics, reading gauges from led.
@@ -33,6 +45,14 @@ func NewMetrics(led ledger.Ledger) *Metrics {
 		[]string{"verdict"})
 	m.applies = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "trueline_applies_total",
 		Help: "Auto-applies by outcome: converged, not_converged, failed."}, []string{"result"})
+	m.failures = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "trueline_run_failures_total",
+		Help: "Failed runs by the stage they failed at and how: error, timeout, interrupted."}, []string{"stage", "kind"})
+	// Every failure series exists from the start (and no other is made).
+	for _, st := range run.Stages {
+		for _, k := range []string{"error", "timeout", "interrupted"} {
+			m.failures.WithLabelValues(string(st), k)
+		}
+	}
 	m.webhooks = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "trueline_webhook_deliveries_total",
 		Help: "Webhook deliveries by forge and result: accepted, ignored, rejected, malformed."}, []string{"forge", "result"})
 	// Every webhook series exists from the start, so rates need no first
@@ -42,21 +62,24 @@ func NewMetrics(led ledger.Ledger) *Metrics {
 			m.webhooks.WithLabelValues(forge, string(res))
 		}
 	}
-	m.reg.MustRegister(m.runs, m.duration, m.applies, m.webhooks, &ledgerCollector{led: led},
+	m.reg.MustRegister(m.runs, m.duration, m.applies, m.failures, m.webhooks, &ledgerCollector{led: led},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
 // ObserveRun counts a finished run.
 func (m *Metrics) ObserveRun(run ledger.Run, res ledger.Result) {
-	verdict := res.Verdict
+	verdict := string(res.Verdict)
 	if verdict == "" {
-		verdict = "error"
+		verdict = string(drift.Error)
 	}
 	m.runs.WithLabelValues(verdict, run.Trigger).Inc()
 	m.duration.WithLabelValues(verdict).Observe(float64(res.DurationMS) / 1000)
-	if a, ok := strings.CutPrefix(res.Action, "apply:"); ok && a != "dry_run" {
-		m.applies.WithLabelValues(a).Inc()
+	if res.Action.Applied() {
+		m.applies.WithLabelValues(string(res.Action.Result)).Inc()
+	}
+	if f := res.Failure; f != nil && f.Stage != "" {
+		m.failures.WithLabelValues(string(f.Stage), failureKind(f)).Inc()
 	}
 }
 
@@ -88,24 +111,37 @@ func (c *ledgerCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *ledgerCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	counts := map[string]float64{"in_sync": 0, "drifted": 0, "pending": 0, "drifted_and_pending": 0, "error": 0}
+	counts := map[drift.Verdict]float64{drift.InSync: 0, drift.Drifted: 0, drift.Pending: 0, drift.DriftedAndPending: 0, drift.Error: 0}
 	var oldest time.Duration
-	if latest, err := c.led.Latest(ctx); err == nil {
-		for _, r := range latest {
-			counts[r.Verdict]++
-		}
+	// The same summaries the dashboard and the report read. A ledger that
+	// cannot answer makes the scrape fail, rather than report zeros.
+	all, err := c.led.Summaries(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(workspacesDesc, err)
+		return
 	}
-	if starts, err := c.led.DriftStarts(ctx); err == nil {
-		for _, since := range starts {
-			oldest = max(oldest, time.Since(since))
+	for _, sm := range all {
+		if st := sm.State(); st != "" {
+			counts[st]++
+		}
+		if !sm.DriftedSince.IsZero() {
+			oldest = max(oldest, time.Since(sm.DriftedSince))
 		}
 	}
 	for v, n := range counts {
-		ch <- prometheus.MustNewConstMetric(workspacesDesc, prometheus.GaugeValue, n, v)
+		ch <- prometheus.MustNewConstMetric(workspacesDesc, prometheus.GaugeValue, n, string(v))
 	}
 	ch <- prometheus.MustNewConstMetric(oldestDesc, prometheus.GaugeValue, oldest.Seconds())
-	queued, _ := c.led.List(ctx, ledger.Filter{Status: ledger.Queued, Limit: 1000})
+	queued, err := c.led.List(ctx, ledger.Filter{Status: ledger.Queued, Limit: 1000})
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(queueDesc, err)
+		return
+	}
 	ch <- prometheus.MustNewConstMetric(queueDesc, prometheus.GaugeValue, float64(len(queued)))
-	running, _ := c.led.List(ctx, ledger.Filter{Status: ledger.Running, Limit: 1000})
+	running, err := c.led.List(ctx, ledger.Filter{Status: ledger.Running, Limit: 1000})
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(runningDesc, err)
+		return
+	}
 	ch <- prometheus.MustNewConstMetric(runningDesc, prometheus.GaugeValue, float64(len(running)))
 }

@@ -244,13 +244,6 @@ func (s *Server) handleRuns(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, page)
 }
 
-// runDetail adds the findings and the log to a run.
-type runDetail struct {
-	ledger.Run
-	Findings json.RawMessage `json:"findings,omitempty"`
-	Log      string          `json:"log"`
-}
-
 func (s *Server) handleRun(w http.ResponseWriter, r *http.Request) {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil {
@@ -266,7 +259,8 @@ func (s *Server) handleRun(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, runDetail{Run: run, Findings: json.RawMessage(run.Findings), Log: run.Log})
+	// The run's wire form has its findings and, read by Get, its log.
+	writeJSON(w, http.StatusOK, run)
 }
 
 type triggerRequest struct {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/trueline/trueline/drift"
+	"github.com/trueline/trueline/run"
 )
 
 // SchemaID names the record format; docs/schema/run-record.v1.json describes it.
@@ -26,24 +27,18 @@ type Record struct {
 	QueuedAt   time.Time       `json:"queued_at"`
 	StartedAt  time.Time       `json:"started_at"`
 	FinishedAt time.Time       `json:"finished_at"`
-	Verdict    string          `json:"verdict"`
+	Verdict    drift.Verdict   `json:"verdict"`
 	Drift      []drift.Finding `json:"drift"`
 	Pending    []drift.Finding `json:"pending"`
 	Noise      []drift.Finding `json:"noise"`
-	Action     Action          `json:"action"`
+	Action     run.Action      `json:"action"`
 	Error      *string         `json:"error"`
+	Stage      run.Stage       `json:"stage,omitempty"`
 	// LastAppliedCommit is the commit of the last run that applied and converged.
 	LastAppliedCommit *string `json:"last_applied_commit"`
 	// DriftedSince is when the first run of the current drift incident started.
 	DriftedSince *time.Time `json:"drifted_since"`
 	State        Location   `json:"state"`
-}
-
-// Action is the policy's decision and its result.
-type Action struct {
-	Action string `json:"action"`
-	Reason string `json:"reason"`
-	Result string `json:"result,omitempty"`
 }
 
 // Location says where the state and this record live.

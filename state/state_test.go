@@ -14,6 +14,7 @@ import (
 	"github.com/trueline/trueline/drift"
 	"github.com/trueline/trueline/internal/s3test"
 	"github.com/trueline/trueline/internal/testenv"
+	"github.com/trueline/trueline/run"
 )
 
 // Validate checks a record against docs/schema/run-record.v1.json.
@@ -42,7 +43,7 @@ func record(id int64, finished time.Time) Record {
 		FinishedAt: finished, Verdict: "drifted",
 		Drift: []drift.Finding{{Address: "sandbox_autoscaling_group.web", Action: "update",
 			Attributes: []drift.Attribute{{Path: "min_size", Git: 3.0, Live: 4.0}}}},
-		Pending: []drift.Finding{}, Noise: []drift.Finding{}, Action: Action{Action: "report", Reason: "drift: on_drift = report"},
+		Pending: []drift.Finding{}, Noise: []drift.Finding{}, Action: run.Action{Kind: "report", Reason: "drift: on_drift = report"},
 		LastAppliedCommit: &commit, DriftedSince: &since}
 }
 

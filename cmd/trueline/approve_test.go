@@ -53,7 +53,7 @@ func TestServeApprovals(t *testing.T) {
 	first := finished(2)[0]
 	post("/api/v1/runs", `{"stack":"stacks/web"}`)
 	latest := finished(3)[0]
-	if first.Verdict != "drifted" || latest.Verdict != "drifted" || strings.HasPrefix(latest.Action, "apply") {
+	if first.Verdict != "drifted" || latest.Verdict != "drifted" || latest.Action.Kind == "apply" {
 		t.Fatalf("escalated runs: %+v %+v", first, latest)
 	}
 	if code, body := post(fmt.Sprintf("/api/v1/runs/%d/approve", first.ID), ""); code != http.StatusConflict || !strings.Contains(body, "not the latest") {
@@ -66,8 +66,8 @@ func TestServeApprovals(t *testing.T) {
 		t.Fatalf("approving the latest run: %d %s", code, body)
 	}
 	approved := finished(4)[0]
-	if approved.Trigger != "approve" || approved.Commit != latest.Commit || !strings.Contains(approved.Action, "converged") ||
-		!strings.Contains(approved.Reason, fmt.Sprintf("approved (run %d, approved by token)", latest.ID)) {
+	if approved.Trigger != "approve" || approved.Commit != latest.Commit || !approved.Converged() ||
+		!strings.Contains(approved.Action.Reason, fmt.Sprintf("approved (run %d, approved by token)", latest.ID)) {
 		t.Errorf("the approved run: %+v", approved)
 	}
 	if minSize() != "3" {
@@ -84,7 +84,7 @@ func TestServeApprovals(t *testing.T) {
 	post("/api/v1/runs", `{"stack":"stacks/web"}`)
 	proposed := finished(5)[0]
 	branch := "trueline/stacks/web/default"
-	if proposed.Verdict != "drifted" || !strings.Contains(proposed.Reason, branch) {
+	if proposed.Verdict != "drifted" || !strings.Contains(proposed.Action.Reason, branch) {
 		t.Fatalf("the proposing run: %+v", proposed)
 	}
 	r.git.Commit("a hand-made approval", map[string]string{".trueline/drift/stacks/web/default.md": "# approved, honest\n"})

@@ -175,7 +175,7 @@ func TestServePullRequestsOnGitea(t *testing.T) {
 func countStatus(runs []apiRun, status string) int {
 	n := 0
 	for _, r := range runs {
-		if r.Status == status {
+		if string(r.Status) == status {
 			n++
 		}
 	}

@@ -137,8 +137,8 @@ resource "sandbox_autoscaling_group" "web" {
 		runs := p.runs(t)
 		return len(runs) > 0 && runs[0].RetryOf != 0 && runs[0].Status == "finished"
 	})
-	if retry := p.runs(t)[0]; retry.Verdict == "in_sync" || strings.HasPrefix(retry.Action, "apply") ||
-		!strings.Contains(retry.Reason, "interrupted while applying") {
+	if retry := p.runs(t)[0]; retry.Verdict == "in_sync" || retry.Action.Kind == "apply" ||
+		!strings.Contains(retry.Action.Reason, "interrupted while applying") {
 		t.Errorf("the retry of an interrupted apply: %+v", retry)
 	}
 	if got := minSize(); got != "4" {
@@ -163,7 +163,7 @@ resource "sandbox_autoscaling_group" "web" {
 		}
 		return false
 	})
-	id := regexp.MustCompile(`ID:\s+([0-9a-f-]{36})`).FindStringSubmatch(retry.Error)
+	id := regexp.MustCompile(`ID:\s+([0-9a-f-]{36})`).FindStringSubmatch(errOf(retry))
 	if retry.Verdict != "error" || id == nil {
 		t.Fatalf("the retry does not name the held lock: %+v", retry)
 	}
@@ -190,7 +190,7 @@ resource "sandbox_autoscaling_group" "web" {
 		runs := p.runs(t)
 		return len(runs) > 0 && runs[0].Trigger == "manual" && runs[0].Status == "finished"
 	})
-	if run := p.runs(t)[0]; !strings.Contains(run.Action, "converged") || minSize() != "3" {
+	if run := p.runs(t)[0]; !run.Converged() || minSize() != "3" {
 		t.Errorf("after unlock: %+v, min_size %s", run, minSize())
 	}
 }

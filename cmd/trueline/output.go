@@ -11,6 +11,7 @@ import (
 
 	"github.com/trueline/trueline/drift"
 	"github.com/trueline/trueline/reconcile"
+	"github.com/trueline/trueline/run"
 	"golang.org/x/term"
 )
 
@@ -84,8 +85,11 @@ func writeText(w io.Writer, outcomes []reconcile.Outcome, color bool) error {
 			continue
 		}
 		fmt.Fprintf(w, "\n%s  %s\n", p.paint("1", name(o)), p.verdict(o.Verdict))
-		if o.Error != nil {
-			for _, line := range strings.Split(strings.TrimSpace(*o.Error), "\n") {
+		if o.Failure != nil {
+			if o.Failure.Stage != "" {
+				fmt.Fprintf(w, "    failed at %s:\n", o.Failure.Stage)
+			}
+			for _, line := range strings.Split(strings.TrimSpace(o.Failure.Message), "\n") {
 				fmt.Fprintf(w, "    %s\n", line)
 			}
 		}
@@ -107,12 +111,12 @@ func writeText(w io.Writer, outcomes []reconcile.Outcome, color bool) error {
 		section("drift  ", o.Drift, "31")
 		section("pending", o.Pending, "33")
 		section("noise  ", o.Noise, "2")
-		if a := o.Action; a.Action != "" && o.Verdict != drift.Error {
-			what := string(a.Action)
-			if a.Result == "dry_run" {
+		if a := o.Action; a.Kind != "" && o.Verdict != drift.Error {
+			what := string(a.Kind)
+			if a.Result == run.DryRun {
 				what += " (not carried out by check; trueline serve would)"
 			} else if a.Result != "" {
-				what += ": " + a.Result
+				what += ": " + string(a.Result)
 			}
 			fmt.Fprintf(w, "  %s %s — %s\n", p.paint("1", "action "), what, a.Reason)
 		}

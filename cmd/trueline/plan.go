@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/trueline/trueline/drift"
+	"github.com/trueline/trueline/ledger"
 )
 
 type planFlags struct {
@@ -48,20 +49,6 @@ and exits like check: 0 in sync (or converged), 2 drift or pending left, 1 error
 	return cmd
 }
 
-type apiRun struct {
-	ID           int64           `json:"id"`
-	Stack        string          `json:"stack"`
-	Workspace    string          `json:"workspace"`
-	Commit       string          `json:"commit"`
-	Triggers     []string        `json:"triggers"`
-	Status       string          `json:"status"`
-	Verdict      string          `json:"verdict"`
-	Action       string          `json:"action"`
-	ActionReason string          `json:"action_reason"`
-	Error        string          `json:"error"`
-	Findings     json.RawMessage `json:"findings,omitempty"`
-}
-
 func runPlan(cmd *cobra.Command, f planFlags, target string) error {
 	if f.format != "text" && f.format != "json" {
 		return usageErr("--format %q: use text or json", f.format)
@@ -71,7 +58,7 @@ func runPlan(cmd *cobra.Command, f planFlags, target string) error {
 	c := &apiClient{base: strings.TrimRight(f.server, "/"), token: os.Getenv("TRUELINE_API_TOKEN")}
 	body, _ := json.Marshal(map[string]string{"repository": f.repo, "stack": target})
 	var queued struct {
-		Runs []apiRun `json:"runs"`
+		Runs []ledger.Run `json:"runs"`
 	}
 	for {
 		err := c.do(ctx, "POST", "/api/v1/runs", body, http.StatusAccepted, &queued)
@@ -94,14 +81,14 @@ func runPlan(cmd *cobra.Command, f planFlags, target string) error {
 		}
 		return nil
 	}
-	var done []apiRun
+	var done []ledger.Run
 	for _, q := range queued.Runs {
 		for {
-			var r apiRun
+			var r ledger.Run
 			if err := c.do(ctx, "GET", fmt.Sprintf("/api/v1/runs/%d", q.ID), nil, http.StatusOK, &r); err != nil {
 				return &exitError{code: 1, err: err}
 			}
-			if r.Status == "finished" || r.Status == "interrupted" {
+			if r.Status == ledger.Finished || r.Status == ledger.Interrupted {
 				done = append(done, r)
 				break
 			}
@@ -124,9 +111,9 @@ func runPlan(cmd *cobra.Command, f planFlags, target string) error {
 	code := 0
 	for _, r := range done {
 		switch {
-		case r.Verdict == string(drift.Error) || r.Status == "interrupted":
+		case r.Verdict == drift.Error || r.Status == ledger.Interrupted:
 			code = 1
-		case r.Verdict == string(drift.InSync) || strings.HasSuffix(r.Action, ":converged"):
+		case r.Verdict == drift.InSync || r.Converged():
 		case code == 0:
 			code = 2
 		}
@@ -137,7 +124,7 @@ func runPlan(cmd *cobra.Command, f planFlags, target string) error {
 	return nil
 }
 
-func printRun(w io.Writer, r apiRun) {
+func printRun(w io.Writer, r ledger.Run) {
 	fmt.Fprintf(w, "run %d %s/%s at %.12s: %s\n", r.ID, r.Stack, r.Workspace, r.Commit, r.Verdict)
 	var res drift.Result
 	if len(r.Findings) > 0 && json.Unmarshal(r.Findings, &res) == nil {
@@ -153,11 +140,19 @@ func printRun(w io.Writer, r apiRun) {
 			}
 		}
 	}
-	if r.Action != "" {
-		fmt.Fprintf(w, "  action  %s — %s\n", r.Action, r.ActionReason)
+	if a := r.Action; a.Kind != "" {
+		what := string(a.Kind)
+		if a.Result != "" {
+			what += " (" + string(a.Result) + ")"
+		}
+		fmt.Fprintf(w, "  action  %s — %s\n", what, a.Reason)
 	}
-	if r.Error != "" {
-		fmt.Fprintf(w, "  error   %s\n", r.Error)
+	if f := r.Failure; f != nil {
+		at := ""
+		if f.Stage != "" {
+			at = " at " + string(f.Stage)
+		}
+		fmt.Fprintf(w, "  failed%s: %s\n", at, f.Message)
 	}
 }
 

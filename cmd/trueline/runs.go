@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/trueline/trueline/ledger"
+	"github.com/trueline/trueline/run"
 )
 
 func newRunsCmd(g *globalFlags) *cobra.Command {
@@ -33,12 +35,7 @@ func newRunsCmd(g *globalFlags) *cobra.Command {
 				q.Set("stack", stack)
 			}
 			var page struct {
-				Runs []struct {
-					apiRun
-					Trigger    string    `json:"trigger"`
-					QueuedAt   time.Time `json:"queued_at"`
-					DurationMS int64     `json:"duration_ms"`
-				} `json:"runs"`
+				Runs []ledger.Run `json:"runs"`
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
 			defer cancel()
@@ -52,7 +49,7 @@ func newRunsCmd(g *globalFlags) *cobra.Command {
 			fmt.Fprintln(w, "RUN\tWORKSPACE\tTRIGGER\tSTATUS\tVERDICT\tACTION\tQUEUED")
 			for _, r := range page.Runs {
 				fmt.Fprintf(w, "%d\t%s/%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Stack, r.Workspace, r.Trigger, r.Status,
-					dash(r.Verdict), dash(r.Action), r.QueuedAt.Local().Format("15:04:05"))
+					dash(string(r.Verdict)), dash(actionText(r.Action)), r.QueuedAt.Local().Format("15:04:05"))
 			}
 			return w.Flush()
 		},
@@ -70,4 +67,12 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// actionText names an action and its result: "apply (converged)".
+func actionText(a run.Action) string {
+	if a.Result == "" {
+		return string(a.Kind)
+	}
+	return string(a.Kind) + " (" + string(a.Result) + ")"
 }

@@ -183,7 +183,7 @@ report {
 	runs := p.runs(t)
 	var converged bool
 	for _, run := range runs {
-		converged = converged || (run.Stack == "stacks/guarded" && strings.Contains(run.Action, "converged"))
+		converged = converged || (run.Stack == "stacks/guarded" && run.Converged())
 	}
 	if !converged {
 		t.Errorf("the guarded stack did not converge: %+v", runs)

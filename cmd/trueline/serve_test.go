@@ -24,6 +24,7 @@ import (
 
 	"github.com/trueline/trueline/internal/gittest"
 	"github.com/trueline/trueline/internal/testenv"
+	"github.com/trueline/trueline/ledger"
 	"github.com/trueline/trueline/runner"
 	"github.com/trueline/trueline/sandbox"
 )
@@ -148,20 +149,15 @@ func startServe(t *testing.T, dataDir string, env []string, args ...string) *ser
 	}
 }
 
-type apiRun struct {
-	ID        int64     `json:"id"`
-	Stack     string    `json:"stack"`
-	Workspace string    `json:"workspace"`
-	Commit    string    `json:"commit"`
-	Trigger   string    `json:"trigger"`
-	Status    string    `json:"status"`
-	Verdict   string    `json:"verdict"`
-	Action    string    `json:"action"`
-	Reason    string    `json:"action_reason"`
-	Error     string    `json:"error"`
-	RetryOf   int64     `json:"retry_of"`
-	Record    string    `json:"record"`
-	StartedAt time.Time `json:"started_at"`
+// apiRun is a run as the API answers it: the ledger's own type.
+type apiRun = ledger.Run
+
+// errOf is a run's failure message, or "".
+func errOf(r apiRun) string {
+	if r.Failure == nil {
+		return ""
+	}
+	return r.Failure.Message
 }
 
 func (p *serveProc) runs(t *testing.T) []apiRun {
@@ -242,7 +238,7 @@ func TestServeCommitsSchedulesAndWebhooks(t *testing.T) {
 		for _, run := range p.runs(t) {
 			if run.Trigger == "commit" && run.Status == "finished" && run.Commit == c1 {
 				if run.Verdict != "in_sync" {
-					t.Fatalf("%s: %s %s", run.Stack, run.Verdict, run.Error)
+					t.Fatalf("%s: %s %s", run.Stack, run.Verdict, errOf(run))
 				}
 				done[run.Stack] = true
 			}
@@ -407,7 +403,7 @@ func TestServeSurvivesKillAndStopsCleanly(t *testing.T) {
 		t.Fatalf("want exactly the killed run and its retry, got %+v", runs)
 	}
 	retry, killed := runs[0], runs[1]
-	if killed.Status != "interrupted" || !strings.Contains(killed.Error, "interrupted") {
+	if killed.Status != "interrupted" || !strings.Contains(errOf(killed), "interrupted") {
 		t.Errorf("killed run = %+v", killed)
 	}
 	if retry.RetryOf != killed.ID || retry.Trigger != "retry" || retry.Verdict != "in_sync" || retry.Commit != killed.Commit {

@@ -71,10 +71,10 @@ func measure(runs, workspaces, days int, ret config.Retention) error {
 		if _, err := led.Claim(ctx, ledger.Limits{}); err != nil {
 			return err
 		}
-		verdict := "in_sync"
+		verdict := drift.InSync
 		var f []byte
 		if i%5 == 0 {
-			verdict, f = "drifted", findings
+			verdict, f = drift.Drifted, findings
 		}
 		if err := led.Finish(ctx, run.ID, ledger.Result{Verdict: verdict, Findings: f, Log: planLog, DurationMS: 1200}); err != nil {
 			return err
