@@ -119,11 +119,12 @@ func (d *Daemon) announce(ctx context.Context, run ledger.Run, res ledger.Result
 	}
 	key := ledger.WorkspaceKey(run.Repository, run.Stack, run.Workspace)
 	mark := string(kind) + " " + o.Result.Fingerprint()
-	d.mu.Lock()
-	same := d.announced[key] == mark
-	d.announced[key] = mark
-	d.mu.Unlock()
-	if same {
+	fresh, err := d.ledger.Announce(ctx, key, mark)
+	if err != nil {
+		d.log.Warn("cannot tell whether this was announced; not announcing it again", "run", run.ID, "error", err)
+		return
+	}
+	if !fresh {
 		return
 	}
 	e := notify.Event{Kind: kind, Repository: run.Repository, Stack: run.Stack, Workspace: run.Workspace,

@@ -49,8 +49,7 @@ type Daemon struct {
 	running map[int64]context.CancelFunc // runs in progress
 	started time.Time
 
-	notifier  *notify.Dispatcher
-	announced map[string]string // workspace key -> last event kind and fingerprint
+	notifier *notify.Dispatcher
 
 	// Observe, when set, is told of every finished run (metrics).
 	Observe func(ledger.Run, ledger.Result)
@@ -81,7 +80,7 @@ func New(cfg config.Config, led ledger.Ledger, rec *reconcile.Reconciler, logger
 	}
 	d := &Daemon{cfg: cfg, ledger: led, rec: rec, log: logger, repos: map[string]*repo{},
 		work: make(chan struct{}, 1), keys: map[string]workspace{}, running: map[int64]context.CancelFunc{},
-		announced: map[string]string{}}
+	}
 	targets := map[string]notify.Sender{}
 	for _, n := range cfg.Notify {
 		targets[n.Target()] = &notify.Slack{Name: n.Name, WebhookURL: n.WebhookURL.Value(), Token: n.Token.Value(),

@@ -277,6 +277,11 @@ type Ledger interface {
 	PullRequest(ctx context.Context, key string) (number int64, url string, err error)
 	SetPullRequest(ctx context.Context, key string, number int64, url string) error
 	DeletePullRequest(ctx context.Context, key string) error
+	// Announce records mark (what a notification said: its kind and the
+	// drift's fingerprint) as the workspace's last announcement, and says
+	// whether it differs from the one before: only then is it sent. Kept in
+	// the ledger, so a restart repeats nothing.
+	Announce(ctx context.Context, key, mark string) (fresh bool, err error)
 	// SetRecord notes where the run's record was written beside the state
 	// ("ledger" for backends records are not written beside), or why it
 	// could not be.

@@ -107,6 +107,13 @@ var migrations = []string{
 	UPDATE runs SET escalated = 1 WHERE action_reason LIKE 'escalated%';
 	UPDATE runs SET failure_kind = 'interrupted' WHERE status = 'interrupted';
 	CREATE INDEX runs_converged ON runs(workspace_key, id) WHERE action = 'apply' AND action_result = 'converged';`,
+	// 10: what was last announced for each workspace, so a restart does not
+	// announce the same drift again.
+	`CREATE TABLE announcements (
+		workspace_key TEXT PRIMARY KEY,
+		mark          TEXT NOT NULL,
+		updated_at    INTEGER NOT NULL
+	);`,
 }
 
 // SQLite is the embedded ledger.
@@ -703,6 +710,28 @@ func (l *SQLite) SetPullRequest(ctx context.Context, key string, number int64, u
 func (l *SQLite) DeletePullRequest(ctx context.Context, key string) error {
 	_, err := l.db.ExecContext(ctx, `DELETE FROM pull_requests WHERE workspace_key = ?`, key)
 	return err
+}
+
+func (l *SQLite) Announce(ctx context.Context, key, mark string) (bool, error) {
+	var fresh bool
+	err := l.tx(ctx, func(tx *sql.Tx) error {
+		var cur string
+		err := tx.QueryRowContext(ctx, `SELECT mark FROM announcements WHERE workspace_key = ?`, key).Scan(&cur)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		if err == nil && cur == mark {
+			return nil
+		}
+		fresh = true
+		_, err = tx.ExecContext(ctx, `INSERT INTO announcements (workspace_key, mark, updated_at) VALUES (?, ?, ?)
+			ON CONFLICT(workspace_key) DO UPDATE SET mark = excluded.mark, updated_at = excluded.updated_at`, key, mark, l.now().UnixMilli())
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("announcement of %s: %w", key, err)
+	}
+	return fresh, nil
 }
 
 func (l *SQLite) SetRecord(ctx context.Context, id int64, where, errMsg string) error {

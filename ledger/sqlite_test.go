@@ -512,3 +512,26 @@ func TestSummaries(t *testing.T) {
 		t.Errorf("gone = %+v", g)
 	}
 }
+
+// An announcement is sent once per change, also across a restart.
+func TestAnnounceOncePerChange(t *testing.T) {
+	ctx := context.Background()
+	l, path := open(t)
+	for i, tc := range []struct {
+		mark  string
+		fresh bool
+	}{{"drift_found abc", true}, {"drift_found abc", false}, {"applied abc", true}, {"drift_found abc", true}} {
+		if fresh, err := l.Announce(ctx, "infra/web/default", tc.mark); err != nil || fresh != tc.fresh {
+			t.Errorf("%d: Announce(%q) = %v, %v; want %v", i, tc.mark, fresh, err, tc.fresh)
+		}
+	}
+	l.Close()
+	again, err := OpenSQLite(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	if fresh, _ := again.Announce(ctx, "infra/web/default", "drift_found abc"); fresh {
+		t.Error("a restart announced the same drift again")
+	}
+}

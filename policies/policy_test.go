@@ -140,3 +140,21 @@ func TestWindowThatNeverStartsIsClosed(t *testing.T) {
 		t.Error("a window without a schedule is open")
 	}
 }
+
+// A broken policy file fails only the stacks whose policy it may hold.
+func TestLoadNamedIsolatesBrokenFiles(t *testing.T) {
+	fsys := fstest.MapFS{
+		"policies/good.hcl":   {Data: []byte("policy \"guarded\" {\n  on_drift = \"apply\"\n}\n")},
+		"policies/broken.hcl": {Data: []byte("policy \"review\" {\n  on_drift = \"sometimes\"\n}\n")},
+	}
+	pols, err := LoadNamed(fsys, "guarded")
+	if err != nil || pols["guarded"] == nil || pols["guarded"].OnDrift != Apply {
+		t.Errorf("LoadNamed(guarded) = %v, %v", pols, err)
+	}
+	if _, err := LoadNamed(fsys, "review"); err == nil || !strings.Contains(err.Error(), "policies/broken.hcl:2,") {
+		t.Errorf("LoadNamed(review) = %v; want the broken file's error with its line", err)
+	}
+	if _, err := Load(fsys); err == nil {
+		t.Error("Load of a repository with a broken file succeeded")
+	}
+}
