@@ -79,5 +79,8 @@ func (d *Daemon) closePR(ctx context.Context, r *repo, key, comment string) {
 			d.log.Info("closing the pull request", "number", n, "error", err)
 		}
 	}
-	d.ledger.DeletePullRequest(ctx, key)
+	if err := d.ledger.DeletePullRequest(ctx, key); err != nil {
+		// The next in-sync run tries again; the forge's side is done.
+		d.log.Warn("cannot forget the closed pull request", "number", n, "error", err)
+	}
 }

@@ -139,16 +139,14 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 	db.SetMaxOpenConns(1)
 	l := &SQLite{db: db, now: time.Now}
 	if err := l.migrate(ctx); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("ledger %s: %w", path, err)
+		return nil, errors.Join(fmt.Errorf("ledger %s: %w", path, err), db.Close())
 	}
 	// The ledger holds run logs and who approved what: this user's only,
 	// whatever mode an earlier version or a copy left. SQLite gives the -wal
 	// and -shm files the database file's mode when it creates them.
 	for _, f := range []string{path, path + "-wal", path + "-shm"} {
 		if err := os.Chmod(f, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
-			db.Close()
-			return nil, fmt.Errorf("ledger %s: %w", path, err)
+			return nil, errors.Join(fmt.Errorf("ledger %s: %w", path, err), db.Close())
 		}
 	}
 	return l, nil
@@ -847,10 +845,17 @@ func (l *SQLite) SetWorkspaces(ctx context.Context, repository string, ws []Work
 		var gone []string
 		for rows.Next() {
 			var k string
-			rows.Scan(&k)
+			if err := rows.Scan(&k); err != nil {
+				rows.Close()
+				return err
+			}
 			if !keep[k] {
 				gone = append(gone, k)
 			}
+		}
+		if err := rows.Err(); err != nil {
+			rows.Close()
+			return err
 		}
 		rows.Close()
 		for _, k := range gone {
@@ -891,7 +896,9 @@ func (l *SQLite) PullRequests(ctx context.Context) (map[string]string, error) {
 	out := map[string]string{}
 	for rows.Next() {
 		var k, u string
-		rows.Scan(&k, &u)
+		if err := rows.Scan(&k, &u); err != nil {
+			return nil, err
+		}
 		out[k] = u
 	}
 	return out, rows.Err()

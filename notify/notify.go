@@ -192,7 +192,13 @@ func (s *Slack) send(ctx context.Context, e Event) error {
 		return s.retry(ctx, "post", func() error {
 			ch, t, err := api.PostMessageContext(ctx, s.Channel, msg...)
 			if err == nil && s.Threads != nil {
-				s.Threads.SetThread(ctx, s.threadKey(e), ch, t)
+				if terr := s.Threads.SetThread(ctx, s.threadKey(e), ch, t); terr != nil {
+					// The message is out; only its thread is lost, so a
+					// later update starts a new one.
+					if s.Logger != nil {
+						s.Logger.Warn("slack: cannot keep the thread", "target", s.Name, "error", terr)
+					}
+				}
 			}
 			return err
 		})

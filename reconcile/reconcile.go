@@ -304,7 +304,7 @@ func (r *Reconciler) Check(ctx context.Context, repo string, targets []Target, l
 			return nil
 		})
 	}
-	g.Wait()
+	_ = g.Wait() // every run returns nil: its failure is in its outcome
 	SortOutcomes(out)
 	return out
 }

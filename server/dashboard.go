@@ -177,12 +177,21 @@ func (s *Server) handleWorkspace(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no workspace "+key, http.StatusNotFound)
 		return
 	}
-	runs, _ := s.ledger.List(r.Context(), ledger.Filter{Repository: ws.Repository, Stack: ws.Stack, Workspace: ws.Workspace, Limit: 50})
+	runs, err := s.ledger.List(r.Context(), ledger.Filter{Repository: ws.Repository, Stack: ws.Stack, Workspace: ws.Workspace, Limit: 50})
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
 	var cur drift.Result
 	record, recordErr := "", ""
 	for _, run := range runs {
 		if run.Status == ledger.Finished {
-			json.Unmarshal(run.Findings, &cur)
+			if len(run.Findings) > 0 {
+				if err := json.Unmarshal(run.Findings, &cur); err != nil {
+					http.Error(w, fmt.Sprintf("run %d: findings: %v", run.ID, err), http.StatusInternalServerError)
+					return
+				}
+			}
 			record, recordErr = run.Record, run.RecordError
 			break
 		}
@@ -214,7 +223,12 @@ func (s *Server) handleRunPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var res drift.Result
-	json.Unmarshal(run.Findings, &res)
+	if len(run.Findings) > 0 {
+		if err := json.Unmarshal(run.Findings, &res); err != nil {
+			http.Error(w, fmt.Sprintf("run %d: findings: %v", run.ID, err), http.StatusInternalServerError)
+			return
+		}
+	}
 	approvable := false
 	if a, ok := s.trigger.(Approver); ok {
 		approvable = a.Approvable(r.Context(), run) == nil

@@ -127,8 +127,10 @@ func (w *s3Writer) get(ctx context.Context, key string) ([]byte, *string, error)
 	if err != nil {
 		return nil, nil, err
 	}
-	defer got.Body.Close()
 	b, err := io.ReadAll(got.Body)
+	if cerr := got.Body.Close(); err == nil {
+		err = cerr
+	}
 	return b, got.ETag, err
 }
 
