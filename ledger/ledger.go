@@ -189,7 +189,8 @@ type Branch struct {
 type Summary struct {
 	Workspace          run.Workspace
 	Schedule, Timezone string
-	Registered         bool // declared by a stack at the repository's head
+	Registered         bool      // declared by a stack at the repository's head
+	RegisteredAt       time.Time // when it was first seen declared
 	Latest             *Run // nil: never checked; its log is not read
 	DriftedSince       time.Time
 	PullRequest        string

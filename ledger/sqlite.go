@@ -770,9 +770,9 @@ func endsDrift(a string) string {
 
 func (l *SQLite) Summaries(ctx context.Context) ([]Summary, error) {
 	rows, err := l.db.QueryContext(ctx, `WITH keys AS (
-			SELECT workspace_key, repository, stack, workspace, schedule, timezone, 1 AS registered FROM workspaces
+			SELECT workspace_key, repository, stack, workspace, schedule, timezone, 1 AS registered, registered_at FROM workspaces
 			UNION ALL
-			SELECT DISTINCT workspace_key, repository, stack, workspace, '', '', 0 FROM runs
+			SELECT DISTINCT workspace_key, repository, stack, workspace, '', '', 0, 0 FROM runs
 			WHERE status = 'finished' AND workspace_key NOT IN (SELECT workspace_key FROM workspaces)
 		),
 		latest AS (SELECT workspace_key, MAX(id) AS id FROM runs WHERE status = 'finished' GROUP BY workspace_key),
@@ -781,7 +781,7 @@ func (l *SQLite) Summaries(ctx context.Context) ([]Summary, error) {
 			AND r.id > COALESCE((SELECT MAX(x.id) FROM runs x WHERE x.workspace_key = r.workspace_key AND `+endsDrift("x")+`), 0)
 			GROUP BY r.workspace_key
 		)
-		SELECT k.repository, k.stack, k.workspace, k.schedule, k.timezone, k.registered, COALESCE(p.url, ''),
+		SELECT k.repository, k.stack, k.workspace, k.schedule, k.timezone, k.registered, k.registered_at, COALESCE(p.url, ''),
 			COALESCE(s.since, 0), `+summaryRunColumns+`
 		FROM keys k
 		LEFT JOIN latest lt ON lt.workspace_key = k.workspace_key
@@ -797,14 +797,14 @@ func (l *SQLite) Summaries(ctx context.Context) ([]Summary, error) {
 	for rows.Next() {
 		var sm Summary
 		var registered int
-		var since int64
+		var since, registeredAt int64
 		var r Run
 		err := scanRunWith(rows, &r, &sm.Workspace.Repository, &sm.Workspace.Stack, &sm.Workspace.Name, &sm.Schedule, &sm.Timezone,
-			&registered, &sm.PullRequest, &since)
+			&registered, &registeredAt, &sm.PullRequest, &since)
 		if err != nil {
 			return nil, fmt.Errorf("summaries: %w", err)
 		}
-		sm.Registered = registered != 0
+		sm.Registered, sm.RegisteredAt = registered != 0, fromMillis(registeredAt)
 		sm.DriftedSince = fromMillis(since)
 		if r.ID != 0 {
 			sm.Latest = &r

@@ -71,61 +71,44 @@ func findingsOf(r ledger.Run) (drift.Result, error) {
 	return res, nil
 }
 
-// Build reads the ledger. Runs that finished within since count as
-// "applied"; the other sections describe each workspace's latest run.
-func Build(ctx context.Context, led ledger.Ledger, now time.Time, since time.Duration) (Report, error) {
-	rep := Report{GeneratedAt: now.UTC(), Since: strings.TrimSuffix(strings.TrimSuffix(since.String(), "0s"), "0m")}
-	registered, err := led.Workspaces(ctx)
-	if err != nil {
-		return rep, err
-	}
-	latest, err := led.Latest(ctx)
-	if err != nil {
-		return rep, err
-	}
-	prs, err := led.PullRequests(ctx)
-	if err != nil {
-		return rep, err
-	}
-	starts, err := led.DriftStarts(ctx)
-	if err != nil {
-		return rep, err
-	}
-	byKey := map[string]ledger.Run{}
-	for _, r := range latest {
-		byKey[ledger.WorkspaceKey(r.Repository, r.Stack, r.Workspace)] = r
-	}
-	known := map[string]bool{}
-	for _, w := range registered {
-		known[w.Key()] = true
-	}
-	for _, r := range latest {
-		known[ledger.WorkspaceKey(r.Repository, r.Stack, r.Workspace)] = true
-	}
-	rep.Workspaces = len(known)
+// Source is what the report reads: every workspace's summary, and the
+// runs that applied and converged.
+type Source interface {
+	Summaries(ctx context.Context) ([]ledger.Summary, error)
+	Converged(ctx context.Context, since time.Time) ([]ledger.Run, error)
+}
 
-	for _, r := range latest {
-		key := ledger.WorkspaceKey(r.Repository, r.Stack, r.Workspace)
+// Build reads the ledger: every workspace's summary (the one the dashboard
+// and the metrics read), and the runs of the period that applied and
+// converged, whatever their number.
+func Build(ctx context.Context, src Source, now time.Time, since time.Duration) (Report, error) {
+	rep := Report{GeneratedAt: now.UTC(), Since: strings.TrimSuffix(strings.TrimSuffix(since.String(), "0s"), "0m")}
+	all, err := src.Summaries(ctx)
+	if err != nil {
+		return rep, err
+	}
+	rep.Workspaces = len(all)
+	for _, sm := range all {
+		r := sm.Latest
+		if r == nil {
+			rep.Counts.Unchecked++
+			continue
+		}
 		row := Row{Repository: r.Repository, Stack: r.Stack, Workspace: r.Workspace, RunID: r.ID, Commit: short(r.Commit), When: r.FinishedAt, Verdict: string(r.Verdict)}
-		res, err := findingsOf(r)
+		res, err := findingsOf(*r)
 		if err != nil {
 			return rep, err
 		}
-		verdict := r.Verdict
-		if r.Converged() {
-			// Applied and converged: whatever it found, the workspace is in sync.
-			verdict = drift.InSync
-		}
-		switch verdict {
+		switch state := sm.State(); state {
 		case drift.Drifted, drift.DriftedAndPending:
 			rep.Counts.Drifted++
-			if t, ok := starts[key]; ok {
-				row.When, row.Age = t, age(now.Sub(t))
+			if !sm.DriftedSince.IsZero() {
+				row.When, row.Age = sm.DriftedSince, age(now.Sub(sm.DriftedSince))
 			}
 			row.Changes = changes(res.Drift)
 			row.Detail = r.Action.Reason
 			rep.Drifted = append(rep.Drifted, row)
-			if verdict == drift.DriftedAndPending {
+			if state == drift.DriftedAndPending {
 				p := row
 				p.Changes = changes(res.Pending)
 				rep.Pending = append(rep.Pending, p)
@@ -144,16 +127,15 @@ func Build(ctx context.Context, led ledger.Ledger, now time.Time, since time.Dur
 		default:
 			rep.Counts.InSync++
 		}
-		if u, ok := prs[key]; ok {
+		if sm.PullRequest != "" {
 			pr := row
-			pr.URL, pr.Detail, pr.Changes = u, "", nil
+			pr.URL, pr.Detail, pr.Changes = sm.PullRequest, "", nil
 			rep.PullRequests = append(rep.PullRequests, pr)
 		}
 	}
-	rep.Counts.Unchecked = rep.Workspaces - len(latest)
 
 	// Every converged apply of the period, however many runs it holds.
-	applied, err := led.Converged(ctx, now.Add(-since))
+	applied, err := src.Converged(ctx, now.Add(-since))
 	if err != nil {
 		return rep, err
 	}
@@ -167,24 +149,26 @@ func Build(ctx context.Context, led ledger.Ledger, now time.Time, since time.Dur
 			Changes: changes(append(res.Drift, res.Pending...))})
 	}
 
-	for _, w := range registered {
-		if w.Schedule == "" {
+	for _, sm := range all {
+		if sm.Schedule == "" || !sm.Registered {
 			continue
 		}
-		sched, err := stacks.CronParser.Parse(w.Schedule)
+		sched, err := stacks.CronParser.Parse(sm.Schedule)
 		if err != nil {
 			continue
 		}
-		loc, err := time.LoadLocation(w.Timezone)
+		loc, err := time.LoadLocation(sm.Timezone)
 		if err != nil {
 			loc = time.UTC
 		}
-		last := w.RegisteredAt
-		r, checked := byKey[w.Key()]
-		if checked {
-			last = r.StartedAt
+		last := sm.RegisteredAt
+		if sm.Latest != nil {
+			last = sm.Latest.StartedAt
 		}
 		due := sched.Next(last.In(loc))
+		if due.IsZero() {
+			continue // never fires (refused when read; kept safe here)
+		}
 		// Allow for jitter and a queue: late by more than an hour, or by a
 		// whole period for schedules more frequent than that.
 		slack := time.Hour
@@ -192,10 +176,11 @@ func Build(ctx context.Context, led ledger.Ledger, now time.Time, since time.Dur
 			slack = period
 		}
 		if now.After(due.Add(slack)) {
-			row := Row{Repository: w.Repository, Stack: w.Stack, Workspace: w.Workspace, When: due, Age: age(now.Sub(due)),
-				Detail: fmt.Sprintf("schedule %q (%s)", w.Schedule, w.Timezone)}
-			if checked {
-				row.RunID, row.Verdict = r.ID, string(r.Verdict)
+			w := sm.Workspace
+			row := Row{Repository: w.Repository, Stack: w.Stack, Workspace: w.Name, When: due, Age: age(now.Sub(due)),
+				Detail: fmt.Sprintf("schedule %q (%s)", sm.Schedule, sm.Timezone)}
+			if sm.Latest != nil {
+				row.RunID, row.Verdict = sm.Latest.ID, string(sm.Latest.Verdict)
 			}
 			rep.Overdue = append(rep.Overdue, row)
 		}

@@ -36,7 +36,7 @@ func failureKind(f *run.Failure) string {
 }
 
 // NewMetrics registers trueline's metrics, reading gauges from led.
-func NewMetrics(led ledger.Ledger) *Metrics {
+func NewMetrics(led gaugeSource) *Metrics {
 	m := &Metrics{reg: prometheus.NewRegistry()}
 	m.runs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "trueline_runs_total",
 		Help: "Finished runs by verdict and trigger."}, []string{"verdict", "trigger"})
@@ -99,7 +99,13 @@ var (
 	runningDesc    = prometheus.NewDesc("trueline_runs_running", "Runs in progress.", nil, nil)
 )
 
-type ledgerCollector struct{ led ledger.Ledger }
+// gaugeSource is what the gauges read of the ledger on each scrape.
+type gaugeSource interface {
+	Summaries(ctx context.Context) ([]ledger.Summary, error)
+	List(ctx context.Context, f ledger.Filter) ([]ledger.Run, error)
+}
+
+type ledgerCollector struct{ led gaugeSource }
 
 func (c *ledgerCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- workspacesDesc

@@ -25,6 +25,15 @@ type Triggerer interface {
 	Trigger(ctx context.Context, repo, stack, workspace, trigger string) ([]ledger.Run, error)
 }
 
+// Store is what the server reads of the ledger: runs, the workspaces'
+// summaries, and what the report needs.
+type Store interface {
+	Get(ctx context.Context, id int64) (ledger.Run, error)
+	List(ctx context.Context, f ledger.Filter) ([]ledger.Run, error)
+	Summaries(ctx context.Context) ([]ledger.Summary, error)
+	Converged(ctx context.Context, since time.Time) ([]ledger.Run, error)
+}
+
 // StatusReporter describes the daemon for /api/v1/status.
 type StatusReporter interface {
 	Status() map[string]any
@@ -32,7 +41,7 @@ type StatusReporter interface {
 
 // Options configure a Server.
 type Options struct {
-	Ledger  ledger.Ledger
+	Ledger  Store
 	Hooks   Hooks
 	Trigger Triggerer
 	Status  StatusReporter
@@ -47,7 +56,7 @@ type Options struct {
 
 // Server serves trueline's HTTP endpoints.
 type Server struct {
-	ledger  ledger.Ledger
+	ledger  Store
 	hooks   Hooks
 	trigger Triggerer
 	status  StatusReporter
