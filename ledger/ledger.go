@@ -191,7 +191,7 @@ type Summary struct {
 	Schedule, Timezone string
 	Registered         bool      // declared by a stack at the repository's head
 	RegisteredAt       time.Time // when it was first seen declared
-	Latest             *Run // nil: never checked; its log is not read
+	Latest             *Run      // nil: never checked; its log is not read
 	DriftedSince       time.Time
 	PullRequest        string
 }
