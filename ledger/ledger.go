@@ -261,10 +261,6 @@ type Ledger interface {
 	Release(ctx context.Context, ids []int64) error
 	Get(ctx context.Context, id int64) (Run, error)
 	List(ctx context.Context, f Filter) ([]Run, error)
-	// Latest returns the newest finished run of every workspace.
-	Latest(ctx context.Context) ([]Run, error)
-	// Durations returns the last finished run's duration per workspace key.
-	Durations(ctx context.Context) (map[string]int64, error)
 	// Head is the last commit of a repository whose runs were queued ("" if none).
 	Head(ctx context.Context, repository string) (string, error)
 	SetHead(ctx context.Context, repository, commit string) error
@@ -297,8 +293,6 @@ type Ledger interface {
 	LastApplied(ctx context.Context, key string) (string, error)
 	// DriftedSince is when the drift incident that run upTo belongs to began (zero if none).
 	DriftedSince(ctx context.Context, key string, upTo int64) (time.Time, error)
-	// DriftStarts is, for every workspace drifted now, when its incident began.
-	DriftStarts(ctx context.Context) (map[string]time.Time, error)
 	// SetWorkspaces records a repository's workspaces and their schedules
 	// (replacing what it had); Workspaces lists every repository's.
 	SetWorkspaces(ctx context.Context, repository string, ws []Workspace) error
@@ -314,7 +308,5 @@ type Ledger interface {
 	// remediation branch or waiting approval refers to. It returns how many
 	// it deleted.
 	Prune(ctx context.Context, before time.Time, keepPerWorkspace int) (int, error)
-	// PullRequests maps workspace keys to their open pull request's URL.
-	PullRequests(ctx context.Context) (map[string]string, error)
 	Close() error
 }

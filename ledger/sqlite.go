@@ -609,30 +609,6 @@ func (l *SQLite) List(ctx context.Context, f Filter) ([]Run, error) {
 	return l.query(ctx, q, args...)
 }
 
-func (l *SQLite) Latest(ctx context.Context) ([]Run, error) {
-	return l.query(ctx, `SELECT `+listColumns+` FROM runs WHERE id IN
-		(SELECT MAX(id) FROM runs WHERE status = 'finished' GROUP BY workspace_key) ORDER BY repository, stack, workspace`)
-}
-
-func (l *SQLite) Durations(ctx context.Context) (map[string]int64, error) {
-	rows, err := l.db.QueryContext(ctx, `SELECT workspace_key, duration_ms FROM runs WHERE id IN
-		(SELECT MAX(id) FROM runs WHERE status = 'finished' GROUP BY workspace_key)`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := map[string]int64{}
-	for rows.Next() {
-		var k string
-		var d int64
-		if err := rows.Scan(&k, &d); err != nil {
-			return nil, err
-		}
-		out[k] = d
-	}
-	return out, rows.Err()
-}
-
 func (l *SQLite) query(ctx context.Context, q string, args ...any) ([]Run, error) {
 	rows, err := l.db.QueryContext(ctx, q, args...)
 	if err != nil {
@@ -887,23 +863,6 @@ func (l *SQLite) Workspaces(ctx context.Context) ([]Workspace, error) {
 	return out, rows.Err()
 }
 
-func (l *SQLite) PullRequests(ctx context.Context) (map[string]string, error) {
-	rows, err := l.db.QueryContext(ctx, `SELECT workspace_key, url FROM pull_requests`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := map[string]string{}
-	for rows.Next() {
-		var k, u string
-		if err := rows.Scan(&k, &u); err != nil {
-			return nil, err
-		}
-		out[k] = u
-	}
-	return out, rows.Err()
-}
-
 func (l *SQLite) Prune(ctx context.Context, before time.Time, keepPerWorkspace int) (int, error) {
 	if before.IsZero() && keepPerWorkspace <= 0 {
 		return 0, nil
@@ -952,25 +911,3 @@ const vacuumAfter = 100
 
 // SetClock replaces the ledger's clock, for tests that need fixed times.
 func (l *SQLite) SetClock(now func() time.Time) { l.now = now }
-
-func (l *SQLite) DriftStarts(ctx context.Context) (map[string]time.Time, error) {
-	// One query for every workspace: the drift runs after its last run that
-	// ended drift (isDrift, endsDrift).
-	rows, err := l.db.QueryContext(ctx, `SELECT r.workspace_key, MIN(r.started_at) FROM runs r WHERE `+isDrift("r")+`
-		AND r.id > COALESCE((SELECT MAX(x.id) FROM runs x WHERE x.workspace_key = r.workspace_key AND `+endsDrift("x")+`), 0)
-		GROUP BY r.workspace_key`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := map[string]time.Time{}
-	for rows.Next() {
-		var k string
-		var ms int64
-		if err := rows.Scan(&k, &ms); err != nil {
-			return nil, err
-		}
-		out[k] = fromMillis(ms)
-	}
-	return out, rows.Err()
-}

@@ -188,9 +188,9 @@ func TestFinishOnlyOnce(t *testing.T) {
 	if got.Verdict != "drifted" || string(got.Findings) != `{"drift":[]}` || got.FinishedAt.IsZero() {
 		t.Errorf("finished run = %+v", got)
 	}
-	latest, _ := l.Latest(ctx)
-	if len(latest) != 1 || latest[0].ID != r.ID {
-		t.Errorf("latest = %+v", latest)
+	sums, _ := l.Summaries(ctx)
+	if len(sums) != 1 || sums[0].Latest == nil || sums[0].Latest.ID != r.ID {
+		t.Errorf("summaries = %+v", sums)
 	}
 }
 
@@ -267,7 +267,7 @@ func TestIncidentQueries(t *testing.T) {
 	if err != nil || !since.Equal(r.StartedAt) {
 		t.Errorf("drifted since = %v, %v; want the start of run %d (%v)", since, err, first, r.StartedAt)
 	}
-	if starts, err := l.DriftStarts(ctx); err != nil || !starts[key].Equal(r.StartedAt) || len(starts) != 1 {
+	if starts, err := driftStarts(l); err != nil || !starts[key].Equal(r.StartedAt) || len(starts) != 1 {
 		t.Errorf("drift starts = %v, %v; want %s since %v", starts, err, key, r.StartedAt)
 	}
 	if c, _ := l.LastApplied(ctx, key); c != "c1" {
@@ -277,7 +277,7 @@ func TestIncidentQueries(t *testing.T) {
 	if since, _ := l.DriftedSince(ctx, key, after); !since.IsZero() {
 		t.Errorf("an in-sync run belongs to no incident, got %v", since)
 	}
-	if starts, _ := l.DriftStarts(ctx); len(starts) != 0 {
+	if starts, _ := driftStarts(l); len(starts) != 0 {
 		t.Errorf("drift starts after the incident ended = %v", starts)
 	}
 	if err := l.SetRecord(ctx, after, "s3://state/web/terraform.tfstate.trueline/", "access denied"); err != nil {
@@ -366,9 +366,9 @@ func TestListLeavesLogsOut(t *testing.T) {
 	l, _ := open(t)
 	r := finishRun(t, l, "default", "in_sync", Result{Log: "terraform output"})
 	list, _ := l.List(ctx, Filter{})
-	latest, _ := l.Latest(ctx)
-	if len(list) != 1 || list[0].Log != "" || len(latest) != 1 || latest[0].Log != "" {
-		t.Errorf("lists read logs: %+v %+v", list, latest)
+	sums, _ := l.Summaries(ctx)
+	if len(list) != 1 || list[0].Log != "" || len(sums) != 1 || sums[0].Latest.Log != "" {
+		t.Errorf("lists read logs: %+v %+v", list, sums)
 	}
 	if got, _ := l.Get(ctx, r.ID); got.Log != "terraform output" {
 		t.Errorf("Get lost the log: %q", got.Log)
@@ -461,11 +461,11 @@ func TestDriftAgeRule(t *testing.T) {
 	if since, _ := l.DriftedSince(ctx, key, last.ID); !since.Equal(first.StartedAt) {
 		t.Errorf("after an error run the drift started %v, want %v (the first drifted run)", since, first.StartedAt)
 	}
-	if starts, _ := l.DriftStarts(ctx); !starts[key].Equal(first.StartedAt) {
+	if starts, _ := driftStarts(l); !starts[key].Equal(first.StartedAt) {
 		t.Errorf("drift starts = %v", starts)
 	}
 	converged := do(drift.Drifted, run.Action{Kind: policies.Apply, Result: run.Converged})
-	if starts, _ := l.DriftStarts(ctx); len(starts) != 0 {
+	if starts, _ := driftStarts(l); len(starts) != 0 {
 		t.Errorf("a converged apply left the workspace drifted since %v", starts)
 	}
 	if since, _ := l.DriftedSince(ctx, key, converged.ID); !since.IsZero() {
@@ -534,4 +534,16 @@ func TestAnnounceOncePerChange(t *testing.T) {
 	if fresh, _ := again.Announce(ctx, "infra/web/default", "drift_found abc"); fresh {
 		t.Error("a restart announced the same drift again")
 	}
+}
+
+// driftStarts is every drifted workspace's drift start, from Summaries.
+func driftStarts(l *SQLite) (map[string]time.Time, error) {
+	all, err := l.Summaries(context.Background())
+	out := map[string]time.Time{}
+	for _, s := range all {
+		if !s.DriftedSince.IsZero() {
+			out[s.Workspace.Key()] = s.DriftedSince
+		}
+	}
+	return out, err
 }
