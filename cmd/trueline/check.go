@@ -121,10 +121,14 @@ func runCheck(cmd *cobra.Command, g *globalFlags, f checkFlags) error {
 		Progress:    progress.event,
 	})
 	// Last durations order the runs, longest first; they live in the work dir.
+	// Without them the runs only come in another order, so the check goes on.
 	durFile := filepath.Join(f.workDir, "durations.json")
 	last := map[string]int64{}
 	if b, err := os.ReadFile(durFile); err == nil {
-		json.Unmarshal(b, &last)
+		if err := json.Unmarshal(b, &last); err != nil {
+			logger.Warn("ignoring the last durations", "file", durFile, "error", err)
+			last = map[string]int64{}
+		}
 	}
 	repoKey := "local:" + repo
 	checked := rec.Check(cmd.Context(), repoKey, targets, last)
@@ -134,7 +138,9 @@ func runCheck(cmd *cobra.Command, g *globalFlags, f checkFlags) error {
 		}
 	}
 	if b, err := json.Marshal(last); err == nil {
-		os.WriteFile(durFile, b, 0o644)
+		if err := os.WriteFile(durFile, b, 0o644); err != nil {
+			logger.Warn("cannot save the durations", "file", durFile, "error", err)
+		}
 	}
 	outcomes := append(broken, checked...)
 	reconcile.SortOutcomes(outcomes)
@@ -173,13 +179,15 @@ func exitCode(outcomes []reconcile.Outcome) int {
 	return code
 }
 
-// cpuStats reads the CPU time of this process and of its waited-for children.
+// cpuStats reads the CPU time of this process and of its waited-for
+// children. A figure the system cannot give stays 0.
 func cpuStats() runStats {
-	var self, children syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &self)
-	syscall.Getrusage(syscall.RUSAGE_CHILDREN, &children)
-	ms := func(r syscall.Rusage) int64 {
+	ms := func(who int) int64 {
+		var r syscall.Rusage
+		if err := syscall.Getrusage(who, &r); err != nil {
+			return 0
+		}
 		return (r.Utime.Nano() + r.Stime.Nano()) / 1e6
 	}
-	return runStats{CPUSelfMS: ms(self), CPUChildrenMS: ms(children)}
+	return runStats{CPUSelfMS: ms(syscall.RUSAGE_SELF), CPUChildrenMS: ms(syscall.RUSAGE_CHILDREN)}
 }

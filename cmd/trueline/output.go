@@ -66,8 +66,24 @@ func useColor(w io.Writer) bool {
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
+// errWriter wraps an io.Writer and remembers its first write error; every
+// later write is a no-op. A printing function writes without checking each
+// call and returns err at the end.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (ew *errWriter) printf(format string, args ...any) {
+	if ew.err != nil {
+		return
+	}
+	_, ew.err = fmt.Fprintf(ew.w, format, args...)
+}
+
 // writeText prints one line per workspace, then the attribute diffs.
-func writeText(w io.Writer, outcomes []reconcile.Outcome, color bool) error {
+func writeText(out io.Writer, outcomes []reconcile.Outcome, color bool) error {
+	w := &errWriter{w: out}
 	p := palette{on: color}
 	width := 0
 	for _, o := range outcomes {
@@ -76,7 +92,7 @@ func writeText(w io.Writer, outcomes []reconcile.Outcome, color bool) error {
 	counts := map[drift.Verdict]int{}
 	for _, o := range outcomes {
 		counts[o.Verdict]++
-		fmt.Fprintf(w, "%-*s  %-19s drift %d  pending %d  noise %d  %s\n", width, name(o),
+		w.printf("%-*s  %-19s drift %d  pending %d  noise %d  %s\n", width, name(o),
 			p.verdict(o.Verdict), len(o.Drift), len(o.Pending), len(o.Noise),
 			(time.Duration(o.DurationMS) * time.Millisecond).Round(10*time.Millisecond))
 	}
@@ -84,13 +100,13 @@ func writeText(w io.Writer, outcomes []reconcile.Outcome, color bool) error {
 		if o.Verdict == drift.InSync && len(o.Noise) == 0 {
 			continue
 		}
-		fmt.Fprintf(w, "\n%s  %s\n", p.paint("1", name(o)), p.verdict(o.Verdict))
+		w.printf("\n%s  %s\n", p.paint("1", name(o)), p.verdict(o.Verdict))
 		if o.Failure != nil {
 			if o.Failure.Stage != "" {
-				fmt.Fprintf(w, "    failed at %s:\n", o.Failure.Stage)
+				w.printf("    failed at %s:\n", o.Failure.Stage)
 			}
 			for _, line := range strings.Split(strings.TrimSpace(o.Failure.Message), "\n") {
-				fmt.Fprintf(w, "    %s\n", line)
+				w.printf("    %s\n", line)
 			}
 		}
 		section := func(kind string, findings []drift.Finding, code string) {
@@ -102,9 +118,9 @@ func writeText(w io.Writer, outcomes []reconcile.Outcome, color bool) error {
 				if f.Reason != "" {
 					head += " — " + f.Reason
 				}
-				fmt.Fprintf(w, "  %s %s\n", p.paint(code, kind), head)
+				w.printf("  %s %s\n", p.paint(code, kind), head)
 				for _, a := range f.Attributes {
-					fmt.Fprintf(w, "      %s: git %s, live %s\n", a.Path, drift.FormatValue(a.Git), drift.FormatValue(a.Live))
+					w.printf("      %s: git %s, live %s\n", a.Path, drift.FormatValue(a.Git), drift.FormatValue(a.Live))
 				}
 			}
 		}
@@ -118,7 +134,7 @@ func writeText(w io.Writer, outcomes []reconcile.Outcome, color bool) error {
 			} else if a.Result != "" {
 				what += ": " + string(a.Result)
 			}
-			fmt.Fprintf(w, "  %s %s — %s\n", p.paint("1", "action "), what, a.Reason)
+			w.printf("  %s %s — %s\n", p.paint("1", "action "), what, a.Reason)
 		}
 	}
 	var parts []string
@@ -127,8 +143,8 @@ func writeText(w io.Writer, outcomes []reconcile.Outcome, color bool) error {
 			parts = append(parts, fmt.Sprintf("%d %s", counts[v], v))
 		}
 	}
-	_, err := fmt.Fprintf(w, "\n%d workspaces: %s\n", len(outcomes), strings.Join(parts, ", "))
-	return err
+	w.printf("\n%d workspaces: %s\n", len(outcomes), strings.Join(parts, ", "))
+	return w.err
 }
 
 func name(o reconcile.Outcome) string {
@@ -139,17 +155,18 @@ func name(o reconcile.Outcome) string {
 }
 
 // progress prints a line per finished run on stderr, or a live counter
-// when stderr is a terminal.
+// when stderr is a terminal. It is best effort: once a write fails it stops
+// printing, and the failure changes neither the report nor the exit status.
 type progress struct {
 	mu    sync.Mutex
-	w     io.Writer
+	w     *errWriter
 	quiet bool
 	tty   bool
 }
 
 func newProgress(w io.Writer, quiet bool) *progress {
 	f, ok := w.(*os.File)
-	return &progress{w: w, quiet: quiet, tty: ok && term.IsTerminal(int(f.Fd()))}
+	return &progress{w: &errWriter{w: w}, quiet: quiet, tty: ok && term.IsTerminal(int(f.Fd()))}
 }
 
 func (p *progress) event(e reconcile.Event) {
@@ -160,7 +177,7 @@ func (p *progress) event(e reconcile.Event) {
 	defer p.mu.Unlock()
 	if e.Started {
 		if p.tty {
-			fmt.Fprintf(p.w, "\r\x1b[K[%d/%d] planning %s/%s", e.Done, e.Total, e.Target.Stack.Path, e.Target.Workspace.Name)
+			p.w.printf("\r\x1b[K[%d/%d] planning %s/%s", e.Done, e.Total, e.Target.Stack.Path, e.Target.Workspace.Name)
 		}
 		return
 	}
@@ -169,12 +186,12 @@ func (p *progress) event(e reconcile.Event) {
 	if p.tty {
 		prefix = "\r\x1b[K"
 	}
-	fmt.Fprintf(p.w, "%s[%d/%d] %s: %s (%s)\n", prefix, e.Done, e.Total, name(o), o.Verdict,
+	p.w.printf("%s[%d/%d] %s: %s (%s)\n", prefix, e.Done, e.Total, name(o), o.Verdict,
 		(time.Duration(o.DurationMS) * time.Millisecond).Round(10*time.Millisecond))
 }
 
 func (p *progress) done() {
 	if p.tty && !p.quiet {
-		fmt.Fprint(p.w, "\r\x1b[K")
+		p.w.printf("\r\x1b[K")
 	}
 }

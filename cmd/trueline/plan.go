@@ -76,10 +76,11 @@ func runPlan(cmd *cobra.Command, f planFlags, target string) error {
 		if f.format == "json" {
 			return encodeJSON(out, queued.Runs)
 		}
+		w := &errWriter{w: out}
 		for _, r := range queued.Runs {
-			fmt.Fprintf(out, "queued run %d: %s/%s (triggers: %s)\n", r.ID, r.Stack, r.Workspace, strings.Join(r.Triggers, ", "))
+			w.printf("queued run %d: %s/%s (triggers: %s)\n", r.ID, r.Stack, r.Workspace, strings.Join(r.Triggers, ", "))
 		}
-		return nil
+		return w.err
 	}
 	var done []ledger.Run
 	for _, q := range queued.Runs {
@@ -105,7 +106,9 @@ func runPlan(cmd *cobra.Command, f planFlags, target string) error {
 		}
 	} else {
 		for _, r := range done {
-			printRun(out, r)
+			if err := printRun(out, r); err != nil {
+				return err
+			}
 		}
 	}
 	code := 0
@@ -124,8 +127,9 @@ func runPlan(cmd *cobra.Command, f planFlags, target string) error {
 	return nil
 }
 
-func printRun(w io.Writer, r ledger.Run) {
-	fmt.Fprintf(w, "run %d %s/%s at %.12s: %s\n", r.ID, r.Stack, r.Workspace, r.Commit, r.Verdict)
+func printRun(out io.Writer, r ledger.Run) error {
+	w := &errWriter{w: out}
+	w.printf("run %d %s/%s at %.12s: %s\n", r.ID, r.Stack, r.Workspace, r.Commit, r.Verdict)
 	var res drift.Result
 	if len(r.Findings) > 0 && json.Unmarshal(r.Findings, &res) == nil {
 		for _, l := range []struct {
@@ -133,9 +137,9 @@ func printRun(w io.Writer, r ledger.Run) {
 			fs   []drift.Finding
 		}{{"drift", res.Drift}, {"pending", res.Pending}} {
 			for _, f := range l.fs {
-				fmt.Fprintf(w, "  %-7s %s (%s)\n", l.kind, f.Address, f.Action)
+				w.printf("  %-7s %s (%s)\n", l.kind, f.Address, f.Action)
 				for _, a := range f.Attributes {
-					fmt.Fprintf(w, "      %s: git %s, live %s\n", a.Path, drift.FormatValue(a.Git), drift.FormatValue(a.Live))
+					w.printf("      %s: git %s, live %s\n", a.Path, drift.FormatValue(a.Git), drift.FormatValue(a.Live))
 				}
 			}
 		}
@@ -145,15 +149,16 @@ func printRun(w io.Writer, r ledger.Run) {
 		if a.Result != "" {
 			what += " (" + string(a.Result) + ")"
 		}
-		fmt.Fprintf(w, "  action  %s — %s\n", what, a.Reason)
+		w.printf("  action  %s — %s\n", what, a.Reason)
 	}
 	if f := r.Failure; f != nil {
 		at := ""
 		if f.Stage != "" {
 			at = " at " + string(f.Stage)
 		}
-		fmt.Fprintf(w, "  failed%s: %s\n", at, f.Message)
+		w.printf("  failed%s: %s\n", at, f.Message)
 	}
+	return w.err
 }
 
 func encodeJSON(w io.Writer, v any) error {
@@ -184,13 +189,21 @@ func (c *apiClient) do(ctx context.Context, method, path string, body []byte, wa
 	if err != nil {
 		return &connError{err: fmt.Errorf("server %s: %w", c.base, err)}
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	// The body is read to the end (or to the limit); closing it can tell
+	// nothing more.
+	defer func() { _ = resp.Body.Close() }()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return fmt.Errorf("server %s: read the response: %w", c.base, err)
+	}
 	if resp.StatusCode != want {
 		var e struct {
 			Error string `json:"error"`
 		}
-		json.Unmarshal(b, &e)
+		if err := json.Unmarshal(b, &e); err != nil {
+			// Not trueline's JSON error, e.g. a proxy's page: the status says it.
+			return fmt.Errorf("server said %s", resp.Status)
+		}
 		return fmt.Errorf("server said %s: %s", resp.Status, e.Error)
 	}
 	return json.Unmarshal(b, into)

@@ -27,7 +27,7 @@ The HTML format is one self-contained page that reads well printed.`,
 		Example: `  trueline report --data-dir /var/lib/trueline
   trueline report --since 72h --format html --output drift.html`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: func(cmd *cobra.Command, _ []string) (err error) {
 			if format != "markdown" && format != "html" && format != "json" {
 				return usageErr("--format %q: use markdown, html or json", format)
 			}
@@ -39,7 +39,11 @@ The HTML format is one self-contained page that reads well printed.`,
 			if err != nil {
 				return &exitError{code: 1, err: err}
 			}
-			defer led.Close()
+			defer func() {
+				if cerr := led.Close(); cerr != nil && err == nil {
+					err = fmt.Errorf("close the ledger: %w", cerr)
+				}
+			}()
 			rep, err := report.Build(cmd.Context(), led, time.Now(), since)
 			if err != nil {
 				return &exitError{code: 1, err: err}
@@ -62,8 +66,8 @@ The HTML format is one self-contained page that reads well printed.`,
 				if err := os.WriteFile(output, []byte(text), 0o644); err != nil {
 					return &exitError{code: 1, err: err}
 				}
-				fmt.Fprintf(cmd.ErrOrStderr(), "trueline: report written to %s\n", output)
-				return nil
+				_, err = fmt.Fprintf(cmd.ErrOrStderr(), "trueline: report written to %s\n", output)
+				return err
 			}
 			_, err = fmt.Fprint(cmd.OutOrStdout(), text)
 			return err

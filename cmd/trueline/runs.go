@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"net/url"
 	"os"
@@ -45,13 +44,17 @@ func newRunsCmd(g *globalFlags) *cobra.Command {
 			if format == "json" {
 				return encodeJSON(cmd.OutOrStdout(), page.Runs)
 			}
-			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "RUN\tWORKSPACE\tTRIGGER\tSTATUS\tVERDICT\tACTION\tQUEUED")
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			w := &errWriter{w: tw}
+			w.printf("RUN\tWORKSPACE\tTRIGGER\tSTATUS\tVERDICT\tACTION\tQUEUED\n")
 			for _, r := range page.Runs {
-				fmt.Fprintf(w, "%d\t%s/%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Stack, r.Workspace, r.Trigger, r.Status,
+				w.printf("%d\t%s/%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Stack, r.Workspace, r.Trigger, r.Status,
 					dash(string(r.Verdict)), dash(actionText(r.Action)), r.QueuedAt.Local().Format("15:04:05"))
 			}
-			return w.Flush()
+			if w.err != nil {
+				return w.err
+			}
+			return tw.Flush()
 		},
 	}
 	fl := cmd.Flags()

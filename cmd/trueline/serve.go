@@ -190,7 +190,7 @@ func repoNameOf(url string) string {
 	return name
 }
 
-func runServe(cmd *cobra.Command, g *globalFlags, f serveFlags) error {
+func runServe(cmd *cobra.Command, g *globalFlags, f serveFlags) (err error) {
 	logger, err := g.logger(cmd.ErrOrStderr())
 	if err != nil {
 		return err
@@ -214,7 +214,11 @@ func runServe(cmd *cobra.Command, g *globalFlags, f serveFlags) error {
 	if err != nil {
 		return err
 	}
-	defer led.Close()
+	defer func() {
+		if cerr := led.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("close the ledger: %w", cerr)
+		}
+	}()
 	rec := reconcile.New(reconcile.Options{
 		Toolchain: &runner.Toolchain{
 			Default:  cfg.Binary,
@@ -235,7 +239,9 @@ func runServe(cmd *cobra.Command, g *globalFlags, f serveFlags) error {
 		// from anything terraform says all the same.
 		Secrets: drift.SecretsFrom(cfg.Secrets()...),
 	})
-	os.MkdirAll(filepath.Join(cfg.DataDir, "plugin-cache"), 0o755)
+	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "plugin-cache"), 0o755); err != nil {
+		return fmt.Errorf("plugin cache: %w", err)
+	}
 	d, err := daemon.New(cfg, led, rec, logger)
 	if err != nil {
 		return usageErr("%v", err)
@@ -264,16 +270,38 @@ func runServe(cmd *cobra.Command, g *globalFlags, f serveFlags) error {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	go httpSrv.Serve(ln)
+	// The daemon runs until ctx ends or the HTTP server fails; a failed
+	// server stops the daemon too, and is the command's error.
+	runCtx, stopRun := context.WithCancel(ctx)
+	defer stopRun()
+	serveErr := make(chan error, 1)
+	go func() {
+		if err := httpSrv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("HTTP server failed; stopping", "error", err)
+			serveErr <- fmt.Errorf("HTTP server: %w", err)
+			stopRun()
+		}
+	}()
 	logger.Info("trueline serving", "address", "http://"+ln.Addr().String(), "data_dir", cfg.DataDir, "repositories", len(cfg.Repositories))
-	fmt.Fprintf(cmd.ErrOrStderr(), "trueline: listening on http://%s\n", ln.Addr())
+	if _, err := fmt.Fprintf(cmd.ErrOrStderr(), "trueline: listening on http://%s\n", ln.Addr()); err != nil {
+		logger.Warn("cannot print the listening address", "error", err)
+	}
 
 	srv.SetServing(true)
-	err = d.Run(ctx)
+	err = d.Run(runCtx)
 	srv.SetServing(false)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	httpSrv.Shutdown(shutdownCtx)
+	if err := httpSrv.Shutdown(shutdownCtx); err != nil {
+		logger.Warn("HTTP server did not shut down cleanly", "error", err)
+	}
+	select {
+	case serr := <-serveErr:
+		if err == nil {
+			err = serr
+		}
+	default:
+	}
 	logger.Info("trueline stopped")
 	return err
 }

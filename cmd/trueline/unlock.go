@@ -49,7 +49,7 @@ state: unlock asks you to type the lock ID again, unless --yes.`,
 	return cmd
 }
 
-func runUnlock(cmd *cobra.Command, g *globalFlags, f unlockFlags, target, lockID string) error {
+func runUnlock(cmd *cobra.Command, g *globalFlags, f unlockFlags, target, lockID string) (err error) {
 	ctx := cmd.Context()
 	dataDir, err := filepath.Abs(f.dataDir)
 	if err != nil {
@@ -63,7 +63,11 @@ func runUnlock(cmd *cobra.Command, g *globalFlags, f unlockFlags, target, lockID
 	if err != nil {
 		return err
 	}
-	defer led.Close()
+	defer func() {
+		if cerr := led.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("close the ledger: %w", cerr)
+		}
+	}()
 	all, err := led.Workspaces(ctx)
 	if err != nil {
 		return err
@@ -87,8 +91,10 @@ func runUnlock(cmd *cobra.Command, g *globalFlags, f unlockFlags, target, lockID
 		if !term.IsTerminal(int(os.Stdin.Fd())) && cmd.InOrStdin() == os.Stdin {
 			return usageErr("unlock asks for confirmation on a terminal; pass --yes to release the lock without asking")
 		}
-		fmt.Fprintf(cmd.ErrOrStderr(), "Release state lock %s of %s (%s) in %s?\n"+
-			"Only do this if no terraform process holds it. Type the lock ID again to confirm: ", lockID, ws.Stack, ws.Workspace, ws.Repository)
+		if _, err := fmt.Fprintf(cmd.ErrOrStderr(), "Release state lock %s of %s (%s) in %s?\n"+
+			"Only do this if no terraform process holds it. Type the lock ID again to confirm: ", lockID, ws.Stack, ws.Workspace, ws.Repository); err != nil {
+			return fmt.Errorf("ask for confirmation: %w", err)
+		}
 		if !confirmed(cmd.InOrStdin(), lockID) {
 			return usageErr("not confirmed; the lock is kept")
 		}
@@ -100,8 +106,8 @@ func runUnlock(cmd *cobra.Command, g *globalFlags, f unlockFlags, target, lockID
 	if log, err := rn.ForceUnlock(ctx, job, lockID); err != nil {
 		return fmt.Errorf("%s (%s): %w\n%s", ws.Stack, ws.Workspace, err, strings.TrimSpace(log))
 	}
-	fmt.Fprintf(cmd.OutOrStdout(), "released lock %s of %s (%s)\n", lockID, ws.Stack, ws.Workspace)
-	return nil
+	_, err = fmt.Fprintf(cmd.OutOrStdout(), "released lock %s of %s (%s)\n", lockID, ws.Stack, ws.Workspace)
+	return err
 }
 
 // findWorkspace resolves STACK or STACK/WORKSPACE among the workspaces
