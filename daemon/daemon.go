@@ -37,7 +37,7 @@ const LogExcerpt = 64 << 10
 type Daemon struct {
 	cfg    config.Config
 	ledger ledger.Ledger
-	rec    *reconcile.Reconciler
+	rec    Planner
 	log    *slog.Logger
 	sched  *scheduler.Scheduler
 	repos  map[string]*repo
@@ -53,6 +53,12 @@ type Daemon struct {
 
 	// Observe, when set, is told of every finished run (metrics).
 	Observe func(ledger.Run, ledger.Result)
+}
+
+// Planner runs one workspace: plan, classify, decide, apply
+// (reconcile.Reconciler).
+type Planner interface {
+	Run(ctx context.Context, key string, t reconcile.Target) reconcile.Outcome
 }
 
 type workspace struct{ repo, stack, name string }
@@ -71,7 +77,7 @@ type repo struct {
 }
 
 // New prepares a daemon; Run starts it.
-func New(cfg config.Config, led ledger.Ledger, rec *reconcile.Reconciler, logger *slog.Logger) (*Daemon, error) {
+func New(cfg config.Config, led ledger.Ledger, rec Planner, logger *slog.Logger) (*Daemon, error) {
 	if len(cfg.Repositories) == 0 {
 		return nil, errors.New("no repository configured: add a repository block to trueline.hcl or pass --repo")
 	}
@@ -235,38 +241,47 @@ func (d *Daemon) worker(ctx context.Context) {
 		case d.work <- struct{}{}:
 		default:
 		}
-		// The run outlives ctx: on shutdown it is interrupted through its own cancel.
-		runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		d.mu.Lock()
-		d.running[run.ID] = cancel
-		d.mu.Unlock()
-		res, notice := d.execute(runCtx, *run)
-		stopped := runCtx.Err() != nil
-		d.mu.Lock()
-		delete(d.running, run.ID)
-		d.mu.Unlock()
-		cancel()
-		bg := context.WithoutCancel(ctx)
-		if stopped {
-			if err := d.ledger.Release(bg, []int64{run.ID}); err != nil {
-				d.log.Error("release run", "run", run.ID, "error", err)
-			}
-			continue
+		d.process(ctx, *run)
+	}
+}
+
+// process is one claimed run, top to bottom: execute it (checkout, policy,
+// plan, classify, decide, apply or propose), finish it in the ledger, write
+// its record beside the state, announce it. A run stopped by shutdown is
+// released (interrupted and queued again) instead.
+func (d *Daemon) process(ctx context.Context, job ledger.Run) {
+	// The run outlives ctx: on shutdown it is interrupted through its own cancel.
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	d.mu.Lock()
+	d.running[job.ID] = cancel
+	d.mu.Unlock()
+	res, notice := d.execute(runCtx, job)
+	stopped := runCtx.Err() != nil
+	d.mu.Lock()
+	delete(d.running, job.ID)
+	d.mu.Unlock()
+	cancel()
+	bg := context.WithoutCancel(ctx)
+	if stopped {
+		if err := d.ledger.Release(bg, []int64{job.ID}); err != nil {
+			d.log.Error("release run", "run", job.ID, "error", err)
 		}
-		if err := d.finish(bg, *run, res); err != nil {
-			continue
-		}
-		if d.Observe != nil {
-			d.Observe(*run, res)
-		}
-		d.record(bg, *run, notice)
-		d.announce(bg, *run, res, notice)
-		if run.Approval != "" && len(run.Triggers) > 1 {
-			// A newer commit joined while the approved run waited; the approved
-			// run kept its commit, so the newer one is planned now.
-			if _, _, err := d.enqueue(bg, ledger.Request{Repository: run.Repository, Stack: run.Stack, Workspace: run.Workspace, Trigger: "commit"}); err != nil {
-				d.log.Error("cannot queue the run after an approval", "run", run.ID, "error", err)
-			}
+		return
+	}
+	if err := d.finish(bg, job, res); err != nil {
+		return
+	}
+	if d.Observe != nil {
+		d.Observe(job, res)
+	}
+	// The record first: an announcement links to a run whose record is written.
+	d.record(bg, job, notice)
+	d.announce(bg, job, res, notice)
+	if job.Approval != "" && len(job.Triggers) > 1 {
+		// A newer commit joined while the approved run waited; the approved
+		// run kept its commit, so the newer one is planned now.
+		if _, _, err := d.enqueue(bg, ledger.Request{Repository: job.Repository, Stack: job.Stack, Workspace: job.Workspace, Trigger: "commit"}); err != nil {
+			d.log.Error("cannot queue the run after an approval", "run", job.ID, "error", err)
 		}
 	}
 }
