@@ -155,7 +155,7 @@ func newFixture(t *testing.T) *fixture {
 	f := &fixture{git: gittest.New(t), plan: &planner{next: inSync}, forge: &fakeForge{open: map[string]*forge.PR{}}, data: t.TempDir()}
 	state := t.TempDir()
 	f.git.Commit("stacks", map[string]string{
-		"policies/review.hcl": "policy \"review\" {\n  on_drift = \"pull_request\"\n  notify   = [\"slack.infra\"]\n}\n",
+		"policies/review.hcl":  "policy \"review\" {\n  on_drift = \"pull_request\"\n  notify   = [\"slack.infra\"]\n}\n",
 		"stacks/web/stack.hcl": "stack {\n  workspaces = [\"default\", \"staging\"]\n  policy     = \"review\"\n}\n",
 		"stacks/web/main.tf":   fmt.Sprintf("terraform {\n  backend \"local\" {\n    path = %q\n  }\n}\n", filepath.Join(state, "web.tfstate")),
 		"stacks/db/stack.hcl":  "stack {}\n",
