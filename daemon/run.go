@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -136,12 +135,8 @@ func (d *Daemon) execute(ctx context.Context, job ledger.Run) (ledger.Result, *n
 	case out.Verdict == drift.InSync:
 		d.closePR(ctx, r, key, fmt.Sprintf("The drift is gone: run %d at %s found the workspace in sync.", job.ID, commit.String()[:12]))
 	}
-	findings, err := json.Marshal(out.Result)
-	if err != nil {
-		return fail(run.Record, fmt.Errorf("findings: %w", err))
-	}
 	n.outcome = out
-	return ledger.Result{Verdict: out.Verdict, Findings: findings, Log: excerpt(out.Log),
+	return ledger.Result{Verdict: out.Verdict, Findings: out.Result, Log: excerpt(out.Log),
 		DurationMS: time.Since(start).Milliseconds(), Action: out.Action, Failure: out.Failure, Plan: out.Plan}, n
 }
 

@@ -78,8 +78,9 @@ type Run struct {
 
 // Result is what a finished run found and did.
 type Result struct {
-	Verdict  drift.Verdict `json:"verdict,omitempty"`
-	Findings []byte        `json:"-"` // JSON: drift, pending and noise
+	Verdict drift.Verdict `json:"verdict,omitempty"`
+	// Findings are what the plan held, masked: drift, pending and noise.
+	Findings drift.Result `json:"-"`
 	// Action is what the policy decided and what came of it; in JSON
 	// "action", "action_reason", "action_result" and "escalated".
 	Action run.Action `json:"-"`
@@ -137,7 +138,7 @@ type runWire struct {
 	Escalated    bool            `json:"escalated,omitempty"`
 	Error        string          `json:"error,omitempty"`
 	Stage        run.Stage       `json:"stage,omitempty"`
-	Findings     json.RawMessage `json:"findings,omitempty"`
+	Findings     *drift.Result   `json:"findings,omitempty"`
 	Log          string          `json:"log,omitempty"`
 }
 
@@ -145,7 +146,10 @@ type runWire struct {
 func (r Run) MarshalJSON() ([]byte, error) {
 	type plain Run
 	w := runWire{Action: string(r.Action.Kind), ActionReason: r.Action.Reason, ActionResult: r.Action.Result,
-		Escalated: r.Action.Escalated, Findings: json.RawMessage(r.Findings), Log: r.Log}
+		Escalated: r.Action.Escalated, Log: r.Log}
+	if r.Findings.Verdict != "" {
+		w.Findings = &r.Findings
+	}
 	if r.Failure != nil {
 		w.Error, w.Stage = r.Failure.Message, r.Failure.Stage
 	}
@@ -170,7 +174,10 @@ func (r *Run) UnmarshalJSON(b []byte) error {
 	if v.Error != "" || v.Stage != "" {
 		r.Failure = &run.Failure{Stage: v.Stage, Message: v.Error, Interrupted: r.Status == Interrupted}
 	}
-	r.Findings, r.Log = []byte(v.Findings), v.Log
+	if v.Findings != nil {
+		r.Findings = *v.Findings
+	}
+	r.Log = v.Log
 	return nil
 }
 

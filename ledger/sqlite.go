@@ -257,7 +257,9 @@ func scanRunWith(s scanner, r *Run, lead ...any) error {
 		return fmt.Errorf("run %d: triggers: %w", r.ID, err)
 	}
 	if findings != "" {
-		r.Findings = []byte(findings)
+		if err := json.Unmarshal([]byte(findings), &r.Findings); err != nil {
+			return fmt.Errorf("run %d: findings: %w", r.ID, err)
+		}
 	}
 	r.QueuedAt = fromMillis(queued)
 	r.StartedAt = fromMillis(started)
@@ -415,6 +417,12 @@ func (l *SQLite) Finish(ctx context.Context, id int64, res Result) error {
 	if err != nil {
 		return fmt.Errorf("run %d: %w", id, err)
 	}
+	var findings []byte
+	if res.Findings.Verdict != "" {
+		if findings, err = json.Marshal(res.Findings); err != nil {
+			return fmt.Errorf("run %d: findings: %w", id, err)
+		}
+	}
 	var errMsg, stage, kind string
 	if f := res.Failure; f != nil {
 		errMsg, stage = f.Message, string(f.Stage)
@@ -429,7 +437,7 @@ func (l *SQLite) Finish(ctx context.Context, id int64, res Result) error {
 		action_reason = ?, action_result = ?, escalated = ?, error = ?, failure_stage = ?, failure_kind = ?, log = ?,
 		duration_ms = ?, record_error = ?, plan_hash = ?, plan_resources = ?
 		WHERE id = ? AND status = 'running'`,
-		l.now().UnixMilli(), res.Verdict, string(res.Findings), string(res.Action.Kind), res.Action.Reason, string(res.Action.Result),
+		l.now().UnixMilli(), res.Verdict, string(findings), string(res.Action.Kind), res.Action.Reason, string(res.Action.Result),
 		boolInt(res.Action.Escalated), errMsg, stage, kind, res.Log,
 		res.DurationMS, res.RecordError, res.Plan.Plan, resources, id)
 }

@@ -178,14 +178,14 @@ func TestFinishOnlyOnce(t *testing.T) {
 	if err := l.MarkApplying(ctx, r.ID); err == nil {
 		t.Error("marked a run applying twice")
 	}
-	if err := l.Finish(ctx, r.ID, Result{Verdict: "drifted", Findings: []byte(`{"drift":[]}`), Action: run.Action{Kind: policies.Apply}}); err != nil {
+	if err := l.Finish(ctx, r.ID, Result{Verdict: "drifted", Findings: drift.Result{Verdict: drift.Drifted, Drift: []drift.Finding{{Address: "x.a"}}}, Action: run.Action{Kind: policies.Apply}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := l.Finish(ctx, r.ID, Result{}); err == nil {
 		t.Error("finished a run twice")
 	}
 	got, _ := l.Get(ctx, r.ID)
-	if got.Verdict != "drifted" || string(got.Findings) != `{"drift":[]}` || got.FinishedAt.IsZero() {
+	if got.Verdict != "drifted" || len(got.Findings.Drift) != 1 || got.Findings.Drift[0].Address != "x.a" || got.FinishedAt.IsZero() {
 		t.Errorf("finished run = %+v", got)
 	}
 	sums, _ := l.Summaries(ctx)

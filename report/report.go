@@ -9,7 +9,6 @@ import (
 	"bytes"
 	"context"
 	_ "embed"
-	"encoding/json"
 	"fmt"
 	htmltemplate "html/template"
 	"sort"
@@ -59,18 +58,6 @@ type Row struct {
 // Name is stack/workspace.
 func (r Row) Name() string { return r.Stack + " (" + r.Workspace + ")" }
 
-// findingsOf decodes a run's findings; a run without any has none.
-func findingsOf(r ledger.Run) (drift.Result, error) {
-	var res drift.Result
-	if len(r.Findings) == 0 {
-		return res, nil
-	}
-	if err := json.Unmarshal(r.Findings, &res); err != nil {
-		return res, fmt.Errorf("run %d: findings: %w", r.ID, err)
-	}
-	return res, nil
-}
-
 // Source is what the report reads: every workspace's summary, and the
 // runs that applied and converged.
 type Source interface {
@@ -95,10 +82,7 @@ func Build(ctx context.Context, src Source, now time.Time, since time.Duration) 
 			continue
 		}
 		row := Row{Repository: r.Repository, Stack: r.Stack, Workspace: r.Workspace, RunID: r.ID, Commit: short(r.Commit), When: r.FinishedAt, Verdict: string(r.Verdict)}
-		res, err := findingsOf(*r)
-		if err != nil {
-			return rep, err
-		}
+		res := r.Findings
 		switch state := sm.State(); state {
 		case drift.Drifted, drift.DriftedAndPending:
 			rep.Counts.Drifted++
@@ -140,10 +124,7 @@ func Build(ctx context.Context, src Source, now time.Time, since time.Duration) 
 		return rep, err
 	}
 	for _, r := range applied {
-		res, err := findingsOf(r)
-		if err != nil {
-			return rep, err
-		}
+		res := r.Findings
 		rep.Applied = append(rep.Applied, Row{Repository: r.Repository, Stack: r.Stack, Workspace: r.Workspace, RunID: r.ID,
 			Commit: short(r.Commit), When: r.FinishedAt, Verdict: string(r.Verdict), Detail: r.Action.Reason,
 			Changes: changes(append(res.Drift, res.Pending...))})

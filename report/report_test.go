@@ -2,7 +2,6 @@ package report
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"image/png"
 	"os"
@@ -45,12 +44,11 @@ func fixture(t *testing.T) (ledger.Ledger, time.Time) {
 		}
 		l.Claim(ctx, ledger.Limits{})
 		clock = at.Add(30 * time.Second)
-		f, _ := json.Marshal(res)
 		var failure *run.Failure
 		if errMsg != "" {
 			failure = &run.Failure{Stage: run.Plan, Message: errMsg}
 		}
-		if err := l.Finish(ctx, r.ID, ledger.Result{Verdict: verdict, Findings: f, Action: action, Failure: failure}); err != nil {
+		if err := l.Finish(ctx, r.ID, ledger.Result{Verdict: verdict, Findings: res, Action: action, Failure: failure}); err != nil {
 			t.Fatal(err)
 		}
 	}

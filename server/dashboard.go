@@ -186,12 +186,7 @@ func (s *Server) handleWorkspace(w http.ResponseWriter, r *http.Request) {
 	record, recordErr := "", ""
 	for _, run := range runs {
 		if run.Status == ledger.Finished {
-			if len(run.Findings) > 0 {
-				if err := json.Unmarshal(run.Findings, &cur); err != nil {
-					http.Error(w, fmt.Sprintf("run %d: findings: %v", run.ID, err), http.StatusInternalServerError)
-					return
-				}
-			}
+			cur = run.Findings
 			record, recordErr = run.Record, run.RecordError
 			break
 		}
@@ -222,13 +217,7 @@ func (s *Server) handleRunPage(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusNotFound)
 		return
 	}
-	var res drift.Result
-	if len(run.Findings) > 0 {
-		if err := json.Unmarshal(run.Findings, &res); err != nil {
-			http.Error(w, fmt.Sprintf("run %d: findings: %v", run.ID, err), http.StatusInternalServerError)
-			return
-		}
-	}
+	res := run.Findings
 	approvable := false
 	if a, ok := s.trigger.(Approver); ok {
 		approvable = a.Approvable(r.Context(), run) == nil

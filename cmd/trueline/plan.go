@@ -130,8 +130,7 @@ func runPlan(cmd *cobra.Command, f planFlags, target string) error {
 func printRun(out io.Writer, r ledger.Run) error {
 	w := &errWriter{w: out}
 	w.printf("run %d %s/%s at %.12s: %s\n", r.ID, r.Stack, r.Workspace, r.Commit, r.Verdict)
-	var res drift.Result
-	if len(r.Findings) > 0 && json.Unmarshal(r.Findings, &res) == nil {
+	if res := r.Findings; res.Verdict != "" {
 		for _, l := range []struct {
 			kind string
 			fs   []drift.Finding

@@ -9,7 +9,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io/fs"
@@ -58,8 +57,8 @@ func measure(runs, workspaces, days int, ret config.Retention) error {
 	step := time.Duration(days) * 24 * time.Hour / time.Duration(runs)
 	// A plan's text of a typical size, and findings of a drifted run.
 	planLog := strings.Repeat("  # sandbox_autoscaling_group.web will be updated in-place\n      ~ min_size = 3 -> 4\n", 50)
-	findings, _ := json.Marshal(drift.Result{Verdict: drift.Drifted, Drift: []drift.Finding{{Address: "sandbox_autoscaling_group.web",
-		Action: "update", Attributes: []drift.Attribute{{Path: "min_size", Git: 3, Live: 4}}}}})
+	findings := drift.Result{Verdict: drift.Drifted, Drift: []drift.Finding{{Address: "sandbox_autoscaling_group.web",
+		Action: "update", Attributes: []drift.Attribute{{Path: "min_size", Git: 3, Live: 4}}}}}
 	lastPrune := now
 	for i := range runs {
 		ws := fmt.Sprintf("ws%02d", i%workspaces)
@@ -71,8 +70,7 @@ func measure(runs, workspaces, days int, ret config.Retention) error {
 		if _, err := led.Claim(ctx, ledger.Limits{}); err != nil {
 			return err
 		}
-		verdict := drift.InSync
-		var f []byte
+		verdict, f := drift.InSync, drift.InSyncResult()
 		if i%5 == 0 {
 			verdict, f = drift.Drifted, findings
 		}
