@@ -132,14 +132,14 @@ func (r Result) Converged() bool { return r.Action.Converged() }
 // `trueline runs` read): the action and the failure as flat fields beside
 // the rest, the findings as they are stored, and the log when it was read.
 type runWire struct {
-	Action       string          `json:"action,omitempty"`
-	ActionReason string          `json:"action_reason,omitempty"`
-	ActionResult run.Result      `json:"action_result,omitempty"`
-	Escalated    bool            `json:"escalated,omitempty"`
-	Error        string          `json:"error,omitempty"`
-	Stage        run.Stage       `json:"stage,omitempty"`
-	Findings     *drift.Result   `json:"findings,omitempty"`
-	Log          string          `json:"log,omitempty"`
+	Action       string        `json:"action,omitempty"`
+	ActionReason string        `json:"action_reason,omitempty"`
+	ActionResult run.Result    `json:"action_result,omitempty"`
+	Escalated    bool          `json:"escalated,omitempty"`
+	Error        string        `json:"error,omitempty"`
+	Stage        run.Stage     `json:"stage,omitempty"`
+	Findings     *drift.Result `json:"findings,omitempty"`
+	Log          string        `json:"log,omitempty"`
 }
 
 // MarshalJSON writes the run's wire form.
