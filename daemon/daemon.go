@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -25,6 +24,8 @@ import (
 	"github.com/trueline/trueline/ledger"
 	"github.com/trueline/trueline/notify"
 	"github.com/trueline/trueline/reconcile"
+	"github.com/trueline/trueline/run"
+	"github.com/trueline/trueline/runner"
 	"github.com/trueline/trueline/scheduler"
 	"github.com/trueline/trueline/source"
 	"github.com/trueline/trueline/stacks"
@@ -45,7 +46,7 @@ type Daemon struct {
 	work   chan struct{}
 
 	mu      sync.Mutex
-	keys    map[string]workspace         // scheduler key -> workspace
+	keys    map[string]run.Workspace     // scheduler key (Workspace.Key) -> the workspace
 	running map[int64]context.CancelFunc // runs in progress
 	started time.Time
 
@@ -60,8 +61,6 @@ type Daemon struct {
 type Planner interface {
 	Run(ctx context.Context, key string, t reconcile.Target) reconcile.Outcome
 }
-
-type workspace struct{ repo, stack, name string }
 
 type repo struct {
 	cfg   config.Repository
@@ -85,7 +84,7 @@ func New(cfg config.Config, led ledger.Ledger, rec Planner, logger *slog.Logger)
 		logger = slog.New(slog.DiscardHandler)
 	}
 	d := &Daemon{cfg: cfg, ledger: led, rec: rec, log: logger, repos: map[string]*repo{},
-		work: make(chan struct{}, 1), keys: map[string]workspace{}, running: map[int64]context.CancelFunc{},
+		work: make(chan struct{}, 1), keys: map[string]run.Workspace{}, running: map[int64]context.CancelFunc{},
 	}
 	targets := map[string]notify.Sender{}
 	for _, n := range cfg.Notify {
@@ -198,7 +197,7 @@ func (d *Daemon) fire(key string) {
 	if !ok {
 		return
 	}
-	if _, _, err := d.enqueue(context.Background(), ledger.Request{Repository: w.repo, Stack: w.stack, Workspace: w.name, Trigger: "schedule"}); err != nil {
+	if _, _, err := d.enqueue(context.Background(), ledger.Request{Repository: w.Repository, Stack: w.Stack, Workspace: w.Name, Trigger: "schedule"}); err != nil {
 		d.log.Error("cannot queue a scheduled run", "workspace", key, "error", err)
 	}
 }
@@ -325,12 +324,8 @@ func excerpt(log string) string {
 // under its data directory; its runs' working directories are under
 // WorkRoot (runner.DirName of the same key).
 func CheckoutDir(dataDir, key string) string {
-	return filepath.Join(dataDir, "checkouts", safeKey(key))
+	return filepath.Join(dataDir, "checkouts", runner.DirName(key))
 }
 
 // WorkRoot is the root of serve's persistent working directories.
 func WorkRoot(dataDir string) string { return filepath.Join(dataDir, "work") }
-
-func safeKey(key string) string {
-	return strings.NewReplacer("/", "__", "\\", "_", ":", "_", " ", "_").Replace(key)
-}

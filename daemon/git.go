@@ -10,6 +10,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/trueline/trueline/ledger"
 	"github.com/trueline/trueline/remediate"
+	"github.com/trueline/trueline/run"
 	"github.com/trueline/trueline/source"
 	"github.com/trueline/trueline/stacks"
 )
@@ -196,7 +197,7 @@ func (d *Daemon) register(repoName string, old, all []stacks.Stack) {
 			key := ledger.WorkspaceKey(repoName, s.Path, ws.Name)
 			seen[key] = true
 			d.mu.Lock()
-			d.keys[key] = workspace{repo: repoName, stack: s.Path, name: ws.Name}
+			d.keys[key] = run.Workspace{Repository: repoName, Stack: s.Path, Name: ws.Name}
 			d.mu.Unlock()
 			d.sched.Set(key, s.Config.Schedule, s.Config.Cron, s.Config.Timezone)
 		}
@@ -216,7 +217,7 @@ func (d *Daemon) register(repoName string, old, all []stacks.Stack) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for key, w := range d.keys {
-		if w.repo == repoName && !seen[key] {
+		if w.Repository == repoName && !seen[key] {
 			delete(d.keys, key)
 			d.sched.Remove(key)
 		}

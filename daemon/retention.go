@@ -70,7 +70,7 @@ func (d *Daemon) prune(ctx context.Context) {
 	entries, _ := os.ReadDir(checkouts)
 	wanted := map[string]bool{}
 	for k := range keep {
-		wanted[safeKey(k)] = true
+		wanted[runner.DirName(k)] = true
 	}
 	for _, e := range entries {
 		if e.IsDir() && !wanted[e.Name()] {
