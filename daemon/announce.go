@@ -32,9 +32,9 @@ func (d *Daemon) record(ctx context.Context, run ledger.Run, n *notice) {
 	if n == nil {
 		return
 	}
-	key := ledger.WorkspaceKey(run.Repository, run.Stack, run.Workspace)
+	key := run.Workspace.Key()
 	where := "ledger"
-	w, err := state.WriterFor(ctx, n.backend, n.dir, run.Workspace)
+	w, err := state.WriterFor(ctx, n.backend, n.dir, run.Workspace.Name)
 	if errors.Is(err, state.ErrLedgerOnly) {
 		err = nil
 	} else if err == nil {
@@ -64,7 +64,7 @@ func (d *Daemon) recordOf(ctx context.Context, id int64, key string, n *notice, 
 	}
 	o := n.outcome
 	rec := state.Record{Schema: state.SchemaID, Version: 1, RunID: job.ID, Repository: job.Repository, Commit: job.Commit,
-		Stack: job.Stack, Workspace: job.Workspace, Trigger: job.Trigger, Triggers: job.Triggers, QueuedAt: job.QueuedAt,
+		Stack: job.Stack, Workspace: job.Workspace.Name, Trigger: job.Trigger, Triggers: job.Triggers, QueuedAt: job.QueuedAt,
 		StartedAt: job.StartedAt, FinishedAt: job.FinishedAt, Verdict: job.Verdict, Drift: o.Drift, Pending: o.Pending, Noise: o.Noise,
 		Action: job.Action, State: where}
 	if f := job.Failure; f != nil {
@@ -107,7 +107,7 @@ func (d *Daemon) announce(ctx context.Context, run ledger.Run, res ledger.Result
 	case o.Verdict != drift.InSync:
 		kind = notify.DriftFound
 	default:
-		prev, err := d.ledger.List(ctx, ledger.Filter{Repository: run.Repository, Stack: run.Stack, Workspace: run.Workspace, Status: ledger.Finished, Before: run.ID, Limit: 1})
+		prev, err := d.ledger.List(ctx, ledger.Filter{Repository: run.Repository, Stack: run.Stack, Workspace: run.Workspace.Name, Status: ledger.Finished, Before: run.ID, Limit: 1})
 		if err != nil {
 			d.log.Warn("cannot read the previous run; not announcing", "run", run.ID, "error", err)
 			return
@@ -117,7 +117,7 @@ func (d *Daemon) announce(ctx context.Context, run ledger.Run, res ledger.Result
 		}
 		kind = notify.Cleared
 	}
-	key := ledger.WorkspaceKey(run.Repository, run.Stack, run.Workspace)
+	key := run.Workspace.Key()
 	mark := string(kind) + " " + o.Result.Fingerprint()
 	fresh, err := d.ledger.Announce(ctx, key, mark)
 	if err != nil {
@@ -127,7 +127,7 @@ func (d *Daemon) announce(ctx context.Context, run ledger.Run, res ledger.Result
 	if !fresh {
 		return
 	}
-	e := notify.Event{Kind: kind, Repository: run.Repository, Stack: run.Stack, Workspace: run.Workspace,
+	e := notify.Event{Kind: kind, Repository: run.Repository, Stack: run.Stack, Workspace: run.Workspace.Name,
 		Commit: run.Commit, Verdict: string(o.Verdict), Result: o.Result, Action: actionText(res.Action), Reason: res.Action.Reason,
 		URL: d.runURL(run.ID)}
 	if res.Failure != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/trueline/trueline/ledger"
 	"github.com/trueline/trueline/policies"
 	"github.com/trueline/trueline/reconcile"
+	"github.com/trueline/trueline/run"
 	"github.com/trueline/trueline/source"
 	"github.com/trueline/trueline/stacks"
 )
@@ -18,7 +19,7 @@ import (
 // (ledger.Run.Approvable) with what the rule needs: the workspace's latest
 // finished run and the policy's approve_within at the run's commit.
 func (d *Daemon) Approvable(ctx context.Context, job ledger.Run) error {
-	latest, err := d.ledger.List(ctx, ledger.Filter{Repository: job.Repository, Stack: job.Stack, Workspace: job.Workspace,
+	latest, err := d.ledger.List(ctx, ledger.Filter{Repository: job.Repository, Stack: job.Stack, Workspace: job.Workspace.Name,
 		Status: ledger.Finished, Limit: 1})
 	if err != nil {
 		return err
@@ -47,8 +48,7 @@ func (d *Daemon) Approve(ctx context.Context, id int64, by string) (ledger.Run, 
 	if by == "" {
 		by = "unknown"
 	}
-	queued, _, err := d.enqueue(ctx, ledger.Request{Repository: run.Repository, Stack: run.Stack, Workspace: run.Workspace,
-		Commit: run.Commit, Trigger: "approve", Approval: run.Plan.Plan, ApprovedRun: run.ID, ApprovedBy: "approved by " + by})
+	queued, _, err := d.enqueue(ctx, ledger.Request{Workspace: run.Workspace, Commit: run.Commit, Trigger: "approve", Approval: run.Plan.Plan, ApprovedRun: run.ID, ApprovedBy: "approved by " + by})
 	if err != nil {
 		return ledger.Run{}, err
 	}
@@ -101,11 +101,11 @@ func (d *Daemon) Trigger(ctx context.Context, repoName, stack, ws, trigger strin
 			if ws != "" && name != ws {
 				continue
 			}
-			run, _, err := d.enqueue(ctx, ledger.Request{Repository: repoName, Stack: stack, Workspace: name, Trigger: trigger})
+			queued, _, err := d.enqueue(ctx, ledger.Request{Workspace: run.Workspace{Repository: repoName, Stack: stack, Name: name}, Trigger: trigger})
 			if err != nil {
 				return nil, err
 			}
-			runs = append(runs, run)
+			runs = append(runs, queued)
 		}
 		if len(runs) == 0 {
 			return nil, fmt.Errorf("stack %s has no workspace %q", stack, ws)

@@ -132,7 +132,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	for _, r := range interrupted {
-		d.log.Warn("run was interrupted by a previous stop; re-queued once", "run", r.ID, "stack", r.Stack, "workspace", r.Workspace)
+		d.log.Warn("run was interrupted by a previous stop; re-queued once", "run", r.ID, "stack", r.Stack, "workspace", r.Workspace.Name)
 	}
 	d.removeLeftovers()
 	var wg sync.WaitGroup
@@ -197,7 +197,7 @@ func (d *Daemon) fire(key string) {
 	if !ok {
 		return
 	}
-	if _, _, err := d.enqueue(context.Background(), ledger.Request{Repository: w.Repository, Stack: w.Stack, Workspace: w.Name, Trigger: "schedule"}); err != nil {
+	if _, _, err := d.enqueue(context.Background(), ledger.Request{Workspace: w, Trigger: "schedule"}); err != nil {
 		d.log.Error("cannot queue a scheduled run", "workspace", key, "error", err)
 	}
 }
@@ -279,7 +279,7 @@ func (d *Daemon) process(ctx context.Context, job ledger.Run) {
 	if job.Approval != "" && len(job.Triggers) > 1 {
 		// A newer commit joined while the approved run waited; the approved
 		// run kept its commit, so the newer one is planned now.
-		if _, _, err := d.enqueue(bg, ledger.Request{Repository: job.Repository, Stack: job.Stack, Workspace: job.Workspace, Trigger: "commit"}); err != nil {
+		if _, _, err := d.enqueue(bg, ledger.Request{Workspace: job.Workspace, Trigger: "commit"}); err != nil {
 			d.log.Error("cannot queue the run after an approval", "run", job.ID, "error", err)
 		}
 	}

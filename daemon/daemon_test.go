@@ -347,7 +347,7 @@ func TestTriggerResolution(t *testing.T) {
 		runs, err := d.Trigger(context.Background(), "", tc.stack, tc.ws, "manual")
 		var got []string
 		for _, r := range runs {
-			got = append(got, r.Workspace)
+			got = append(got, r.Workspace.Name)
 		}
 		if tc.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.err) {

@@ -104,7 +104,7 @@ func (d *Daemon) refresh(ctx context.Context, r *repo, trigger string) error {
 	}
 	for _, p := range affected {
 		for _, ws := range workspacesOf(byPath[p], old) {
-			reqs = append(reqs, ledger.Request{Repository: r.cfg.Name, Stack: p, Workspace: ws, Commit: head.String(), Trigger: trigger})
+			reqs = append(reqs, ledger.Request{Workspace: run.Workspace{Repository: r.cfg.Name, Stack: p, Name: ws}, Commit: head.String(), Trigger: trigger})
 		}
 	}
 	// All of the commit's runs are queued and the head moves, or neither:
@@ -143,8 +143,7 @@ func (d *Daemon) mergeApproval(ctx context.Context, r *repo, stack, ws string, h
 	if !merged {
 		return nil, fmt.Sprintf("the merged history does not contain %s, the head of branch %s", b.Head[:12], b.Name)
 	}
-	return &ledger.Request{Repository: r.cfg.Name, Stack: stack, Workspace: ws, Commit: head.String(), Trigger: "merge",
-		Approval: b.Plan.Plan, ApprovedRun: b.RunID, ApprovedBy: fmt.Sprintf("merged branch %s at %s", b.Name, b.Head[:12])}, ""
+	return &ledger.Request{Workspace: run.Workspace{Repository: r.cfg.Name, Stack: stack, Name: ws}, Commit: head.String(), Trigger: "merge", Approval: b.Plan.Plan, ApprovedRun: b.RunID, ApprovedBy: fmt.Sprintf("merged branch %s at %s", b.Name, b.Head[:12])}, ""
 }
 
 // open clones the repository, or opens the clone made earlier, once.
@@ -208,7 +207,7 @@ func (d *Daemon) register(repoName string, old, all []stacks.Stack) {
 			continue
 		}
 		for _, w := range s.Config.Workspaces {
-			ws = append(ws, ledger.Workspace{Stack: s.Path, Workspace: w.Name, Schedule: s.Config.Schedule, Timezone: s.Config.Timezone.String()})
+			ws = append(ws, ledger.Workspace{Workspace: run.Workspace{Repository: repoName, Stack: s.Path, Name: w.Name}, Schedule: s.Config.Schedule, Timezone: s.Config.Timezone.String()})
 		}
 	}
 	if err := d.ledger.SetWorkspaces(context.Background(), repoName, ws); err != nil {

@@ -17,7 +17,7 @@ import (
 // pushes the branch (a drift record, or the adopted values), then finds the
 // open pull request by branch and updates it, or opens one.
 func (d *Daemon) propose(ctx context.Context, r *repo, run ledger.Run, commit plumbing.Hash, fsys fs.FS, stack string, pol *policies.Policy, out reconcile.Outcome) (string, error) {
-	in := remediate.Input{Kind: pol.PRKind, Repository: run.Repository, Stack: run.Stack, Workspace: run.Workspace,
+	in := remediate.Input{Kind: pol.PRKind, Repository: run.Repository, Stack: run.Stack, Workspace: run.Workspace.Name,
 		Commit: commit.String(), RunID: run.ID, RunURL: d.runURL(run.ID), Result: out.Result, PlanLog: out.Log,
 		PlanHash: out.Plan.Plan, MaxBody: forge.MaxBody(r.cfg.Forge)}
 	files := map[string][]byte{}
@@ -30,15 +30,15 @@ func (d *Daemon) propose(ctx context.Context, r *repo, run ledger.Run, commit pl
 		}
 	}
 	if in.Kind == remediate.Revert {
-		files[remediate.RecordPath(run.Stack, run.Workspace)] = remediate.Record(in)
+		files[remediate.RecordPath(run.Stack, run.Workspace.Name)] = remediate.Record(in)
 	}
-	branch := forge.Branch(run.Stack, run.Workspace)
+	branch := forge.Branch(run.Stack, run.Workspace.Name)
 	title, body := remediate.Title(in), remediate.Body(in)
 	pushed, err := r.src.PushBranch(ctx, commit, branch, files, title)
 	if err != nil {
 		return "", err
 	}
-	key := ledger.WorkspaceKey(run.Repository, run.Stack, run.Workspace)
+	key := run.Workspace.Key()
 	// Merging exactly this branch approves exactly this plan.
 	if err := d.ledger.SetBranch(ctx, key, ledger.Branch{Name: branch, Head: pushed.String(), RunID: run.ID, Plan: out.Plan}); err != nil {
 		return "", err

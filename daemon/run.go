@@ -26,12 +26,12 @@ import (
 // announced like any other.
 func (d *Daemon) execute(ctx context.Context, job ledger.Run) (ledger.Result, *notice) {
 	start := time.Now()
-	log := d.log.With("run", job.ID, "repository", job.Repository, "stack", job.Stack, "workspace", job.Workspace)
+	log := d.log.With("run", job.ID, "repository", job.Repository, "stack", job.Stack, "workspace", job.Workspace.Name)
 	n := &notice{targets: d.allTargets(), backend: state.Backend{Type: "unknown"}}
 	fail := func(stage run.Stage, err error) (ledger.Result, *notice) {
 		f := run.Fail(stage, err)
 		log.Warn("run failed", "stage", f.Stage, "error", f.Message)
-		n.outcome = reconcile.Outcome{Stack: job.Stack, Workspace: job.Workspace, Result: drift.InSyncResult(), Failure: f}
+		n.outcome = reconcile.Outcome{Stack: job.Stack, Workspace: job.Workspace.Name, Result: drift.InSyncResult(), Failure: f}
 		n.outcome.Verdict = drift.Error
 		return ledger.Result{Verdict: drift.Error, Failure: f, DurationMS: time.Since(start).Milliseconds()}, n
 	}
@@ -79,17 +79,17 @@ func (d *Daemon) execute(ctx context.Context, job ledger.Run) (ledger.Result, *n
 	} else {
 		n.backend = b
 	}
-	key := ledger.WorkspaceKey(job.Repository, job.Stack, job.Workspace)
+	key := job.Workspace.Key()
 	dest := CheckoutDir(d.cfg.DataDir, key)
 	n.dir = filepath.Join(dest, filepath.FromSlash(st.Path))
 	var ws *stacks.Workspace
 	for i := range st.Config.Workspaces {
-		if st.Config.Workspaces[i].Name == job.Workspace {
+		if st.Config.Workspaces[i].Name == job.Workspace.Name {
 			ws = &st.Config.Workspaces[i]
 		}
 	}
 	if ws == nil {
-		return fail(run.Checkout, fmt.Errorf("stack %s declares no workspace %q at commit %s", job.Stack, job.Workspace, commit.String()[:12]))
+		return fail(run.Checkout, fmt.Errorf("stack %s declares no workspace %q at commit %s", job.Stack, job.Workspace.Name, commit.String()[:12]))
 	}
 	pol, err := policyOf(fsys, st)
 	if err != nil {

@@ -31,12 +31,10 @@ const (
 
 // Request asks for a run of one workspace.
 type Request struct {
-	Repository string
-	Stack      string
-	Workspace  string
-	Commit     string // empty: the branch head when the run starts
-	Trigger    string // schedule, commit, webhook, manual, merge, approve, retry
-	RetryOf    int64
+	run.Workspace
+	Commit  string // empty: the branch head when the run starts
+	Trigger string // schedule, commit, webhook, manual, merge, approve, retry
+	RetryOf int64
 	// Approval is the plan hash of a plan a person approved (of run
 	// ApprovedRun, or of a merged remediation branch): the run plans at
 	// Commit and applies only a plan with exactly those changes.
@@ -45,20 +43,18 @@ type Request struct {
 	ApprovedBy  string
 }
 
-// Key identifies a workspace across runs.
-func (r Request) Key() string { return WorkspaceKey(r.Repository, r.Stack, r.Workspace) }
-
-// WorkspaceKey joins the three names that identify a workspace.
+// WorkspaceKey joins the three names that identify a workspace
+// (run.Workspace.Key).
 func WorkspaceKey(repository, stack, workspace string) string {
-	return repository + "/" + stack + "/" + workspace
+	return run.Workspace{Repository: repository, Stack: stack, Name: workspace}.Key()
 }
 
 // Run is one run as the ledger knows it.
 type Run struct {
-	ID         int64     `json:"id"`
-	Repository string    `json:"repository"`
-	Stack      string    `json:"stack"`
-	Workspace  string    `json:"workspace"`
+	ID int64 `json:"id"`
+	// Workspace is whose run it is: in JSON "repository", "stack" and
+	// "workspace" beside the rest.
+	run.Workspace
 	Commit     string    `json:"commit"`
 	Trigger    string    `json:"trigger"`
 	Triggers   []string  `json:"triggers"` // every trigger that joined this run
@@ -115,7 +111,7 @@ func (r Run) Approvable(latest int64, within time.Duration, now time.Time) error
 	case r.Action.Kind == policies.Apply || r.Applying:
 		return fmt.Errorf("run %d was applied by its policy; there is nothing to approve", r.ID)
 	case latest != r.ID:
-		return fmt.Errorf("run %d is not the latest finished run of %s (%s); approve the latest", r.ID, r.Stack, r.Workspace)
+		return fmt.Errorf("run %d is not the latest finished run of %s (%s); approve the latest", r.ID, r.Stack, r.Workspace.Name)
 	}
 	if age := now.Sub(r.FinishedAt); age > within {
 		return fmt.Errorf("run %d finished %s ago, longer than approve_within = %s; plan again and approve the new run",
@@ -217,13 +213,10 @@ func (s Summary) State() drift.Verdict {
 
 // Workspace is a registered workspace and its schedule.
 type Workspace struct {
-	Repository, Stack, Workspace string
-	Schedule, Timezone           string // empty schedule: not scheduled
-	RegisteredAt                 time.Time
+	run.Workspace
+	Schedule, Timezone string // empty schedule: not scheduled
+	RegisteredAt       time.Time
 }
-
-// Key identifies the workspace.
-func (w Workspace) Key() string { return WorkspaceKey(w.Repository, w.Stack, w.Workspace) }
 
 // Limits bound what Claim may start.
 type Limits struct {

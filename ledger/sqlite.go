@@ -234,7 +234,7 @@ func scanRunWith(s scanner, r *Run, lead ...any) error {
 	var triggers, findings, resources, action, result, errMsg, stage, kind string
 	var queued, started, finished int64
 	var applying, escalated int
-	err := s.Scan(append(lead, &r.ID, &r.Repository, &r.Stack, &r.Workspace, &r.Commit, &r.Trigger, &triggers, &r.Status,
+	err := s.Scan(append(lead, &r.ID, &r.Repository, &r.Stack, &r.Workspace.Name, &r.Commit, &r.Trigger, &triggers, &r.Status,
 		&queued, &started, &finished, &r.RetryOf, &applying, &r.Verdict, &findings, &action, &r.Action.Reason,
 		&errMsg, &r.Log, &r.DurationMS, &r.RecordError, &r.Approval, &r.Record,
 		&r.Plan.Plan, &resources, &r.ApprovedRun, &r.ApprovedBy, &result, &escalated, &stage, &kind)...)
@@ -314,7 +314,7 @@ func (l *SQLite) EnqueueAll(ctx context.Context, repository, head string, reqs [
 }
 
 func (l *SQLite) enqueueTx(ctx context.Context, tx *sql.Tx, req Request) (Run, bool, error) {
-	if req.Repository == "" || req.Stack == "" || req.Workspace == "" || req.Trigger == "" {
+	if req.Repository == "" || req.Stack == "" || req.Name == "" || req.Trigger == "" {
 		return Run{}, false, errors.New("repository, stack, workspace and trigger are required")
 	}
 	row := tx.QueryRowContext(ctx, `SELECT `+runColumns+` FROM runs WHERE workspace_key = ? AND status = 'queued'`, req.Key())
@@ -348,7 +348,7 @@ func (l *SQLite) enqueueTx(ctx context.Context, tx *sql.Tx, req Request) (Run, b
 	res, err := tx.ExecContext(ctx, `INSERT INTO runs (repository, stack, workspace, workspace_key, commit_sha, trigger, triggers, status, queued_at, retry_of,
 		approval, approved_run, approved_by)
 		VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)`,
-		req.Repository, req.Stack, req.Workspace, req.Key(), req.Commit, req.Trigger, string(t), l.now().UnixMilli(), req.RetryOf,
+		req.Repository, req.Stack, req.Name, req.Key(), req.Commit, req.Trigger, string(t), l.now().UnixMilli(), req.RetryOf,
 		req.Approval, req.ApprovedRun, req.ApprovedBy)
 	if err != nil {
 		return Run{}, false, err
@@ -551,7 +551,7 @@ func (l *SQLite) interrupt(ctx context.Context, query string, args []any, msg st
 			if r.RetryOf != 0 {
 				continue // re-run once, not forever
 			}
-			key := WorkspaceKey(r.Repository, r.Stack, r.Workspace)
+			key := r.Workspace.Key()
 			var queued int
 			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM runs WHERE workspace_key = ? AND status = 'queued'`, key).Scan(&queued); err != nil {
 				return err
@@ -562,7 +562,7 @@ func (l *SQLite) interrupt(ctx context.Context, query string, args []any, msg st
 			t, _ := json.Marshal([]string{"retry"})
 			if _, err := tx.ExecContext(ctx, `INSERT INTO runs (repository, stack, workspace, workspace_key, commit_sha, trigger, triggers, status, queued_at, retry_of)
 				VALUES (?, ?, ?, ?, ?, 'retry', ?, 'queued', ?, ?)`,
-				r.Repository, r.Stack, r.Workspace, key, r.Commit, string(t), now, r.ID); err != nil {
+				r.Repository, r.Stack, r.Workspace.Name, key, r.Commit, string(t), now, r.ID); err != nil {
 				return err
 			}
 		}
@@ -814,11 +814,11 @@ func (l *SQLite) SetWorkspaces(ctx context.Context, repository string, ws []Work
 		keep := map[string]bool{}
 		now := l.now().UnixMilli()
 		for _, w := range ws {
-			key := WorkspaceKey(repository, w.Stack, w.Workspace)
+			key := WorkspaceKey(repository, w.Stack, w.Name)
 			keep[key] = true
 			if _, err := tx.ExecContext(ctx, `INSERT INTO workspaces (workspace_key, repository, stack, workspace, schedule, timezone, registered_at)
 				VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(workspace_key) DO UPDATE SET schedule = excluded.schedule, timezone = excluded.timezone`,
-				key, repository, w.Stack, w.Workspace, w.Schedule, w.Timezone, now); err != nil {
+				key, repository, w.Stack, w.Name, w.Schedule, w.Timezone, now); err != nil {
 				return err
 			}
 		}
@@ -862,7 +862,7 @@ func (l *SQLite) Workspaces(ctx context.Context) ([]Workspace, error) {
 	for rows.Next() {
 		var w Workspace
 		var at int64
-		if err := rows.Scan(&w.Repository, &w.Stack, &w.Workspace, &w.Schedule, &w.Timezone, &at); err != nil {
+		if err := rows.Scan(&w.Repository, &w.Stack, &w.Workspace.Name, &w.Schedule, &w.Timezone, &at); err != nil {
 			return nil, err
 		}
 		w.RegisteredAt = fromMillis(at)

@@ -25,7 +25,7 @@ func open(t *testing.T) (*SQLite, string) {
 }
 
 func req(repo, stack, ws, trigger string) Request {
-	return Request{Repository: repo, Stack: stack, Workspace: ws, Trigger: trigger}
+	return Request{Workspace: run.Workspace{Repository: repo, Stack: stack, Name: ws}, Trigger: trigger}
 }
 
 func TestEnqueueJoinsQueuedRun(t *testing.T) {
@@ -35,7 +35,7 @@ func TestEnqueueJoinsQueuedRun(t *testing.T) {
 	if err != nil || joined {
 		t.Fatalf("first enqueue: %v joined=%v", err, joined)
 	}
-	b, joined, err := l.Enqueue(ctx, Request{Repository: "infra", Stack: "stacks/web", Workspace: "default", Trigger: "commit", Commit: "abc"})
+	b, joined, err := l.Enqueue(ctx, Request{Workspace: run.Workspace{Repository: "infra", Stack: "stacks/web", Name: "default"}, Trigger: "commit", Commit: "abc"})
 	if err != nil || !joined || b.ID != a.ID {
 		t.Fatalf("second enqueue: %v joined=%v id %d vs %d", err, joined, b.ID, a.ID)
 	}
@@ -124,7 +124,7 @@ func TestClaimLongestFirst(t *testing.T) {
 func TestRecoverInterruptsAndRequeuesOnce(t *testing.T) {
 	ctx := context.Background()
 	l, path := open(t)
-	r, _, _ := l.Enqueue(ctx, Request{Repository: "infra", Stack: "web", Workspace: "default", Trigger: "schedule", Commit: "c1"})
+	r, _, _ := l.Enqueue(ctx, Request{Workspace: run.Workspace{Repository: "infra", Stack: "web", Name: "default"}, Trigger: "schedule", Commit: "c1"})
 	l.Claim(ctx, Limits{})
 	if err := l.MarkApplying(ctx, r.ID); err != nil {
 		t.Fatal(err)
@@ -250,7 +250,7 @@ func TestIncidentQueries(t *testing.T) {
 	clock := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
 	l.now = func() time.Time { clock = clock.Add(time.Minute); return clock }
 	do := func(verdict drift.Verdict, action run.Action, commit string) int64 {
-		r, _, _ := l.Enqueue(ctx, Request{Repository: "infra", Stack: "web", Workspace: "default", Trigger: "schedule", Commit: commit})
+		r, _, _ := l.Enqueue(ctx, Request{Workspace: run.Workspace{Repository: "infra", Stack: "web", Name: "default"}, Trigger: "schedule", Commit: commit})
 		l.Claim(ctx, Limits{})
 		l.Finish(ctx, r.ID, Result{Verdict: verdict, Action: action})
 		return r.ID
@@ -379,7 +379,7 @@ func TestListLeavesLogsOut(t *testing.T) {
 func TestEnqueueAllIsAtomic(t *testing.T) {
 	ctx := context.Background()
 	l, _ := open(t)
-	bad := []Request{req("infra", "stacks/a", "default", "commit"), {Repository: "infra", Stack: "stacks/b", Trigger: "commit"}}
+	bad := []Request{req("infra", "stacks/a", "default", "commit"), {Workspace: run.Workspace{Repository: "infra", Stack: "stacks/b"}, Trigger: "commit"}}
 	if _, err := l.EnqueueAll(ctx, "infra", "c1", bad); err == nil {
 		t.Fatal("a request without a workspace was queued")
 	}
@@ -402,9 +402,8 @@ func TestEnqueueAllIsAtomic(t *testing.T) {
 func TestApprovalKeepsItsCommit(t *testing.T) {
 	ctx := context.Background()
 	l, _ := open(t)
-	a, _, _ := l.Enqueue(ctx, Request{Repository: "infra", Stack: "stacks/web", Workspace: "default", Trigger: "approve",
-		Commit: "reviewed", Approval: "hash", ApprovedRun: 7, ApprovedBy: "approved by alice"})
-	b, joined, _ := l.Enqueue(ctx, Request{Repository: "infra", Stack: "stacks/web", Workspace: "default", Trigger: "commit", Commit: "newer"})
+	a, _, _ := l.Enqueue(ctx, Request{Workspace: run.Workspace{Repository: "infra", Stack: "stacks/web", Name: "default"}, Trigger: "approve", Commit: "reviewed", Approval: "hash", ApprovedRun: 7, ApprovedBy: "approved by alice"})
+	b, joined, _ := l.Enqueue(ctx, Request{Workspace: run.Workspace{Repository: "infra", Stack: "stacks/web", Name: "default"}, Trigger: "commit", Commit: "newer"})
 	if !joined || b.ID != a.ID || b.Commit != "reviewed" || b.Approval != "hash" || b.ApprovedRun != 7 {
 		t.Errorf("joined run = %+v", b)
 	}
@@ -480,8 +479,8 @@ func TestDriftAgeRule(t *testing.T) {
 func TestSummaries(t *testing.T) {
 	ctx := context.Background()
 	l, _ := open(t)
-	l.SetWorkspaces(ctx, "infra", []Workspace{{Stack: "stacks/web", Workspace: "default", Schedule: "@hourly", Timezone: "UTC"},
-		{Stack: "stacks/web", Workspace: "never"}, {Stack: "stacks/web", Workspace: "prod"}})
+	l.SetWorkspaces(ctx, "infra", []Workspace{{Workspace: run.Workspace{Stack: "stacks/web", Name: "default"}, Schedule: "@hourly", Timezone: "UTC"},
+		{Workspace: run.Workspace{Stack: "stacks/web", Name: "never"}}, {Workspace: run.Workspace{Stack: "stacks/web", Name: "prod"}}})
 	drifted := finishRun(t, l, "default", drift.Drifted, Result{Action: run.Action{Kind: policies.Report}})
 	finishRun(t, l, "prod", drift.Drifted, Result{Action: run.Action{Kind: policies.Apply, Result: run.Converged}})
 	finishRun(t, l, "gone", drift.InSync, Result{}) // a workspace no stack declares any more

@@ -81,7 +81,7 @@ func Build(ctx context.Context, src Source, now time.Time, since time.Duration) 
 			rep.Counts.Unchecked++
 			continue
 		}
-		row := Row{Repository: r.Repository, Stack: r.Stack, Workspace: r.Workspace, RunID: r.ID, Commit: short(r.Commit), When: r.FinishedAt, Verdict: string(r.Verdict)}
+		row := Row{Repository: r.Repository, Stack: r.Stack, Workspace: r.Workspace.Name, RunID: r.ID, Commit: short(r.Commit), When: r.FinishedAt, Verdict: string(r.Verdict)}
 		res := r.Findings
 		switch state := sm.State(); state {
 		case drift.Drifted, drift.DriftedAndPending:
@@ -125,7 +125,7 @@ func Build(ctx context.Context, src Source, now time.Time, since time.Duration) 
 	}
 	for _, r := range applied {
 		res := r.Findings
-		rep.Applied = append(rep.Applied, Row{Repository: r.Repository, Stack: r.Stack, Workspace: r.Workspace, RunID: r.ID,
+		rep.Applied = append(rep.Applied, Row{Repository: r.Repository, Stack: r.Stack, Workspace: r.Workspace.Name, RunID: r.ID,
 			Commit: short(r.Commit), When: r.FinishedAt, Verdict: string(r.Verdict), Detail: r.Action.Reason,
 			Changes: changes(append(res.Drift, res.Pending...))})
 	}

@@ -30,15 +30,14 @@ func fixture(t *testing.T) (ledger.Ledger, time.Time) {
 	clock := time.Date(2026, 11, 22, 20, 0, 0, 0, time.UTC)
 	l.SetClock(func() time.Time { return clock })
 	l.SetWorkspaces(ctx, "infra", []ledger.Workspace{
-		{Stack: "stacks/web", Workspace: "default", Schedule: "0 2 * * *", Timezone: "UTC"},
-		{Stack: "stacks/api", Workspace: "default", Schedule: "@every 1h", Timezone: "UTC"},
-		{Stack: "stacks/db", Workspace: "default", Timezone: "UTC"},
-		{Stack: "stacks/net", Workspace: "prod", Schedule: "0 2 * * *", Timezone: "Europe/Berlin"},
+		{Workspace: run.Workspace{Stack: "stacks/web", Name: "default"}, Schedule: "0 2 * * *", Timezone: "UTC"},
+		{Workspace: run.Workspace{Stack: "stacks/api", Name: "default"}, Schedule: "@every 1h", Timezone: "UTC"},
+		{Workspace: run.Workspace{Stack: "stacks/db", Name: "default"}, Timezone: "UTC"},
+		{Workspace: run.Workspace{Stack: "stacks/net", Name: "prod"}, Schedule: "0 2 * * *", Timezone: "Europe/Berlin"},
 	})
 	do := func(at time.Time, stack string, verdict drift.Verdict, action run.Action, errMsg string, res drift.Result) {
 		clock = at
-		r, _, err := l.Enqueue(ctx, ledger.Request{Repository: "infra", Stack: stack, Workspace: "default", Trigger: "schedule",
-			Commit: strings.Repeat("c", 40)})
+		r, _, err := l.Enqueue(ctx, ledger.Request{Workspace: run.Workspace{Repository: "infra", Stack: stack, Name: "default"}, Trigger: "schedule", Commit: strings.Repeat("c", 40)})
 		if err != nil {
 			t.Fatal(err)
 		}

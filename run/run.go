@@ -24,8 +24,6 @@ type Workspace struct {
 // directories; it is never split back.
 func (w Workspace) Key() string { return w.Repository + "/" + w.Stack + "/" + w.Name }
 
-func (w Workspace) String() string { return fmt.Sprintf("%s (%s)", w.Stack, w.Name) }
-
 // Result is what came of an action.
 type Result string
 

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/trueline/trueline/ledger"
+	"github.com/trueline/trueline/run"
 )
 
 type triggers struct {
@@ -23,13 +24,13 @@ type triggers struct {
 
 func (f *triggers) Trigger(ctx context.Context, repo, stack, ws, trigger string) ([]ledger.Run, error) {
 	f.calls = append(f.calls, stack+"/"+ws)
-	r, _, err := f.led.Enqueue(ctx, ledger.Request{Repository: "infra", Stack: stack, Workspace: "default", Trigger: trigger})
+	r, _, err := f.led.Enqueue(ctx, ledger.Request{Workspace: run.Workspace{Repository: "infra", Stack: stack, Name: "default"}, Trigger: trigger})
 	return []ledger.Run{r}, err
 }
 
 func (f *triggers) Approve(ctx context.Context, id int64) (ledger.Run, error) {
 	f.calls = append(f.calls, fmt.Sprintf("approve %d", id))
-	r, _, err := f.led.Enqueue(ctx, ledger.Request{Repository: "infra", Stack: "stacks/web", Workspace: "default", Trigger: "approve", Approval: "abc"})
+	r, _, err := f.led.Enqueue(ctx, ledger.Request{Workspace: run.Workspace{Repository: "infra", Stack: "stacks/web", Name: "default"}, Trigger: "approve", Approval: "abc"})
 	return r, err
 }
 
@@ -43,7 +44,7 @@ func newAPI(t *testing.T, auth *Auth) (*httptest.Server, *triggers, *ledger.SQLi
 	tr := &triggers{led: led}
 	srv := httptest.NewServer(New(Options{Ledger: led, Trigger: tr, Auth: auth, Metrics: NewMetrics(led)}))
 	t.Cleanup(srv.Close)
-	led.SetWorkspaces(context.Background(), "infra", []ledger.Workspace{{Stack: "stacks/web", Workspace: "default", Schedule: "@hourly", Timezone: "UTC"}})
+	led.SetWorkspaces(context.Background(), "infra", []ledger.Workspace{{Workspace: run.Workspace{Stack: "stacks/web", Name: "default"}, Schedule: "@hourly", Timezone: "UTC"}})
 	return srv, tr, led
 }
 
@@ -78,7 +79,7 @@ func TestRunsPaging(t *testing.T) {
 	srv, _, led := newAPI(t, &Auth{})
 	ctx := context.Background()
 	for i := 0; i < 7; i++ {
-		r, _, _ := led.Enqueue(ctx, ledger.Request{Repository: "infra", Stack: fmt.Sprintf("s%d", i), Workspace: "default", Trigger: "schedule"})
+		r, _, _ := led.Enqueue(ctx, ledger.Request{Workspace: run.Workspace{Repository: "infra", Stack: fmt.Sprintf("s%d", i), Name: "default"}, Trigger: "schedule"})
 		led.Claim(ctx, ledger.Limits{})
 		led.Finish(ctx, r.ID, ledger.Result{Verdict: "in_sync"})
 	}

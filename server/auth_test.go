@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/trueline/trueline/ledger"
+	"github.com/trueline/trueline/run"
 )
 
 var formHeader = map[string]string{"Content-Type": "application/x-www-form-urlencoded"}
@@ -36,7 +37,7 @@ func TestReadProtection(t *testing.T) {
 	auth := &Auth{TokenHashes: [][32]byte{HashToken("right-token")}}
 	srv, _, led := newAPI(t, auth)
 	ctx := context.Background()
-	run, _, _ := led.Enqueue(ctx, ledger.Request{Repository: "infra", Stack: "stacks/web", Workspace: "default", Trigger: "schedule"})
+	run, _, _ := led.Enqueue(ctx, ledger.Request{Workspace: run.Workspace{Repository: "infra", Stack: "stacks/web", Name: "default"}, Trigger: "schedule"})
 	led.Claim(ctx, ledger.Limits{})
 	led.Finish(ctx, run.ID, ledger.Result{Verdict: "in_sync"})
 	session := signIn(t, srv.URL, "right-token")

@@ -228,7 +228,7 @@ func (s *Server) handleRunPage(w http.ResponseWriter, r *http.Request) {
 		Key        string
 		Sections   []section
 		Approvable bool
-	}{s.page(r, fmt.Sprintf("Run %d", id)), run, ledger.WorkspaceKey(run.Repository, run.Stack, run.Workspace),
+	}{s.page(r, fmt.Sprintf("Run %d", id)), run, run.Workspace.Key(),
 		[]section{{"Drift", res.Drift}, {"Pending", res.Pending}, {"Noise", res.Noise}}, approvable})
 }
 

@@ -78,7 +78,7 @@ func runPlan(cmd *cobra.Command, f planFlags, target string) error {
 		}
 		w := &errWriter{w: out}
 		for _, r := range queued.Runs {
-			w.printf("queued run %d: %s/%s (triggers: %s)\n", r.ID, r.Stack, r.Workspace, strings.Join(r.Triggers, ", "))
+			w.printf("queued run %d: %s/%s (triggers: %s)\n", r.ID, r.Stack, r.Workspace.Name, strings.Join(r.Triggers, ", "))
 		}
 		return w.err
 	}
@@ -129,7 +129,7 @@ func runPlan(cmd *cobra.Command, f planFlags, target string) error {
 
 func printRun(out io.Writer, r ledger.Run) error {
 	w := &errWriter{w: out}
-	w.printf("run %d %s/%s at %.12s: %s\n", r.ID, r.Stack, r.Workspace, r.Commit, r.Verdict)
+	w.printf("run %d %s/%s at %.12s: %s\n", r.ID, r.Stack, r.Workspace.Name, r.Commit, r.Verdict)
 	if res := r.Findings; res.Verdict != "" {
 		for _, l := range []struct {
 			kind string

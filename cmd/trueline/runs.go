@@ -48,7 +48,7 @@ func newRunsCmd(g *globalFlags) *cobra.Command {
 			w := &errWriter{w: tw}
 			w.printf("RUN\tWORKSPACE\tTRIGGER\tSTATUS\tVERDICT\tACTION\tQUEUED\n")
 			for _, r := range page.Runs {
-				w.printf("%d\t%s/%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Stack, r.Workspace, r.Trigger, r.Status,
+				w.printf("%d\t%s/%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Stack, r.Workspace.Name, r.Trigger, r.Status,
 					dash(string(r.Verdict)), dash(actionText(r.Action)), r.QueuedAt.Local().Format("15:04:05"))
 			}
 			if w.err != nil {

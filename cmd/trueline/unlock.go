@@ -92,7 +92,7 @@ func runUnlock(cmd *cobra.Command, g *globalFlags, f unlockFlags, target, lockID
 			return usageErr("unlock asks for confirmation on a terminal; pass --yes to release the lock without asking")
 		}
 		if _, err := fmt.Fprintf(cmd.ErrOrStderr(), "Release state lock %s of %s (%s) in %s?\n"+
-			"Only do this if no terraform process holds it. Type the lock ID again to confirm: ", lockID, ws.Stack, ws.Workspace, ws.Repository); err != nil {
+			"Only do this if no terraform process holds it. Type the lock ID again to confirm: ", lockID, ws.Stack, ws.Workspace.Name, ws.Repository); err != nil {
 			return fmt.Errorf("ask for confirmation: %w", err)
 		}
 		if !confirmed(cmd.InOrStdin(), lockID) {
@@ -101,12 +101,12 @@ func runUnlock(cmd *cobra.Command, g *globalFlags, f unlockFlags, target, lockID
 	}
 	rn := &runner.Runner{Binary: bin, WorkDir: daemon.WorkRoot(dataDir), CLIConfig: f.cliConfig,
 		Env: map[string]string{"TF_PLUGIN_CACHE_DIR": filepath.Join(dataDir, "plugin-cache")}}
-	job := runner.Job{Key: key, Dir: filepath.Join(checkout, filepath.FromSlash(ws.Stack)), Workspace: ws.Workspace,
+	job := runner.Job{Key: key, Dir: filepath.Join(checkout, filepath.FromSlash(ws.Stack)), Workspace: ws.Workspace.Name,
 		BackendConfig: st.Config.BackendConfig}
 	if log, err := rn.ForceUnlock(ctx, job, lockID); err != nil {
-		return fmt.Errorf("%s (%s): %w\n%s", ws.Stack, ws.Workspace, err, strings.TrimSpace(log))
+		return fmt.Errorf("%s (%s): %w\n%s", ws.Stack, ws.Workspace.Name, err, strings.TrimSpace(log))
 	}
-	_, err = fmt.Fprintf(cmd.OutOrStdout(), "released lock %s of %s (%s)\n", lockID, ws.Stack, ws.Workspace)
+	_, err = fmt.Fprintf(cmd.OutOrStdout(), "released lock %s of %s (%s)\n", lockID, ws.Stack, ws.Workspace.Name)
 	return err
 }
 
@@ -118,7 +118,7 @@ func findWorkspace(all []ledger.Workspace, repo, target string) (ledger.Workspac
 		if repo != "" && w.Repository != repo {
 			continue
 		}
-		if w.Stack == target && w.Workspace == "default" || w.Stack+"/"+w.Workspace == target {
+		if w.Stack == target && w.Name == "default" || w.Stack+"/"+w.Name == target {
 			found = append(found, w)
 		}
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/trueline/trueline/config"
 	"github.com/trueline/trueline/drift"
 	"github.com/trueline/trueline/ledger"
+	"github.com/trueline/trueline/run"
 	"github.com/trueline/trueline/state"
 )
 
@@ -62,7 +63,7 @@ func measure(runs, workspaces, days int, ret config.Retention) error {
 	lastPrune := now
 	for i := range runs {
 		ws := fmt.Sprintf("ws%02d", i%workspaces)
-		req := ledger.Request{Repository: "infra", Stack: "stacks/web", Workspace: ws, Trigger: "schedule"}
+		req := ledger.Request{Workspace: run.Workspace{Repository: "infra", Stack: "stacks/web", Name: ws}, Trigger: "schedule"}
 		run, _, err := led.Enqueue(ctx, req)
 		if err != nil {
 			return err
