@@ -182,7 +182,14 @@ func (s *Slack) send(ctx context.Context, e Event) error {
 	}
 	var channel, ts string
 	if s.Threads != nil {
-		channel, ts, _ = s.Threads.Thread(ctx, s.threadKey(e))
+		var err error
+		if channel, ts, err = s.Threads.Thread(ctx, s.threadKey(e)); err != nil {
+			// Without the thread the message still goes out, as a new one.
+			if s.Logger != nil {
+				s.Logger.Warn("slack: cannot read the thread; posting a new message", "target", s.Name, "error", err)
+			}
+			channel, ts = "", ""
+		}
 	}
 	if ts == "" {
 		// The first message of an incident (or no thread store): post it.
