@@ -13,7 +13,6 @@ import (
 	"github.com/trueline/trueline/policies"
 	"github.com/trueline/trueline/reconcile"
 	"github.com/trueline/trueline/report"
-	"github.com/trueline/trueline/run"
 	"github.com/trueline/trueline/state"
 )
 
@@ -128,7 +127,7 @@ func (d *Daemon) announce(ctx context.Context, run ledger.Run, res ledger.Result
 		return
 	}
 	e := notify.Event{Kind: kind, Repository: run.Repository, Stack: run.Stack, Workspace: run.Workspace.Name,
-		Commit: run.Commit, Verdict: string(o.Verdict), Result: o.Result, Action: actionText(res.Action), Reason: res.Action.Reason,
+		Commit: run.Commit, Verdict: string(o.Verdict), Result: o.Result, Action: res.Action.String(), Reason: res.Action.Reason,
 		URL: d.runURL(run.ID)}
 	if res.Failure != nil {
 		e.Error = res.Failure.Message
@@ -158,12 +157,4 @@ func (d *Daemon) runURL(id int64) string {
 		return ""
 	}
 	return fmt.Sprintf("%s/runs/%d", strings.TrimRight(d.cfg.ExternalURL, "/"), id)
-}
-
-// actionText names an action and its result for people: "apply (converged)".
-func actionText(a run.Action) string {
-	if a.Result == "" {
-		return string(a.Kind)
-	}
-	return string(a.Kind) + " (" + string(a.Result) + ")"
 }

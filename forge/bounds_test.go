@@ -11,21 +11,14 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/trueline/trueline/internal/hangtest"
 )
 
 // A forge that never answers costs one timeout per call, not forever (nor
 // GitLab's retries times the timeout).
 func TestCallsHaveDeadlines(t *testing.T) {
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body) // then the server notices the client leave
-		select {
-		case <-r.Context().Done():
-		case <-release:
-		}
-	}))
-	defer srv.Close()
-	defer close(release)
+	srv := hangtest.Start(t)
 	const bound = 200 * time.Millisecond
 	for _, kind := range []string{"github", "gitlab", "gitea"} {
 		for _, call := range []struct {

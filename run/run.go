@@ -42,6 +42,14 @@ type Action struct {
 	Result    Result          `json:"result,omitempty"`
 }
 
+// String names the action and its result for people: "apply (converged)".
+func (a Action) String() string {
+	if a.Result == "" {
+		return string(a.Kind)
+	}
+	return string(a.Kind) + " (" + string(a.Result) + ")"
+}
+
 // Converged reports whether the run applied its plan and the workspace is
 // in sync afterwards: it was remediated.
 func (a Action) Converged() bool { return a.Kind == policies.Apply && a.Result == Converged }

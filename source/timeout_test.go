@@ -3,29 +3,18 @@ package source
 import (
 	"context"
 	"errors"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
 	gitconfig "github.com/go-git/go-git/v5/config"
 	"github.com/trueline/trueline/internal/gittest"
+	"github.com/trueline/trueline/internal/hangtest"
 )
 
 // A Git remote that never answers costs one timeout per clone, fetch or
 // push, not forever.
 func TestGitCallsHaveDeadlines(t *testing.T) {
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body) // then the server notices the client leave
-		select {
-		case <-r.Context().Done():
-		case <-release:
-		}
-	}))
-	defer srv.Close()
-	defer close(release)
+	srv := hangtest.Start(t)
 	hanging := srv.URL + "/acme/infra.git"
 
 	ctx := context.Background()

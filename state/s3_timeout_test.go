@@ -3,27 +3,17 @@ package state
 import (
 	"context"
 	"errors"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/trueline/trueline/internal/hangtest"
 )
 
 // An S3 endpoint that never answers costs one timeout per call, retries
 // included, not forever.
 func TestS3CallsHaveDeadlines(t *testing.T) {
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body) // then the server notices the client leave
-		select {
-		case <-r.Context().Done():
-		case <-release:
-		}
-	}))
-	defer srv.Close()
-	defer close(release)
+	srv := hangtest.Start(t)
 	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
 	backend := Backend{Type: "s3", Config: map[string]any{"bucket": "state", "key": "web/terraform.tfstate", "region": "us-east-1",

@@ -36,32 +36,11 @@ func TestServeApplyInterrupted(t *testing.T) {
 		// plans as pending afterwards: this policy applies both.
 		"policies/guarded.hcl": "policy \"guarded\" {\n  on_drift   = \"apply\"\n  on_pending = \"apply\"\n}\n",
 		"stacks/web/stack.hcl": "stack {\n  policy = \"guarded\"\n}\n",
-		"stacks/web/main.tf": fmt.Sprintf(`terraform {
-  backend "s3" {
-    bucket                      = "state"
-    key                         = "web/terraform.tfstate"
-    region                      = "us-east-1"
-    endpoints                   = { s3 = %q }
-    use_path_style              = true
-    use_lockfile                = true
-    skip_credentials_validation = true
-    skip_requesting_account_id  = true
-    skip_metadata_api_check     = true
-    skip_region_validation      = true
-  }
-  required_providers {
-    sandbox = { source = "trueline/sandbox" }
-  }
-}
-
-provider "sandbox" {}
-
-resource "sandbox_autoscaling_group" "web" {
+		"stacks/web/main.tf": s3Stack(s3.Endpoint, `resource "sandbox_autoscaling_group" "web" {
   name     = "web"
   min_size = 3
   max_size = 9
-}
-`, s3.Endpoint),
+}`),
 	})
 	awsEnv := map[string]string{"AWS_ACCESS_KEY_ID": s3.Access, "AWS_SECRET_ACCESS_KEY": s3.Secret, "AWS_EC2_METADATA_DISABLED": "true",
 		"AWS_CONFIG_FILE": filepath.Join(t.TempDir(), "none"), sandbox.RootEnv: cloud.Root}

@@ -12,7 +12,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/trueline/trueline/ledger"
-	"github.com/trueline/trueline/run"
 )
 
 func newRunsCmd(g *globalFlags) *cobra.Command {
@@ -49,7 +48,7 @@ func newRunsCmd(g *globalFlags) *cobra.Command {
 			w.printf("RUN\tWORKSPACE\tTRIGGER\tSTATUS\tVERDICT\tACTION\tQUEUED\n")
 			for _, r := range page.Runs {
 				w.printf("%d\t%s/%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Stack, r.Workspace.Name, r.Trigger, r.Status,
-					dash(string(r.Verdict)), dash(actionText(r.Action)), r.QueuedAt.Local().Format("15:04:05"))
+					dash(string(r.Verdict)), dash(r.Action.String()), r.QueuedAt.Local().Format("15:04:05"))
 			}
 			if w.err != nil {
 				return w.err
@@ -70,12 +69,4 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-// actionText names an action and its result: "apply (converged)".
-func actionText(a run.Action) string {
-	if a.Result == "" {
-		return string(a.Kind)
-	}
-	return string(a.Kind) + " (" + string(a.Result) + ")"
 }

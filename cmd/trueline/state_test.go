@@ -29,32 +29,11 @@ func TestServeRecordsBesideS3State(t *testing.T) {
 	g.Commit("stack", map[string]string{
 		".gitignore":           ".terraform.lock.hcl\n",
 		"stacks/web/stack.hcl": "stack {\n  workspaces = [\"default\", \"prod\"]\n}\n",
-		"stacks/web/main.tf": fmt.Sprintf(`terraform {
-  backend "s3" {
-    bucket                      = "state"
-    key                         = "web/terraform.tfstate"
-    region                      = "us-east-1"
-    endpoints                   = { s3 = %q }
-    use_path_style              = true
-    use_lockfile                = true
-    skip_credentials_validation = true
-    skip_requesting_account_id  = true
-    skip_metadata_api_check     = true
-    skip_region_validation      = true
-  }
-  required_providers {
-    sandbox = { source = "trueline/sandbox" }
-  }
-}
-
-provider "sandbox" {}
-
-resource "sandbox_autoscaling_group" "web" {
+		"stacks/web/main.tf": s3Stack(s3.Endpoint, `resource "sandbox_autoscaling_group" "web" {
   name     = "web-${terraform.workspace}"
   min_size = 3
   max_size = 9
-}
-`, s3.Endpoint),
+}`),
 	})
 	awsEnv := map[string]string{"AWS_ACCESS_KEY_ID": s3.Access, "AWS_SECRET_ACCESS_KEY": s3.Secret, "AWS_EC2_METADATA_DISABLED": "true",
 		"AWS_CONFIG_FILE": filepath.Join(t.TempDir(), "none"), sandbox.RootEnv: cloud.Root}
@@ -197,4 +176,31 @@ func apiTrigger(t *testing.T, base, target, token string) {
 		t.Fatalf("trigger %s: %v %v", target, err, resp.Status)
 	}
 	resp.Body.Close()
+}
+
+// s3Stack is a sandbox stack whose state is web/terraform.tfstate in the
+// bucket "state" of the S3 server at endpoint, locked with a lock file.
+func s3Stack(endpoint, resources string) string {
+	return fmt.Sprintf(`terraform {
+  backend "s3" {
+    bucket                      = "state"
+    key                         = "web/terraform.tfstate"
+    region                      = "us-east-1"
+    endpoints                   = { s3 = %q }
+    use_path_style              = true
+    use_lockfile                = true
+    skip_credentials_validation = true
+    skip_requesting_account_id  = true
+    skip_metadata_api_check     = true
+    skip_region_validation      = true
+  }
+  required_providers {
+    sandbox = { source = "trueline/sandbox" }
+  }
+}
+
+provider "sandbox" {}
+
+%s
+`, endpoint, resources)
 }
