@@ -68,6 +68,7 @@ type fakeForge struct {
 	mu    sync.Mutex
 	open  map[string]*forge.PR
 	calls []string
+	fail  error // Create's answer, when set
 }
 
 func (f *fakeForge) FindOpen(_ context.Context, head string) (*forge.PR, error) {
@@ -82,6 +83,9 @@ func (f *fakeForge) Create(_ context.Context, pr forge.NewPR) (*forge.PR, error)
 	defer f.mu.Unlock()
 	n := int64(len(f.calls) + 1)
 	f.calls = append(f.calls, "create "+pr.Head)
+	if f.fail != nil {
+		return nil, f.fail
+	}
 	p := &forge.PR{Number: n, URL: fmt.Sprintf("https://forge/pr/%d", n), Head: pr.Head, Base: pr.Base, Title: pr.Title, Body: pr.Body}
 	f.open[pr.Head] = p
 	return p, nil
@@ -391,5 +395,21 @@ func TestFailureBeforePlanning(t *testing.T) {
 	}
 	if got := f.waitEvents(t, 1); len(got) != 1 || got[0] != string(notify.Failed) {
 		t.Errorf("announcements = %v, want the failure", got)
+	}
+}
+
+// A pull request the forge refuses fails the run's action at the propose
+// stage; the drift it found stands.
+func TestProposeFailure(t *testing.T) {
+	f := newFixture(t)
+	d := f.daemon(t)
+	f.runAll(t, d)
+	f.forge.fail = fmt.Errorf("403 Forbidden: token lacks pull_requests:write")
+	f.plan.next = drifted("plan-1")
+	f.trigger(t, d, "stacks/web", "default")
+	r := f.runAll(t, d)[0]
+	if r.Verdict != drift.Drifted || r.Action.Result != run.Failed || r.Failure == nil || r.Failure.Stage != run.Propose ||
+		!strings.Contains(r.Failure.Message, "token lacks pull_requests:write") {
+		t.Errorf("run = %s %+v %+v", r.Verdict, r.Action, r.Failure)
 	}
 }

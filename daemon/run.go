@@ -127,7 +127,10 @@ func (d *Daemon) execute(ctx context.Context, job ledger.Run) (ledger.Result, *n
 	case out.Action.Kind == policies.PullRequest && out.Verdict != drift.Error:
 		msg, err := d.propose(ctx, r, job, commit, fsys, st.Path, pol, out)
 		if err != nil {
+			// The verdict stands (the drift is real); the action failed, at
+			// the propose stage.
 			out.Action.Result = run.Failed
+			out.Failure = run.Fail(run.Propose, fmt.Errorf("pull request: %w", err))
 			msg = "pull request failed: " + err.Error()
 			log.Warn("pull request failed", "error", err)
 		}
