@@ -94,6 +94,7 @@ type Config struct {
 	ScheduleJitter time.Duration
 	GracePeriod    time.Duration
 	RunTimeout     time.Duration     // longest one run may take
+	LockTimeout    time.Duration     // how long a run waits for a state lock; zero: 5 minutes
 	Env            map[string]string // extra environment for every terraform run
 	Repositories   []Repository
 	Notify         []Notify
@@ -167,6 +168,7 @@ type fileSchema struct {
 	ScheduleJitter *string           `hcl:"schedule_jitter,optional"`
 	GracePeriod    *string           `hcl:"grace_period,optional"`
 	RunTimeout     *string           `hcl:"run_timeout,optional"`
+	LockTimeout    *string           `hcl:"lock_timeout,optional"`
 	Env            map[string]string `hcl:"env,optional"`
 	Binary         *binaryBlock      `hcl:"binary,block"`
 	Limits         *limitsBlock      `hcl:"limits,block"`
@@ -339,6 +341,7 @@ func Parse(filename string, src []byte, getenv func(string) string) (Config, hcl
 	duration(fs.Body, "schedule_jitter", fs.ScheduleJitter, &cfg.ScheduleJitter)
 	duration(fs.Body, "grace_period", fs.GracePeriod, &cfg.GracePeriod)
 	duration(fs.Body, "run_timeout", fs.RunTimeout, &cfg.RunTimeout)
+	duration(fs.Body, "lock_timeout", fs.LockTimeout, &cfg.LockTimeout)
 	if b := fs.Binary; b != nil {
 		if b.Name != nil {
 			if *b.Name != "terraform" && *b.Name != "tofu" {

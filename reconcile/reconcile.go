@@ -178,6 +178,10 @@ func matchAny(globs []string, p string) bool {
 	return false
 }
 
+// DefaultLockTimeout is how long a run waits for a state lock held by
+// someone else (a CI apply) before it fails.
+const DefaultLockTimeout = 5 * time.Minute
+
 // Options configure a Reconciler.
 type Options struct {
 	Toolchain   *runner.Toolchain
@@ -198,6 +202,10 @@ type Options struct {
 	Now func() time.Time
 	// Progress, when set, is told about every run as it starts and ends.
 	Progress func(Event)
+	// LockTimeout is how long plans and applies wait for a state lock
+	// someone else holds; zero means DefaultLockTimeout, a negative value
+	// not to wait. A stack's lock_timeout overrides it.
+	LockTimeout time.Duration
 	// Secrets are values known to be secret before any plan (e.g. values
 	// trueline passes to terraform); they are scrubbed from every log and
 	// error, as are the values each plan marks sensitive.
@@ -233,6 +241,9 @@ func New(opts Options) *Reconciler {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.LockTimeout == 0 {
+		opts.LockTimeout = DefaultLockTimeout
 	}
 	return &Reconciler{opts: opts, runners: map[string]*runner.Runner{}}
 }
@@ -348,6 +359,13 @@ func (r *Reconciler) Run(ctx context.Context, key string, t Target) Outcome {
 		VarFiles:      t.Workspace.VarFiles,
 		BackendConfig: t.Stack.Config.BackendConfig,
 		Env:           t.Workspace.Env,
+		// A workspace the backend lacks is created only when the stack says
+		// so: a typo would otherwise plan creating everything.
+		CreateWorkspace: t.Stack.Config.CreateWorkspaces,
+		LockTimeout:     max(r.opts.LockTimeout, 0),
+	}
+	if t.Stack.Config.LockTimeout > 0 {
+		job.LockTimeout = t.Stack.Config.LockTimeout
 	}
 	plan, err := rn.Plan(ctx, job)
 	if plan != nil {
@@ -357,6 +375,9 @@ func (r *Reconciler) Run(ctx context.Context, key string, t Target) Outcome {
 		switch {
 		case errors.Is(ctx.Err(), context.DeadlineExceeded):
 			err = fmt.Errorf("timed out after %s: %w", r.opts.Timeout, err)
+		case errors.Is(err, runner.ErrNoWorkspace):
+			err = fmt.Errorf("%w; %s declares it: create it with `%s workspace new %s`, or set create_workspaces = true in the stack block",
+				err, t.Workspace.Declared, rn.Binary.Name, t.Workspace.Name)
 		}
 		o := errorOutcome(t.Stack.Path, t.Workspace.Name, run.Plan, fmt.Errorf("%s (workspace %s): %w", t.Stack.Path, t.Workspace.Name, err))
 		// terraform-exec's errors answer both context errors; the run's own

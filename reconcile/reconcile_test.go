@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -302,5 +304,67 @@ func TestApprovalAppliesOnlyTheReviewedPlan(t *testing.T) {
 	}
 	if got := fmt.Sprint(livePort()); got != "80" {
 		t.Errorf("after the approved apply the listener has port %s, want 80", got)
+	}
+}
+
+// A workspace the backend lacks is an error naming where stack.hcl declares
+// it, unless the stack lets runs create workspaces.
+func TestMissingWorkspace(t *testing.T) {
+	f := newFixture(t, true)
+	run := func(create bool) reconcile.Outcome {
+		st := stacks.Stack{Path: "stacks/web", Dir: f.dir, Config: &stacks.Config{CreateWorkspaces: create,
+			Workspaces: []stacks.Workspace{{Name: "staging", Declared: "stacks/web/stack.hcl:2"}}}}
+		return f.rec.Run(context.Background(), "test/stacks/web/staging", reconcile.Target{Stack: st, Workspace: st.Config.Workspaces[0]})
+	}
+	o := run(false)
+	if o.Failure == nil || !strings.Contains(o.Failure.Message, "stacks/web/stack.hcl:2 declares it") ||
+		!strings.Contains(o.Failure.Message, "create_workspaces = true") || !errors.Is(o.Failure, runner.ErrNoWorkspace) {
+		t.Fatalf("a missing workspace: %s %+v", o.Verdict, o.Failure)
+	}
+	if o := run(true); o.Failure != nil || o.Verdict != drift.Pending {
+		t.Errorf("with create_workspaces: %s %+v (an empty workspace plans creating everything)", o.Verdict, o.Failure)
+	}
+}
+
+// A plan waits for a state lock someone else holds, up to the lock timeout.
+func TestLockTimeout(t *testing.T) {
+	f := newFixture(t, true)
+	f.consoleChange(t)
+	// Someone else's slow apply holds the state lock for a few seconds.
+	bin := testenv.Binary(t, "tofu")
+	other := testenv.Runner(t, bin)
+	other.Env[sandbox.WriteDelayEnv] = "4s"
+	p, err := other.Plan(context.Background(), runner.Job{Key: "other", Dir: f.dir})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, p.Log)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := other.Apply(context.Background(), p); done <- err }()
+	lock := filepath.Join(f.dir, ".terraform.tfstate.lock.info")
+	deadline := time.Now().Add(30 * time.Second)
+	for _, err := os.Stat(lock); err != nil; _, err = os.Stat(lock) {
+		if time.Now().After(deadline) {
+			t.Fatal("the other apply never took the lock")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	noWait := reconcile.New(reconcile.Options{Toolchain: &runner.Toolchain{Default: "tofu", Path: bin.Path}, WorkDir: t.TempDir(),
+		CLIConfig: testenv.CLIConfig(t), LockTimeout: -1})
+	st := stacks.Stack{Path: "stacks/web", Dir: f.dir, Config: &stacks.Config{Workspaces: []stacks.Workspace{{Name: "default"}}}}
+	target := reconcile.Target{Stack: st, Workspace: st.Config.Workspaces[0]}
+	if o := noWait.Run(context.Background(), "nowait", target); o.Failure == nil || !strings.Contains(o.Failure.Message, "lock") {
+		t.Errorf("without waiting, a held lock: %s %+v", o.Verdict, o.Failure)
+	}
+	start := time.Now()
+	o := f.rec.Run(context.Background(), "test/stacks/web/default", target) // the default: waits up to 5 minutes
+	if o.Failure != nil {
+		t.Errorf("waiting for the lock: %+v\n%s", o.Failure, o.Log)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	p.Discard()
+	if time.Since(start) > 2*time.Minute {
+		t.Errorf("the plan waited %v", time.Since(start))
 	}
 }

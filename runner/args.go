@@ -1,6 +1,10 @@
 package runner
 
-import "github.com/hashicorp/terraform-exec/tfexec"
+import (
+	"time"
+
+	"github.com/hashicorp/terraform-exec/tfexec"
+)
 
 // The arguments trueline gives terraform, apart from running it, so that
 // they can be checked without a binary. terraform-exec adds its own
@@ -21,12 +25,16 @@ func initOptions(backendConfig []string) []tfexec.InitOption {
 }
 
 // planOptions are the arguments of a plan: the saved plan file, so that
-// apply runs what was planned, and the workspace's var files in stack.hcl's
-// order (terraform lets later files win).
-func planOptions(planFile string, varFiles []string) []tfexec.PlanOption {
+// apply runs what was planned, the workspace's var files in stack.hcl's
+// order (terraform lets later files win), and how long to wait for a state
+// lock someone else holds (zero: terraform's default, not at all).
+func planOptions(planFile string, varFiles []string, lockTimeout time.Duration) []tfexec.PlanOption {
 	opts := []tfexec.PlanOption{tfexec.Out(planFile)}
 	for _, vf := range varFiles {
 		opts = append(opts, tfexec.VarFile(vf))
+	}
+	if lockTimeout > 0 {
+		opts = append(opts, tfexec.LockTimeout(lockTimeout.String()))
 	}
 	return opts
 }
@@ -34,6 +42,11 @@ func planOptions(planFile string, varFiles []string) []tfexec.PlanOption {
 // applyOptions are the arguments of an apply: the saved plan alone. No
 // variables, targets or replacements: what was planned, and perhaps
 // reviewed, is exactly what is applied.
-func applyOptions(planFile string) []tfexec.ApplyOption {
-	return []tfexec.ApplyOption{tfexec.DirOrPlan(planFile)}
+// The lock timeout is how long to wait for the state lock, not a change.
+func applyOptions(planFile string, lockTimeout time.Duration) []tfexec.ApplyOption {
+	opts := []tfexec.ApplyOption{tfexec.DirOrPlan(planFile)}
+	if lockTimeout > 0 {
+		opts = append(opts, tfexec.LockTimeout(lockTimeout.String()))
+	}
+	return opts
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/terraform-exec/tfexec"
 )
@@ -38,15 +39,18 @@ func TestPlanOptions(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		varFiles []string
+		lock     time.Duration
 		want     []tfexec.PlanOption
 	}{
-		{"the saved plan alone", nil,
+		{"the saved plan alone", nil, 0,
 			[]tfexec.PlanOption{tfexec.Out("/work/run-1.tfplan")}},
-		{"var files in stack.hcl's order", []string{"prod.tfvars", "../../vars/prod.tfvars"},
+		{"a lock timeout", nil, 5 * time.Minute,
+			[]tfexec.PlanOption{tfexec.Out("/work/run-1.tfplan"), tfexec.LockTimeout("5m0s")}},
+		{"var files in stack.hcl's order", []string{"prod.tfvars", "../../vars/prod.tfvars"}, 0,
 			[]tfexec.PlanOption{tfexec.Out("/work/run-1.tfplan"), tfexec.VarFile("prod.tfvars"), tfexec.VarFile("../../vars/prod.tfvars")}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := planOptions("/work/run-1.tfplan", tc.varFiles); !reflect.DeepEqual(got, tc.want) {
+			if got := planOptions("/work/run-1.tfplan", tc.varFiles, tc.lock); !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("plan options = %s, want %s", describe(got), describe(tc.want))
 			}
 		})
@@ -56,9 +60,13 @@ func TestPlanOptions(t *testing.T) {
 // Apply gets the saved plan and nothing else: no var file, variable,
 // target or replacement that could make it apply something not planned.
 func TestApplyOptions(t *testing.T) {
-	got := applyOptions("/work/run-1.tfplan")
+	got := applyOptions("/work/run-1.tfplan", 0)
 	if want := []tfexec.ApplyOption{tfexec.DirOrPlan("/work/run-1.tfplan")}; !reflect.DeepEqual(got, want) {
 		t.Errorf("apply options = %s, want %s", describe(got), describe(want))
+	}
+	got = applyOptions("/work/run-1.tfplan", time.Minute)
+	if want := []tfexec.ApplyOption{tfexec.DirOrPlan("/work/run-1.tfplan"), tfexec.LockTimeout("1m0s")}; !reflect.DeepEqual(got, want) {
+		t.Errorf("apply options with a lock timeout = %s, want %s", describe(got), describe(want))
 	}
 }
 

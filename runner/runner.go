@@ -65,7 +65,17 @@ type Job struct {
 	// BackendConfig holds -backend-config values: files (relative to Dir) or key=value.
 	BackendConfig []string
 	Env           map[string]string
+	// CreateWorkspace lets the run create Workspace when the backend does
+	// not have it; otherwise a missing workspace is ErrNoWorkspace, since a
+	// typo would plan creating everything.
+	CreateWorkspace bool
+	// LockTimeout is how long plan and apply wait for a state lock someone
+	// else holds (a CI apply); zero: they do not wait.
+	LockTimeout time.Duration
 }
+
+// ErrNoWorkspace says that the backend has no state of the job's workspace.
+var ErrNoWorkspace = errors.New("the backend has no such workspace")
 
 // Plan is the outcome of planning one job. Call Discard when done with it:
 // the saved plan file must not outlive the run.
@@ -273,7 +283,7 @@ func (s *session) plan(ctx context.Context, p *Plan) error {
 	start := time.Now()
 	s.r.processes.Add(1)
 	unlock := s.r.lockCache(false)
-	changes, err := s.tf.Plan(ctx, planOptions(p.File, s.job.VarFiles)...)
+	changes, err := s.tf.Plan(ctx, planOptions(p.File, s.job.VarFiles, s.job.LockTimeout)...)
 	unlock()
 	p.Timing.Plan += time.Since(start)
 	p.Changes = changes
@@ -292,7 +302,7 @@ func (r *Runner) Apply(ctx context.Context, p *Plan) (log string, err error) {
 	}
 	r.processes.Add(1)
 	unlock := r.lockCache(false)
-	err = s.tf.Apply(ctx, applyOptions(p.File)...)
+	err = s.tf.Apply(ctx, applyOptions(p.File, p.Job.LockTimeout)...)
 	unlock()
 	if err != nil {
 		return s.log.String(), run.Fail(run.Apply, fmt.Errorf("apply: %w", cleanErr(err)))
@@ -405,6 +415,9 @@ func (s *session) selectWorkspace(ctx context.Context, p *Plan) error {
 	}
 	if !strings.Contains(err.Error(), "doesn't exist") && !strings.Contains(err.Error(), "does not exist") {
 		return fmt.Errorf("select workspace: %w", cleanErr(err))
+	}
+	if !s.job.CreateWorkspace {
+		return fmt.Errorf("workspace %q: %w", s.job.Workspace, ErrNoWorkspace)
 	}
 	s.note("creating workspace %q", s.job.Workspace)
 	s.r.processes.Add(1)

@@ -66,6 +66,12 @@ type Config struct {
 	Version       string        // version constraint; empty: any
 	BackendConfig []string
 	Ignore        []drift.Ignore
+	// CreateWorkspaces lets runs create workspaces the backend does not
+	// have yet; by default a missing workspace is an error.
+	CreateWorkspaces bool
+	// LockTimeout is how long plans and applies wait for a state lock;
+	// zero: the server's setting.
+	LockTimeout time.Duration
 }
 
 // Workspace is one state of a stack.
@@ -73,6 +79,9 @@ type Workspace struct {
 	Name     string
 	VarFiles []string // relative to the stack directory
 	Env      map[string]string
+	// Declared is where stack.hcl declares it ("stacks/web/stack.hcl:3"),
+	// for errors about it.
+	Declared string
 }
 
 // CronParser accepts five fields and descriptors such as @nightly. Read
@@ -139,6 +148,8 @@ type stackBlock struct {
 	Version        *string          `hcl:"version,optional"`
 	BackendConfig  []string         `hcl:"backend_config,optional"`
 	Ignore         []ignoreBlock    `hcl:"ignore,block"`
+	Create         *bool            `hcl:"create_workspaces,optional"`
+	LockTimeout    *string          `hcl:"lock_timeout,optional"`
 	Body           hcl.Body         `hcl:",body"`
 	DefRange       hcl.Range        `hcl:",def_range"`
 }
@@ -200,7 +211,7 @@ func Parse(filename string, src []byte, fsys fs.FS, dir string) (*Config, hcl.Di
 				fmt.Sprintf("Workspace %q is listed twice.", name)))
 		}
 		seen[name] = true
-		cfg.Workspaces = append(cfg.Workspaces, Workspace{Name: name})
+		cfg.Workspaces = append(cfg.Workspaces, Workspace{Name: name, Declared: where(attr("workspaces"))})
 	}
 	for _, wb := range sb.WorkspaceBlock {
 		if seen[wb.Name] {
@@ -245,10 +256,22 @@ func Parse(filename string, src []byte, fsys fs.FS, dir string) (*Config, hcl.Di
 					fmt.Sprintf("env may not set %s: %s. Remove it from workspace %q; pass inputs as TF_VAR_name or var_files.", k, reason, wb.Name)))
 			}
 		}
-		cfg.Workspaces = append(cfg.Workspaces, Workspace{Name: wb.Name, VarFiles: wb.VarFiles, Env: wb.Env})
+		cfg.Workspaces = append(cfg.Workspaces, Workspace{Name: wb.Name, VarFiles: wb.VarFiles, Env: wb.Env, Declared: where(wb.DefRange.Ptr())})
 	}
 	if len(cfg.Workspaces) == 0 {
-		cfg.Workspaces = []Workspace{{Name: "default"}}
+		cfg.Workspaces = []Workspace{{Name: "default", Declared: where(sb.DefRange.Ptr())}}
+	}
+	if sb.Create != nil {
+		cfg.CreateWorkspaces = *sb.Create
+	}
+	if sb.LockTimeout != nil {
+		d, err := time.ParseDuration(*sb.LockTimeout)
+		if err != nil || d < 0 {
+			diags = append(diags, errAt(attr("lock_timeout"), "Invalid lock timeout",
+				fmt.Sprintf("lock_timeout = %q; write a duration such as \"5m\", or \"0s\" not to wait.", *sb.LockTimeout)))
+		} else {
+			cfg.LockTimeout = d
+		}
 	}
 
 	if sb.Timezone != nil {
@@ -302,6 +325,14 @@ func Parse(filename string, src []byte, fsys fs.FS, dir string) (*Config, hcl.Di
 		return nil, diags
 	}
 	return cfg, diags
+}
+
+// where names a place in a file as file:line.
+func where(r *hcl.Range) string {
+	if r == nil {
+		return ""
+	}
+	return fmt.Sprintf("%s:%d", r.Filename, r.Start.Line)
 }
 
 // reservedEnv says why a stack may not set an environment variable, or "".

@@ -28,6 +28,7 @@ type checkFlags struct {
 	workDir     string
 	pluginCache string
 	timeout     time.Duration
+	lockTimeout time.Duration
 }
 
 func newCheckCmd(g *globalFlags) *cobra.Command {
@@ -59,6 +60,7 @@ pending, 1 when any run failed (errors win over drift).`,
 	fl.StringVar(&f.cliConfig, "cli-config", os.Getenv("TF_CLI_CONFIG_FILE"), "terraform CLI config `file` for every run")
 	fl.StringVar(&f.workDir, "work-dir", envOr("TRUELINE_WORK_DIR", filepath.Join(cache, "work")), "persistent working directories")
 	fl.DurationVar(&f.timeout, "timeout", 30*time.Minute, "longest one workspace's plan may take before terraform is interrupted")
+	fl.DurationVar(&f.lockTimeout, "lock-timeout", reconcile.DefaultLockTimeout, "how long a plan waits for a state lock someone else holds")
 	fl.StringVar(&f.pluginCache, "plugin-cache", envOr("TRUELINE_PLUGIN_CACHE", filepath.Join(cache, "plugin-cache")), "shared provider plugin cache")
 	return cmd
 }
@@ -117,6 +119,7 @@ func runCheck(cmd *cobra.Command, g *globalFlags, f checkFlags) error {
 		PluginCache: f.pluginCache,
 		Parallel:    f.parallel,
 		Timeout:     f.timeout,
+		LockTimeout: f.lockTimeout,
 		Logger:      logger,
 		Progress:    progress.event,
 	})

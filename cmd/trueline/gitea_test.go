@@ -109,7 +109,7 @@ func TestServePullRequestsOnGitea(t *testing.T) {
 		t.Errorf("%d open pull requests, want the one, updated", len(prs))
 	}
 	// ...and merging it is the approval: trueline applies Git's values.
-	gt.API("POST", fmt.Sprintf("/api/v1/repos/trueline/infra/pulls/%d/merge", pr.Number), map[string]any{"Do": "merge"}, nil)
+	mergePR(t, gt, pr.Number)
 	waitFor(t, 60*time.Second, "the merge run to apply", func() bool {
 		for _, run := range p.runs(t) {
 			if run.Stack == "stacks/revert" && run.Trigger == "merge" && run.Status == "finished" {
@@ -154,7 +154,7 @@ func TestServePullRequestsOnGitea(t *testing.T) {
 	if !strings.Contains(apr.Title, "adopt live values") {
 		t.Errorf("adopt pull request = %s", apr.Title)
 	}
-	gt.API("POST", fmt.Sprintf("/api/v1/repos/trueline/infra/pulls/%d/merge", apr.Number), map[string]any{"Do": "merge"}, nil)
+	mergePR(t, gt, apr.Number)
 	waitFor(t, 60*time.Second, "the adopted code to be planned in sync", func() bool {
 		for _, run := range p.runs(t) {
 			if run.Stack == "stacks/adopt" && run.Trigger == "commit" && run.Status == "finished" && run.Verdict == "in_sync" && run.ID > 4 {
@@ -180,4 +180,14 @@ func countStatus(runs []apiRun, status string) int {
 		}
 	}
 	return n
+}
+
+// mergePR merges a pull request the way a person does. Gitea checks a new
+// pull request's mergeability in a queue and answers 405 "try again later"
+// until it has, so the merge is retried.
+func mergePR(t *testing.T, gt *giteatest.Server, number int64) {
+	t.Helper()
+	waitFor(t, 60*time.Second, fmt.Sprintf("pull request #%d to merge", number), func() bool {
+		return gt.TryAPI("POST", fmt.Sprintf("/api/v1/repos/trueline/infra/pulls/%d/merge", number), map[string]any{"Do": "merge"}, nil) == nil
+	})
 }

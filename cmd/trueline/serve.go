@@ -233,6 +233,7 @@ func runServe(cmd *cobra.Command, g *globalFlags, f serveFlags) (err error) {
 		Parallel:    cfg.Global,
 		Grace:       cfg.GracePeriod,
 		Timeout:     cfg.RunTimeout,
+		LockTimeout: cfg.LockTimeout,
 		Logger:      logger,
 		Act:         true,
 		// trueline's own secrets never reach terraform, but are scrubbed

@@ -42,7 +42,7 @@ func TestServeRecordsBesideS3State(t *testing.T) {
 		rn.Env[k] = v
 	}
 	for _, ws := range []string{"default", "prod"} {
-		p, err := rn.Plan(context.Background(), runner.Job{Key: ws, Dir: filepath.Join(g.Dir, "stacks/web"), Workspace: ws})
+		p, err := rn.Plan(context.Background(), runner.Job{Key: ws, Dir: filepath.Join(g.Dir, "stacks/web"), Workspace: ws, CreateWorkspace: true})
 		if err != nil {
 			t.Fatalf("plan %s: %v\n%s", ws, err, p.Log)
 		}

@@ -92,7 +92,7 @@ func (b *bench) daemonBench(stacks, pushes, workspaces int, smoke bool) bool {
 	perStack := 5
 	for i := 0; i < workspaces/perStack; i++ {
 		dir := fmt.Sprintf("stacks/s%04d", i)
-		files[dir+"/stack.hcl"] = "stack {\n  workspaces = [\"a\", \"b\", \"c\", \"d\", \"e\"]\n  schedule   = \"0 2 * * *\"\n}\n"
+		files[dir+"/stack.hcl"] = "stack {\n  workspaces        = [\"a\", \"b\", \"c\", \"d\", \"e\"]\n  create_workspaces = true\n  schedule   = \"0 2 * * *\"\n}\n"
 		files[dir+"/main.tf"] = "resource \"terraform_data\" \"d\" {}\n"
 	}
 	gitInit(wsRepo, files)
