@@ -132,7 +132,9 @@ func TestServeApplyInterrupted(t *testing.T) {
 	if !locked() {
 		t.Fatal("no lock after a kill during apply; the rest of the test needs one")
 	}
-	p = startServe(t, data, env, "--repo", url, "--poll", "1h")
+	// The lock's holder is dead: a short lock timeout lets the retry say so
+	// at once (the default waits five minutes for a live holder).
+	p = startServe(t, data, env, "--repo", url, "--poll", "1h", "--lock-timeout", "1s")
 	var retry apiRun
 	waitFor(t, 60*time.Second, "the retry after the kill", func() bool {
 		runs := p.runs(t)

@@ -31,7 +31,7 @@ type serveFlags struct {
 	config, repo, branch, forge, listen, dataDir string
 	externalURL                                  string
 	binary, binaryPath, cliConfig                string
-	poll, jitter, grace                          time.Duration
+	poll, jitter, grace, lockTimeout             time.Duration
 	parallel                                     int
 	tokenEnv, webhookSecretEnv, apiURL           string
 }
@@ -74,6 +74,7 @@ are marked interrupted and queued again once.`,
 	fl.IntVar(&f.parallel, "parallel", 0, "runs at once in all (default from the config, else 2)")
 	fl.DurationVar(&f.jitter, "schedule-jitter", -1, "largest delay added to scheduled times (default 5m)")
 	fl.DurationVar(&f.grace, "grace", -1, "how long running terraform gets to stop on shutdown (default 60s)")
+	fl.DurationVar(&f.lockTimeout, "lock-timeout", 0, "how long plans and applies wait for a state lock someone else holds (default 5m)")
 	return cmd
 }
 
@@ -132,6 +133,9 @@ func serveConfig(f serveFlags) (config.Config, error) {
 	}
 	if f.grace >= 0 {
 		cfg.GracePeriod = f.grace
+	}
+	if f.lockTimeout > 0 {
+		cfg.LockTimeout = f.lockTimeout
 	}
 	if cfg.Binary != "terraform" && cfg.Binary != "tofu" {
 		return cfg, usageErr("--binary %q: use terraform or tofu", cfg.Binary)

@@ -119,10 +119,11 @@ func TestServeRecordsBesideS3State(t *testing.T) {
 	p = startServe(t, data, bad, "--repo", url, "--poll", "1h")
 	trigger(t, p, "stacks/web/default")
 	var failed apiRun
-	waitFor(t, 60*time.Second, "the run with wrong credentials", func() bool {
+	// Its record's failure is noted after the run is finished.
+	waitFor(t, 60*time.Second, "the run with wrong credentials and its record", func() bool {
 		runs := p.runs(t)
 		failed = runs[0]
-		return len(runs) == 4 && runs[0].Status == "finished"
+		return len(runs) == 4 && runs[0].Status == "finished" && runs[0].Record != ""
 	})
 	var detail struct {
 		Error       string `json:"error"`
