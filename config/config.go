@@ -39,6 +39,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -100,6 +101,36 @@ type Config struct {
 	Notify         []Notify
 	Report         *Report
 	Retention      Retention
+	// Bindings give terraform secrets from the server, never from Git.
+	Bindings []Binding
+}
+
+// Binding gives terraform one secret from the server's environment or a
+// file: as a terraform variable or as an environment variable, for the
+// repositories, stacks and workspaces it names (globs; none: all).
+type Binding struct {
+	Name                             string
+	Value                            Secret
+	Variable                         string // a terraform variable's name, or
+	Env                              string // an environment variable's name
+	Repositories, Stacks, Workspaces []string
+}
+
+// Applies reports whether the binding is for a workspace.
+func (b Binding) Applies(repository, stack, workspace string) bool {
+	return globs(b.Repositories, repository) && globs(b.Stacks, stack) && globs(b.Workspaces, workspace)
+}
+
+func globs(patterns []string, name string) bool {
+	if len(patterns) == 0 {
+		return true
+	}
+	for _, p := range patterns {
+		if ok, _ := path.Match(p, name); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // Retention bounds what trueline keeps: ledger runs, records beside the
@@ -176,7 +207,21 @@ type fileSchema struct {
 	Notify         []notifyBlock     `hcl:"notify,block"`
 	Report         *reportBlock      `hcl:"report,block"`
 	Retention      *retentionBlock   `hcl:"retention,block"`
+	Secrets        []secretBlock     `hcl:"secret,block"`
 	Body           hcl.Body          `hcl:",body"`
+}
+
+type secretBlock struct {
+	Name         string    `hcl:"name,label"`
+	FromEnv      *string   `hcl:"from_env,optional"`
+	FromFile     *string   `hcl:"from_file,optional"`
+	Variable     *string   `hcl:"variable,optional"`
+	Env          *string   `hcl:"env,optional"`
+	Repositories []string  `hcl:"repositories,optional"`
+	Stacks       []string  `hcl:"stacks,optional"`
+	Workspaces   []string  `hcl:"workspaces,optional"`
+	Body         hcl.Body  `hcl:",body"`
+	DefRange     hcl.Range `hcl:",def_range"`
 }
 
 type retentionBlock struct {
@@ -258,6 +303,8 @@ func ParseAge(s string) (time.Duration, error) {
 	}
 	return d, nil
 }
+
+var hclIdent = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*$`)
 
 var repoName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 
@@ -448,6 +495,35 @@ func Parse(filename string, src []byte, getenv func(string) string) (Config, hcl
 		duration(rb.Body, "since", rb.Since, &rep.Since)
 		cfg.Report = rep
 	}
+	for _, sb := range fs.Secrets {
+		b := Binding{Name: sb.Name, Repositories: sb.Repositories, Stacks: sb.Stacks, Workspaces: sb.Workspaces}
+		if sb.FromEnv == nil && sb.FromFile == nil {
+			bad(sb.DefRange.Ptr(), "Secret without a source", fmt.Sprintf("secret %q: set from_env = \"NAME\" or from_file = \"/run/secrets/%s\".", sb.Name, sb.Name))
+		}
+		b.Value = secret(sb.Body, "from", sb.FromEnv, sb.FromFile, getenv, bad)
+		switch {
+		case (sb.Variable == nil) == (sb.Env == nil):
+			bad(sb.DefRange.Ptr(), "Secret without one target", fmt.Sprintf("secret %q: give it to terraform as variable = \"name\" or as env = \"NAME\", one of them.", sb.Name))
+		case sb.Variable != nil:
+			b.Variable = *sb.Variable
+			if !hclIdent.MatchString(b.Variable) {
+				bad(at(sb.Body, "variable"), "Invalid variable name", fmt.Sprintf("variable = %q is not a terraform variable name.", b.Variable))
+			}
+		default:
+			b.Env = *sb.Env
+			if why := stacks.ReservedEnv(b.Env); why != "" {
+				bad(at(sb.Body, "env"), "Reserved environment variable", fmt.Sprintf("env = %q: %s.", b.Env, why))
+			}
+		}
+		for field, pats := range map[string][]string{"repositories": b.Repositories, "stacks": b.Stacks, "workspaces": b.Workspaces} {
+			for _, p := range pats {
+				if _, err := path.Match(p, ""); err != nil {
+					bad(at(sb.Body, field), "Invalid glob", fmt.Sprintf("%s lists %q: %v.", field, p, err))
+				}
+			}
+		}
+		cfg.Bindings = append(cfg.Bindings, b)
+	}
 	for _, nb := range fs.Notify {
 		if nb.Kind != "slack" {
 			bad(nb.DefRange.Ptr(), "Unknown notify kind", fmt.Sprintf("notify %q: trueline notifies \"slack\".", nb.Kind))
@@ -509,6 +585,9 @@ func (c Config) Secrets() []string {
 	for _, n := range c.Notify {
 		add(n.WebhookURL)
 		add(n.Token)
+	}
+	for _, b := range c.Bindings {
+		add(b.Value)
 	}
 	return out
 }

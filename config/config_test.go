@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -151,5 +152,63 @@ func TestLoadResolvesFilesAndDataDir(t *testing.T) {
 	}
 	if _, err := Load(filepath.Join(dir, "missing.hcl"), nil); err == nil {
 		t.Error("missing file loaded")
+	}
+}
+
+func TestSecretBindings(t *testing.T) {
+	env := map[string]string{"DB_PASSWORD": "s3cret-db", "TOKEN": "tok"}
+	dir := t.TempDir()
+	file := filepath.Join(dir, "key")
+	os.WriteFile(file, []byte("from-a-file\n"), 0o600)
+	src := fmt.Sprintf(`
+repository "infra" {
+  url = "https://example.com/infra.git"
+}
+secret "db" {
+  from_env   = "DB_PASSWORD"
+  variable   = "db_password"
+  stacks     = ["stacks/prod/*"]
+  workspaces = ["prod"]
+}
+secret "key" {
+  from_file = %q
+  env       = "TF_TOKEN_app_example_com"
+}
+`, file)
+	cfg, diags := Parse("trueline.hcl", []byte(src), func(k string) string { return env[k] })
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	db, key := cfg.Bindings[0], cfg.Bindings[1]
+	if db.Value.Value() != "s3cret-db" || db.Variable != "db_password" || !db.Applies("infra", "stacks/prod/web", "prod") ||
+		db.Applies("infra", "stacks/dev/web", "prod") || db.Applies("infra", "stacks/prod/web", "default") {
+		t.Errorf("db = %+v", db)
+	}
+	if key.Value.Value() != "from-a-file" || key.Env != "TF_TOKEN_app_example_com" || !key.Applies("any", "stacks/x", "default") {
+		t.Errorf("key = %+v", key)
+	}
+	if s := cfg.Secrets(); !slices.Contains(s, "s3cret-db") || !slices.Contains(s, "from-a-file") {
+		t.Errorf("Secrets() = %v: bound secrets must be scrubbed too", s)
+	}
+	for _, bad := range []struct{ body, want string }{
+		{`secret "x" {
+  variable = "x"
+}`, "Secret without a source"},
+		{`secret "x" {
+  from_env = "TOKEN"
+}`, "Secret without one target"},
+		{`secret "x" {
+  from_env = "TOKEN"
+  env      = "PATH"
+}`, "Reserved environment variable"},
+		{`secret "x" {
+  from_env = "TOKEN"
+  variable = "not a name"
+}`, "Invalid variable name"},
+	} {
+		_, diags := Parse("trueline.hcl", []byte("repository \"infra\" {\n  url = \"https://example.com/infra.git\"\n}\n"+bad.body+"\n"), func(k string) string { return env[k] })
+		if !diags.HasErrors() || !strings.Contains(diags.Error(), bad.want) {
+			t.Errorf("%s: %v, want %q", bad.body, diags, bad.want)
+		}
 	}
 }

@@ -106,6 +106,7 @@ func (d *Daemon) execute(ctx context.Context, job ledger.Run) (ledger.Result, *n
 	log.Info("run started", "commit", commit.String()[:12], "trigger", job.Trigger)
 	target := reconcile.Target{Stack: st, Workspace: *ws, Policy: pol,
 		BeforeApply: func(ctx context.Context) error { return d.ledger.MarkApplying(ctx, job.ID) }}
+	target.Variables, target.Env = d.bindings(job.Workspace)
 	if job.RetryOf != 0 {
 		// A run interrupted while applying is never applied again by itself.
 		if prev, err := d.ledger.Get(ctx, job.RetryOf); err != nil {
@@ -141,6 +142,28 @@ func (d *Daemon) execute(ctx context.Context, job ledger.Run) (ledger.Result, *n
 	n.outcome = out
 	return ledger.Result{Verdict: out.Verdict, Findings: out.Result, Log: excerpt(out.Log),
 		DurationMS: time.Since(start).Milliseconds(), Action: out.Action, Failure: out.Failure, Plan: out.Plan}, n
+}
+
+// bindings are the server's secrets for a workspace (trueline.hcl secret
+// blocks), as terraform variables and environment variables.
+func (d *Daemon) bindings(w run.Workspace) (vars, env map[string]string) {
+	for _, b := range d.cfg.Bindings {
+		if !b.Applies(w.Repository, w.Stack, w.Name) {
+			continue
+		}
+		if b.Variable != "" {
+			if vars == nil {
+				vars = map[string]string{}
+			}
+			vars[b.Variable] = b.Value.Value()
+		} else {
+			if env == nil {
+				env = map[string]string{}
+			}
+			env[b.Env] = b.Value.Value()
+		}
+	}
+	return vars, env
 }
 
 // policyOf reads the one policy a stack names. Only its own file has to

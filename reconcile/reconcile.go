@@ -98,6 +98,11 @@ type Target struct {
 	// those changes is applied, whatever the guardrails say but within the
 	// policy's apply window; any other plan is not.
 	Approved *Approval
+	// Variables and Env are the server's secrets for this workspace, as
+	// terraform variables and environment variables; they are scrubbed from
+	// everything the run says.
+	Variables map[string]string
+	Env       map[string]string
 	// Hold, when set, says why this run must not apply by its policy (e.g.
 	// the run it retries was interrupted while applying): an apply decision
 	// escalates instead, with this reason. An approval still applies.
@@ -359,6 +364,7 @@ func (r *Reconciler) Run(ctx context.Context, key string, t Target) Outcome {
 		VarFiles:      t.Workspace.VarFiles,
 		BackendConfig: t.Stack.Config.BackendConfig,
 		Env:           t.Workspace.Env,
+		Variables: t.Variables,
 		// A workspace the backend lacks is created only when the stack says
 		// so: a typo would otherwise plan creating everything.
 		CreateWorkspace: t.Stack.Config.CreateWorkspaces,
@@ -367,6 +373,23 @@ func (r *Reconciler) Run(ctx context.Context, key string, t Target) Outcome {
 	if t.Stack.Config.LockTimeout > 0 {
 		job.LockTimeout = t.Stack.Config.LockTimeout
 	}
+	if len(t.Env) > 0 {
+		job.Env = map[string]string{}
+		for k, v := range t.Workspace.Env {
+			job.Env[k] = v
+		}
+		for k, v := range t.Env {
+			job.Env[k] = v
+		}
+	}
+	var known []string
+	for _, v := range t.Variables {
+		known = append(known, v)
+	}
+	for _, v := range t.Env {
+		known = append(known, v)
+	}
+	secrets = secrets.Merge(drift.SecretsFrom(known...))
 	plan, err := rn.Plan(ctx, job)
 	if plan != nil {
 		defer plan.Discard()

@@ -2,6 +2,7 @@ package reconcile_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -366,5 +367,54 @@ func TestLockTimeout(t *testing.T) {
 	p.Discard()
 	if time.Since(start) > 2*time.Minute {
 		t.Errorf("the plan waited %v", time.Since(start))
+	}
+}
+
+// The server's secrets reach terraform as variables (terraform-exec passes
+// no TF_VAR_ environment), through a var file that does not outlive the
+// plan, and nothing the run says holds them.
+func TestServerVariables(t *testing.T) {
+	cloud := sandbox.Store{Root: t.TempDir()}
+	dir, work := t.TempDir(), t.TempDir()
+	testenv.WriteFiles(t, dir, map[string]string{"main.tf": fmt.Sprintf(`terraform {
+  required_providers {
+    sandbox = { source = "trueline/sandbox" }
+  }
+}
+
+provider "sandbox" {
+  root = %q
+}
+
+variable "db_password" {
+  type      = string
+  sensitive = true
+}
+
+resource "sandbox_app_config" "app" {
+  name    = "app"
+  api_key = var.db_password
+}
+`, cloud.Root)})
+	bin := testenv.Binary(t, "tofu")
+	rec := reconcile.New(reconcile.Options{Toolchain: &runner.Toolchain{Default: "tofu", Path: bin.Path}, WorkDir: work,
+		CLIConfig: testenv.CLIConfig(t)})
+	st := stacks.Stack{Path: "stacks/app", Dir: dir, Config: &stacks.Config{Workspaces: []stacks.Workspace{{Name: "default"}}}}
+	target := reconcile.Target{Stack: st, Workspace: st.Config.Workspaces[0]}
+	if o := rec.Run(context.Background(), "app", target); o.Failure == nil || !strings.Contains(o.Failure.Message, "db_password") {
+		t.Fatalf("without the server's variable: %s %+v", o.Verdict, o.Failure)
+	}
+	target.Variables = map[string]string{"db_password": "from-the-server-7f3a"}
+	o := rec.Run(context.Background(), "app", target)
+	if o.Failure != nil || o.Verdict != drift.Pending {
+		t.Fatalf("with it: %s %+v\n%s", o.Verdict, o.Failure, o.Log)
+	}
+	out, _ := json.Marshal(o)
+	if strings.Contains(o.Log, "from-the-server-7f3a") || strings.Contains(string(out), "from-the-server-7f3a") {
+		t.Error("the run shows the server's secret")
+	}
+	left, _ := filepath.Glob(filepath.Join(work, "*", "variables-*"))
+	if len(left) != 0 {
+		t.Errorf("variable files outlived the plan: %v", left)
 	}
 }

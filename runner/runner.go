@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -72,6 +73,9 @@ type Job struct {
 	// LockTimeout is how long plan and apply wait for a state lock someone
 	// else holds (a CI apply); zero: they do not wait.
 	LockTimeout time.Duration
+	// Variables are terraform variables from the server's secrets (never
+	// from Git); they win over the var files.
+	Variables map[string]string
 }
 
 // ErrNoWorkspace says that the backend has no state of the job's workspace.
@@ -128,7 +132,8 @@ func DirName(key string) string {
 
 // Cleanup tidies a working directory root. With leftovers (call it only
 // when no run is in progress, i.e. at start) it removes saved plans left
-// by a process that died: they hold secrets in clear. When keep is not
+// and variable files left by a process that died: they hold secrets in
+// clear. When keep is not
 // nil it removes the directories of job keys not in keep (workspaces that
 // no longer exist). It says how many of each went.
 func Cleanup(root string, keep map[string]bool, leftovers bool) (plans, dirs int, err error) {
@@ -158,8 +163,9 @@ func Cleanup(root string, keep map[string]bool, leftovers bool) (plans, dirs int
 		if !leftovers {
 			continue
 		}
-		files, _ := filepath.Glob(filepath.Join(dir, "run-*.tfplan"))
-		for _, f := range files {
+		saved, _ := filepath.Glob(filepath.Join(dir, "run-*.tfplan"))
+		vars, _ := filepath.Glob(filepath.Join(dir, "variables-*.tfvars.json"))
+		for _, f := range append(saved, vars...) {
 			if err := os.Remove(f); err != nil {
 				return plans, dirs, fmt.Errorf("clean up %s: %w", f, err)
 			}
@@ -280,14 +286,49 @@ func (r *Runner) Plan(ctx context.Context, job Job) (*Plan, error) {
 }
 
 func (s *session) plan(ctx context.Context, p *Plan) error {
+	varFiles := s.job.VarFiles
+	if len(s.job.Variables) > 0 {
+		// terraform-exec passes no TF_VAR_ environment; the server's
+		// secrets reach terraform in a var file of the workspace's private
+		// directory, last so that they win, removed when the plan is made
+		// (the saved plan holds the values an apply needs).
+		vf, err := s.writeVariables()
+		if err != nil {
+			return err
+		}
+		defer func() { _ = os.Remove(vf) }() // the workspace's plan files go at start, if this fails
+		varFiles = append(append([]string(nil), varFiles...), vf)
+	}
 	start := time.Now()
 	s.r.processes.Add(1)
 	unlock := s.r.lockCache(false)
-	changes, err := s.tf.Plan(ctx, planOptions(p.File, s.job.VarFiles, s.job.LockTimeout)...)
+	changes, err := s.tf.Plan(ctx, planOptions(p.File, varFiles, s.job.LockTimeout)...)
 	unlock()
 	p.Timing.Plan += time.Since(start)
 	p.Changes = changes
 	return err
+}
+
+// writeVariables writes the job's variables to a 0600 JSON var file in the
+// working directory (0700) and returns its path.
+func (s *session) writeVariables() (string, error) {
+	b, err := json.Marshal(s.job.Variables)
+	if err != nil {
+		return "", fmt.Errorf("variables: %w", err)
+	}
+	f, err := os.CreateTemp(s.wd, "variables-*.tfvars.json")
+	if err != nil {
+		return "", fmt.Errorf("variables: %w", err)
+	}
+	_, err = f.Write(b)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = os.Remove(f.Name()) // it may hold part of a secret
+		return "", fmt.Errorf("variables: %w", err)
+	}
+	return f.Name(), nil
 }
 
 // Apply applies exactly the saved plan file of p, nothing else: no variables,

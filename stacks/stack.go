@@ -335,6 +335,10 @@ func where(r *hcl.Range) string {
 	return fmt.Sprintf("%s:%d", r.Filename, r.Start.Line)
 }
 
+// ReservedEnv says why neither a stack nor the server's secrets may set an
+// environment variable for terraform, or "".
+func ReservedEnv(name string) string { return reservedEnv(name) }
+
 // reservedEnv says why a stack may not set an environment variable, or "".
 func reservedEnv(name string) string {
 	switch n := strings.ToUpper(name); {
