@@ -364,7 +364,7 @@ func (r *Reconciler) Run(ctx context.Context, key string, t Target) Outcome {
 		VarFiles:      t.Workspace.VarFiles,
 		BackendConfig: t.Stack.Config.BackendConfig,
 		Env:           t.Workspace.Env,
-		Variables: t.Variables,
+		Variables:     t.Variables,
 		// A workspace the backend lacks is created only when the stack says
 		// so: a typo would otherwise plan creating everything.
 		CreateWorkspace: t.Stack.Config.CreateWorkspaces,
