@@ -11,15 +11,13 @@ import (
 	"github.com/trueline/trueline/ledger"
 	"github.com/trueline/trueline/notify"
 	"github.com/trueline/trueline/policies"
-	"github.com/trueline/trueline/reconcile"
 	"github.com/trueline/trueline/report"
 	"github.com/trueline/trueline/state"
 )
 
-// notice is what a run's notification and state record need beyond the
-// ledger record.
+// notice is what a run's record and announcement need beyond the finished
+// run itself: the policy's targets and where the stack's state lives.
 type notice struct {
-	outcome reconcile.Outcome
 	targets []string
 	backend state.Backend
 	dir     string // the stack's directory in its checkout
@@ -31,7 +29,6 @@ func (d *Daemon) record(ctx context.Context, run ledger.Run, n *notice) {
 	if n == nil {
 		return
 	}
-	key := run.Workspace.Key()
 	where := "ledger"
 	w, err := state.WriterFor(ctx, n.backend, n.dir, run.Workspace.Name)
 	if errors.Is(err, state.ErrLedgerOnly) {
@@ -39,7 +36,7 @@ func (d *Daemon) record(ctx context.Context, run ledger.Run, n *notice) {
 	} else if err == nil {
 		where = w.Where().Record
 		var rec state.Record
-		if rec, err = d.recordOf(ctx, run.ID, key, n, w.Where()); err == nil {
+		if rec, err = d.recordOf(ctx, run, n, w.Where()); err == nil {
 			err = w.Write(ctx, rec)
 		}
 		if p, ok := w.(state.Pruner); ok && err == nil {
@@ -56,16 +53,18 @@ func (d *Daemon) record(ctx context.Context, run ledger.Run, n *notice) {
 	}
 }
 
-func (d *Daemon) recordOf(ctx context.Context, id int64, key string, n *notice, where state.Location) (state.Record, error) {
-	job, err := d.ledger.Get(ctx, id)
-	if err != nil {
-		return state.Record{}, err
-	}
-	o := n.outcome
+// recordOf is the record of a finished run, as the ledger returned it.
+func (d *Daemon) recordOf(ctx context.Context, job ledger.Run, n *notice, where state.Location) (state.Record, error) {
+	key := job.Workspace.Key()
 	rec := state.Record{Schema: state.SchemaID, Version: 1, RunID: job.ID, Repository: job.Repository, Commit: job.Commit,
 		Stack: job.Stack, Workspace: job.Workspace.Name, Trigger: job.Trigger, Triggers: job.Triggers, QueuedAt: job.QueuedAt,
-		StartedAt: job.StartedAt, FinishedAt: job.FinishedAt, Verdict: job.Verdict, Drift: o.Drift, Pending: o.Pending, Noise: o.Noise,
-		Action: job.Action, State: where}
+		StartedAt: job.StartedAt, FinishedAt: job.FinishedAt, Verdict: job.Verdict,
+		Drift: job.Findings.Drift, Pending: job.Findings.Pending, Noise: job.Findings.Noise, Action: job.Action, State: where}
+	for _, l := range []*[]drift.Finding{&rec.Drift, &rec.Pending, &rec.Noise} {
+		if *l == nil {
+			*l = []drift.Finding{} // the schema wants lists, empty or not
+		}
+	}
 	if f := job.Failure; f != nil {
 		rec.Error, rec.Stage = &f.Message, f.Stage
 	}
@@ -88,22 +87,22 @@ func (d *Daemon) recordOf(ctx context.Context, id int64, key string, n *notice, 
 
 // announce notifies the policy's targets of a finished run, once per
 // change: the same drift found again on every schedule is not repeated.
-func (d *Daemon) announce(ctx context.Context, run ledger.Run, res ledger.Result, n *notice) {
+func (d *Daemon) announce(ctx context.Context, run ledger.Run, n *notice) {
+	res := run.Result
 	if n == nil || len(n.targets) == 0 {
 		return
 	}
-	o := n.outcome
 	var kind notify.Kind
 	switch {
-	case o.Verdict == drift.Error:
+	case run.Verdict == drift.Error:
 		kind = notify.Failed
-	case o.Action.Converged():
+	case run.Action.Converged():
 		kind = notify.Applied
-	case o.Action.Escalated:
+	case run.Action.Escalated:
 		kind = notify.Escalated
-	case o.Action.Kind == policies.PullRequest:
+	case run.Action.Kind == policies.PullRequest:
 		kind = notify.PullRequest
-	case o.Verdict != drift.InSync:
+	case run.Verdict != drift.InSync:
 		kind = notify.DriftFound
 	default:
 		prev, err := d.ledger.List(ctx, ledger.Filter{Repository: run.Repository, Stack: run.Stack, Workspace: run.Workspace.Name, Status: ledger.Finished, Before: run.ID, Limit: 1})
@@ -117,7 +116,7 @@ func (d *Daemon) announce(ctx context.Context, run ledger.Run, res ledger.Result
 		kind = notify.Cleared
 	}
 	key := run.Workspace.Key()
-	mark := string(kind) + " " + o.Result.Fingerprint()
+	mark := string(kind) + " " + run.Findings.Fingerprint()
 	fresh, err := d.ledger.Announce(ctx, key, mark)
 	if err != nil {
 		d.log.Warn("cannot tell whether this was announced; not announcing it again", "run", run.ID, "error", err)
@@ -127,7 +126,7 @@ func (d *Daemon) announce(ctx context.Context, run ledger.Run, res ledger.Result
 		return
 	}
 	e := notify.Event{Kind: kind, Repository: run.Repository, Stack: run.Stack, Workspace: run.Workspace.Name,
-		Commit: run.Commit, Verdict: string(o.Verdict), Result: o.Result, Action: res.Action.String(), Reason: res.Action.Reason,
+		Commit: run.Commit, Verdict: string(run.Verdict), Result: run.Findings, Action: res.Action.String(), Reason: res.Action.Reason,
 		URL: d.runURL(run.ID)}
 	if res.Failure != nil {
 		e.Error = res.Failure.Message

@@ -267,15 +267,16 @@ func (d *Daemon) process(ctx context.Context, job ledger.Run) {
 		}
 		return
 	}
-	if err := d.finish(bg, job, res); err != nil {
+	finished, err := d.finish(bg, job, res)
+	if err != nil {
 		return
 	}
 	if d.Observe != nil {
-		d.Observe(job, res)
+		d.Observe(finished, res)
 	}
 	// The record first: an announcement links to a run whose record is written.
-	d.record(bg, job, notice)
-	d.announce(bg, job, res, notice)
+	d.record(bg, finished, notice)
+	d.announce(bg, finished, notice)
 	if job.Approval != "" && len(job.Triggers) > 1 {
 		// A newer commit joined while the approved run waited; the approved
 		// run kept its commit, so the newer one is planned now.
@@ -288,17 +289,18 @@ func (d *Daemon) process(ctx context.Context, job ledger.Run) {
 // finish records a run's result, retrying a failing ledger for a while;
 // if it still fails, the run is released (interrupted and queued again),
 // so its workspace is never left "running" until a restart.
-func (d *Daemon) finish(ctx context.Context, run ledger.Run, res ledger.Result) error {
+func (d *Daemon) finish(ctx context.Context, run ledger.Run, res ledger.Result) (ledger.Run, error) {
 	wait := 100 * time.Millisecond
 	var err error
 	for attempt := 1; attempt <= finishAttempts; attempt++ {
-		if err = d.ledger.Finish(ctx, run.ID, res); err == nil {
-			return nil
+		finished, ferr := d.ledger.Finish(ctx, run.ID, res)
+		if err = ferr; err == nil {
+			return finished, nil
 		}
 		d.log.Warn("finish run failed; retrying", "run", run.ID, "attempt", attempt, "error", err)
 		select {
 		case <-ctx.Done():
-			return err
+			return ledger.Run{}, err
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, 5*time.Second)
@@ -307,7 +309,7 @@ func (d *Daemon) finish(ctx context.Context, run ledger.Run, res ledger.Result) 
 	if rerr := d.ledger.Release(ctx, []int64{run.ID}); rerr != nil {
 		d.log.Error("release run failed; it is recovered at the next start", "run", run.ID, "error", rerr)
 	}
-	return err
+	return ledger.Run{}, err
 }
 
 // finishAttempts bounds finish's retries (about 30 s in all).

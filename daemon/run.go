@@ -31,8 +31,6 @@ func (d *Daemon) execute(ctx context.Context, job ledger.Run) (ledger.Result, *n
 	fail := func(stage run.Stage, err error) (ledger.Result, *notice) {
 		f := run.Fail(stage, err)
 		log.Warn("run failed", "stage", f.Stage, "error", f.Message)
-		n.outcome = reconcile.Outcome{Stack: job.Stack, Workspace: job.Workspace.Name, Result: drift.InSyncResult(), Failure: f}
-		n.outcome.Verdict = drift.Error
 		return ledger.Result{Verdict: drift.Error, Failure: f, DurationMS: time.Since(start).Milliseconds()}, n
 	}
 	r, ok := d.repos[job.Repository]
@@ -139,7 +137,6 @@ func (d *Daemon) execute(ctx context.Context, job ledger.Run) (ledger.Result, *n
 	case out.Verdict == drift.InSync:
 		d.closePR(ctx, r, key, fmt.Sprintf("The drift is gone: run %d at %s found the workspace in sync.", job.ID, commit.String()[:12]))
 	}
-	n.outcome = out
 	return ledger.Result{Verdict: out.Verdict, Findings: out.Result, Log: excerpt(out.Log),
 		DurationMS: time.Since(start).Milliseconds(), Action: out.Action, Failure: out.Failure, Plan: out.Plan}, n
 }

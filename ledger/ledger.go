@@ -252,7 +252,7 @@ type Ledger interface {
 	// MarkApplying records, before apply starts, that this run applies.
 	MarkApplying(ctx context.Context, id int64) error
 	// Finish records a running run's result.
-	Finish(ctx context.Context, id int64, res Result) error
+	Finish(ctx context.Context, id int64, res Result) (Run, error)
 	// Recover marks runs left running by a dead process interrupted and
 	// queues each again once (not a retry of a retry).
 	Recover(ctx context.Context) (interrupted []Run, err error)

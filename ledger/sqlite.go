@@ -412,15 +412,17 @@ func (l *SQLite) MarkApplying(ctx context.Context, id int64) error {
 	return l.update(ctx, id, `UPDATE runs SET applying = 1 WHERE id = ? AND status = 'running' AND applying = 0`, id)
 }
 
-func (l *SQLite) Finish(ctx context.Context, id int64, res Result) error {
+// Finish records a running run's result and returns the finished run, as
+// every reader after it (the record, the announcement) takes it.
+func (l *SQLite) Finish(ctx context.Context, id int64, res Result) (Run, error) {
 	resources, err := marshalResources(res.Plan)
 	if err != nil {
-		return fmt.Errorf("run %d: %w", id, err)
+		return Run{}, fmt.Errorf("run %d: %w", id, err)
 	}
 	var findings []byte
 	if res.Findings.Verdict != "" {
 		if findings, err = json.Marshal(res.Findings); err != nil {
-			return fmt.Errorf("run %d: findings: %w", id, err)
+			return Run{}, fmt.Errorf("run %d: findings: %w", id, err)
 		}
 	}
 	var errMsg, stage, kind string
@@ -433,13 +435,17 @@ func (l *SQLite) Finish(ctx context.Context, id int64, res Result) error {
 			kind = "interrupted"
 		}
 	}
-	return l.update(ctx, id, `UPDATE runs SET status = 'finished', finished_at = ?, verdict = ?, findings = ?, action = ?,
+	err = l.update(ctx, id, `UPDATE runs SET status = 'finished', finished_at = ?, verdict = ?, findings = ?, action = ?,
 		action_reason = ?, action_result = ?, escalated = ?, error = ?, failure_stage = ?, failure_kind = ?, log = ?,
 		duration_ms = ?, record_error = ?, plan_hash = ?, plan_resources = ?
 		WHERE id = ? AND status = 'running'`,
 		l.now().UnixMilli(), res.Verdict, string(findings), string(res.Action.Kind), res.Action.Reason, string(res.Action.Result),
 		boolInt(res.Action.Escalated), errMsg, stage, kind, res.Log,
 		res.DurationMS, res.RecordError, res.Plan.Plan, resources, id)
+	if err != nil {
+		return Run{}, err
+	}
+	return l.Get(ctx, id)
 }
 
 func boolInt(b bool) int {

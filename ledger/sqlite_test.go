@@ -55,7 +55,7 @@ func TestEnqueueJoinsQueuedRun(t *testing.T) {
 	if r, _ := l.Claim(ctx, Limits{}); r != nil {
 		t.Errorf("claimed %d while the workspace's run %d is running", r.ID, a.ID)
 	}
-	if err := l.Finish(ctx, a.ID, Result{Verdict: "in_sync"}); err != nil {
+	if _, err := l.Finish(ctx, a.ID, Result{Verdict: "in_sync"}); err != nil {
 		t.Fatal(err)
 	}
 	if r, _ := l.Claim(ctx, Limits{}); r == nil || r.ID != c.ID {
@@ -168,7 +168,7 @@ func TestFinishOnlyOnce(t *testing.T) {
 	ctx := context.Background()
 	l, _ := open(t)
 	r, _, _ := l.Enqueue(ctx, req("infra", "web", "default", "manual"))
-	if err := l.Finish(ctx, r.ID, Result{}); err == nil {
+	if _, err := l.Finish(ctx, r.ID, Result{}); err == nil {
 		t.Error("finished a queued run")
 	}
 	l.Claim(ctx, Limits{})
@@ -178,10 +178,10 @@ func TestFinishOnlyOnce(t *testing.T) {
 	if err := l.MarkApplying(ctx, r.ID); err == nil {
 		t.Error("marked a run applying twice")
 	}
-	if err := l.Finish(ctx, r.ID, Result{Verdict: "drifted", Findings: drift.Result{Verdict: drift.Drifted, Drift: []drift.Finding{{Address: "x.a"}}}, Action: run.Action{Kind: policies.Apply}}); err != nil {
+	if _, err := l.Finish(ctx, r.ID, Result{Verdict: "drifted", Findings: drift.Result{Verdict: drift.Drifted, Drift: []drift.Finding{{Address: "x.a"}}}, Action: run.Action{Kind: policies.Apply}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.Finish(ctx, r.ID, Result{}); err == nil {
+	if _, err := l.Finish(ctx, r.ID, Result{}); err == nil {
 		t.Error("finished a run twice")
 	}
 	got, _ := l.Get(ctx, r.ID)
@@ -300,7 +300,7 @@ func finishRun(t *testing.T, l *SQLite, ws string, verdict drift.Verdict, res Re
 		t.Fatalf("claim: %v %+v", err, c)
 	}
 	res.Verdict = verdict
-	if err := l.Finish(ctx, r.ID, res); err != nil {
+	if _, err := l.Finish(ctx, r.ID, res); err != nil {
 		t.Fatal(err)
 	}
 	got, _ := l.Get(ctx, r.ID)

@@ -47,7 +47,7 @@ func fixture(t *testing.T) (ledger.Ledger, time.Time) {
 		if errMsg != "" {
 			failure = &run.Failure{Stage: run.Plan, Message: errMsg}
 		}
-		if err := l.Finish(ctx, r.ID, ledger.Result{Verdict: verdict, Findings: res, Action: action, Failure: failure}); err != nil {
+		if _, err := l.Finish(ctx, r.ID, ledger.Result{Verdict: verdict, Findings: res, Action: action, Failure: failure}); err != nil {
 			t.Fatal(err)
 		}
 	}

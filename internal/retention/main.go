@@ -75,7 +75,7 @@ func measure(runs, workspaces, days int, ret config.Retention) error {
 		if i%5 == 0 {
 			verdict, f = drift.Drifted, findings
 		}
-		if err := led.Finish(ctx, run.ID, ledger.Result{Verdict: verdict, Findings: f, Log: planLog, DurationMS: 1200}); err != nil {
+		if _, err := led.Finish(ctx, run.ID, ledger.Result{Verdict: verdict, Findings: f, Log: planLog, DurationMS: 1200}); err != nil {
 			return err
 		}
 		w, err := state.WriterFor(ctx, state.Backend{Type: "local", Config: map[string]any{"path": filepath.Join(dir, "state", ws+".tfstate")}}, dir, "default")
