@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -149,19 +150,35 @@ func (b *bounded) Close(ctx context.Context, number int64, comment string) error
 	return redact.Error(b.f.Close(ctx, number, fitBody(comment, b.maxBody)), b.secrets)
 }
 
-// splitURL takes https://host[:port]/owner/name(.git) apart. GitLab groups
-// may nest: everything before the last element is the owner.
+// scpURL is Git's scp-like syntax: [user@]host:path.
+var scpURL = regexp.MustCompile(`^(?:[^@/]+@)?([^:/]+):([^/].*)$`)
+
+// splitURL takes a repository URL apart into the forge's web address, the
+// owner and the name: https://host[:port]/owner/name(.git), and over SSH
+// ssh://[user@]host[:port]/owner/name or git@host:owner/name, whose forge
+// answers HTTPS on the same host. GitLab groups may nest: everything before
+// the last element is the owner.
 func splitURL(raw string) (host, owner, name string, err error) {
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" {
-		return "", "", "", fmt.Errorf("repository URL %q: want https://host/owner/name", raw)
+	bad := fmt.Errorf("repository URL %q: want https://host/owner/name, ssh://git@host/owner/name or git@host:owner/name", raw)
+	var p string
+	if m := scpURL.FindStringSubmatch(raw); m != nil && !strings.Contains(raw, "://") {
+		host, p = "https://"+m[1], m[2]
+	} else {
+		u, err := url.Parse(raw)
+		if err != nil || u.Host == "" {
+			return "", "", "", bad
+		}
+		host, p = u.Scheme+"://"+u.Host, u.Path
+		if u.Scheme == "ssh" || u.Scheme == "git+ssh" {
+			host = "https://" + u.Hostname() // the SSH port is not the web's
+		}
 	}
-	p := strings.Trim(strings.TrimSuffix(u.Path, ".git"), "/")
+	p = strings.Trim(strings.TrimSuffix(p, ".git"), "/")
 	i := strings.LastIndex(p, "/")
 	if i <= 0 {
-		return "", "", "", fmt.Errorf("repository URL %q: want https://host/owner/name", raw)
+		return "", "", "", bad
 	}
-	return u.Scheme + "://" + u.Host, p[:i], p[i+1:], nil
+	return host, p[:i], p[i+1:], nil
 }
 
 // Branch is the pull request branch of a stack workspace.

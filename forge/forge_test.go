@@ -212,14 +212,19 @@ func TestSplitURL(t *testing.T) {
 		{"https://github.com/acme/infra.git", "https://github.com", "acme", "infra"},
 		{"https://gitlab.example/group/sub/infra", "https://gitlab.example", "group/sub", "infra"},
 		{"http://127.0.0.1:3000/alice/stacks.git", "http://127.0.0.1:3000", "alice", "stacks"},
+		{"git@github.com:acme/infra.git", "https://github.com", "acme", "infra"},
+		{"gitlab.example:group/sub/infra", "https://gitlab.example", "group/sub", "infra"},
+		{"ssh://git@gitlab.example:2222/group/infra.git", "https://gitlab.example", "group", "infra"},
 	} {
 		h, o, n, err := splitURL(tc.url)
 		if err != nil || h != tc.host || o != tc.owner || n != tc.name {
 			t.Errorf("splitURL(%s) = %s %s %s %v", tc.url, h, o, n, err)
 		}
 	}
-	if _, _, _, err := splitURL("/srv/git/infra"); err == nil {
-		t.Error("a local path has no forge")
+	for _, local := range []string{"/srv/git/infra", "./infra", "git@github.com:infra"} {
+		if _, _, _, err := splitURL(local); err == nil {
+			t.Errorf("splitURL(%s): no forge repository there, yet no error", local)
+		}
 	}
 	if _, err := New(Options{Kind: "none", URL: "https://x/a/b"}); err == nil {
 		t.Error("forge none has no pull requests")
