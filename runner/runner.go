@@ -498,7 +498,7 @@ func cleanErr(err error) error {
 	if ierr := interruptedErr(err); ierr != nil {
 		return ierr
 	}
-	msg := strings.TrimSpace(err.Error())
+	msg := strings.TrimSpace(errorText(err))
 	// terraform-exec prefixes "exit status N\n\n"; the rest is terraform's stderr.
 	if rest, ok := strings.CutPrefix(msg, "exit status "); ok {
 		if _, body, ok := strings.Cut(rest, "\n"); ok {
