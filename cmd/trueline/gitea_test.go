@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/trueline/trueline/internal/giteatest"
+	"github.com/trueline/trueline/internal/gittest"
 	"github.com/trueline/trueline/sandbox"
 )
 
@@ -41,16 +42,7 @@ func TestServePullRequestsOnGitea(t *testing.T) {
 		r.stack("adopt", asg("adopt"), "stack {\n  policy = \"adopt\"\n}\n"),
 	))
 	r.apply(t, "revert", "adopt")
-	gt.CreateRepo("infra")
-	r.git.Git("push", "-q", gt.PushURL("infra"), "main")
-	// Gitea notices a push through a queue; until then the repository is
-	// "empty" and has no pull requests to list.
-	waitFor(t, 60*time.Second, "gitea to see the push", func() bool {
-		var repo struct {
-			Empty bool `json:"empty"`
-		}
-		return gt.TryAPI("GET", "/api/v1/repos/trueline/infra", nil, &repo) == nil && !repo.Empty
-	})
+	pushToGitea(t, gt, r.git)
 
 	p := startServe(t, t.TempDir(),
 		[]string{sandbox.RootEnv + "=" + r.cloud.Root, "GITEA_TOKEN=" + gt.Token, "TRUELINE_API_TOKEN=api"},
@@ -189,5 +181,20 @@ func mergePR(t *testing.T, gt *giteatest.Server, number int64) {
 	t.Helper()
 	waitFor(t, 60*time.Second, fmt.Sprintf("pull request #%d to merge", number), func() bool {
 		return gt.TryAPI("POST", fmt.Sprintf("/api/v1/repos/trueline/infra/pulls/%d/merge", number), map[string]any{"Do": "merge"}, nil) == nil
+	})
+}
+
+// pushToGitea pushes a repository's main to a new Gitea repository
+// trueline/infra. Gitea notices a push through a queue; until then the
+// repository is "empty" and has no pull requests to list, so this waits.
+func pushToGitea(t *testing.T, gt *giteatest.Server, repo *gittest.Repo) {
+	t.Helper()
+	gt.CreateRepo("infra")
+	repo.Git("push", "-q", gt.PushURL("infra"), "main")
+	waitFor(t, 60*time.Second, "gitea to see the push", func() bool {
+		var r struct {
+			Empty bool `json:"empty"`
+		}
+		return gt.TryAPI("GET", "/api/v1/repos/trueline/infra", nil, &r) == nil && !r.Empty
 	})
 }

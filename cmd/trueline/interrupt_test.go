@@ -1,23 +1,18 @@
 package main_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/trueline/trueline/internal/gittest"
-	"github.com/trueline/trueline/internal/s3test"
 	"github.com/trueline/trueline/internal/testenv"
-	"github.com/trueline/trueline/runner"
 	"github.com/trueline/trueline/sandbox"
 )
 
@@ -26,43 +21,21 @@ import (
 // with the server leaves its lock (here the s3 backend's lock file): the
 // next run's error names it, and `trueline unlock` releases it.
 func TestServeApplyInterrupted(t *testing.T) {
-	s3 := s3test.Start(t)
-	s3.Bucket(t, "state")
-	cloud := sandbox.Store{Root: t.TempDir()}
-	g := gittest.New(t)
-	g.Commit("stack", map[string]string{
-		".gitignore": ".terraform.lock.hcl\n",
+	r := newS3Repo(t, map[string]string{
 		// A failed apply still saves the refreshed state, so what was drift
 		// plans as pending afterwards: this policy applies both.
 		"policies/guarded.hcl": "policy \"guarded\" {\n  on_drift   = \"apply\"\n  on_pending = \"apply\"\n}\n",
 		"stacks/web/stack.hcl": "stack {\n  policy = \"guarded\"\n}\n",
-		"stacks/web/main.tf": s3Stack(s3.Endpoint, `resource "sandbox_autoscaling_group" "web" {
+	}, `resource "sandbox_autoscaling_group" "web" {
   name     = "web"
   min_size = 3
   max_size = 9
-}`),
-	})
-	awsEnv := map[string]string{"AWS_ACCESS_KEY_ID": s3.Access, "AWS_SECRET_ACCESS_KEY": s3.Secret, "AWS_EC2_METADATA_DISABLED": "true",
-		"AWS_CONFIG_FILE": filepath.Join(t.TempDir(), "none"), sandbox.RootEnv: cloud.Root}
-	rn := testenv.Runner(t, testenv.Binary(t, "tofu"))
-	var env []string
-	for k, v := range awsEnv {
-		rn.Env[k] = v
-		env = append(env, k+"="+v)
-	}
-	p0, err := rn.Plan(context.Background(), runner.Job{Key: "setup", Dir: filepath.Join(g.Dir, "stacks/web")})
-	if err != nil {
-		t.Fatalf("%v\n%s", err, p0.Log)
-	}
-	if _, err := rn.Apply(context.Background(), p0); err != nil {
-		t.Fatal(err)
-	}
-	p0.Discard()
-
+}`)
+	s3, cloud, env := r.s3, r.cloud, r.env
 	env = append(env, "TRUELINE_API_TOKEN=tok")
 	slow := append(append([]string(nil), env...), sandbox.WriteDelayEnv+"=60s")
 	data := t.TempDir()
-	url := g.Serve()
+	url := r.git.Serve()
 	locked := func() bool { _, ok := s3.Get(t, "state", "web/terraform.tfstate.tflock"); return ok }
 	trigger := func(p *serveProc) {
 		t.Helper()

@@ -6,13 +6,11 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -83,25 +81,9 @@ func TestPlantedSecretsReachNoSurface(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(r.state, "review.tfstate")); !strings.Contains(string(b), "db-PLANTED-from-data-8e3b") {
 		t.Fatal("the state does not hold the planted secret: the test would prove nothing")
 	}
-	gt.CreateRepo("infra")
-	r.git.Git("push", "-q", gt.PushURL("infra"), "main")
-	waitFor(t, 60*time.Second, "gitea to see the push", func() bool {
-		var repo struct {
-			Empty bool `json:"empty"`
-		}
-		return gt.TryAPI("GET", "/api/v1/repos/trueline/infra", nil, &repo) == nil && !repo.Empty
-	})
+	pushToGitea(t, gt, r.git)
 
-	var slackMu sync.Mutex
-	var slackPayloads []string
-	slack := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		b, _ := io.ReadAll(req.Body)
-		slackMu.Lock()
-		slackPayloads = append(slackPayloads, string(b))
-		slackMu.Unlock()
-		io.WriteString(w, "ok")
-	}))
-	defer slack.Close()
+	slack := newSlackReceiver(t)
 	conf := filepath.Join(t.TempDir(), "trueline.hcl")
 	os.WriteFile(conf, []byte(fmt.Sprintf(`
 repository "infra" {
@@ -171,10 +153,8 @@ report {
 		return true
 	})
 	waitFor(t, 30*time.Second, "Slack to hear of the drift and the report", func() bool {
-		slackMu.Lock()
-		defer slackMu.Unlock()
 		drift, report := false, false
-		for _, s := range slackPayloads {
+		for _, s := range slack.Payloads() {
 			drift = drift || strings.Contains(s, "stacks/review")
 			report = report || strings.Contains(s, "report")
 		}
@@ -212,9 +192,7 @@ report {
 		add("GET /report?format="+f, api("GET", "/report?format="+f, ""), "stacks/review")
 	}
 	add("GET /metrics", api("GET", "/metrics", ""), "trueline_")
-	slackMu.Lock()
-	add("Slack payloads", strings.Join(slackPayloads, "\n"), "stacks/review")
-	slackMu.Unlock()
+	add("Slack payloads", strings.Join(slack.Payloads(), "\n"), "stacks/review")
 	add("pull request body", pr.Title+"\n"+pr.Body, "api_key")
 	var record struct {
 		Content string `json:"content"`

@@ -215,16 +215,7 @@ func TestServeCommitsSchedulesAndWebhooks(t *testing.T) {
 	r.apply(t, "a", "b", "c", "d")
 
 	// Slack is a local receiver; the server notifies it through trueline.hcl.
-	var slackMu sync.Mutex
-	var slackPayloads []string
-	slack := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		b, _ := io.ReadAll(req.Body)
-		slackMu.Lock()
-		slackPayloads = append(slackPayloads, string(b))
-		slackMu.Unlock()
-		w.Write([]byte("ok"))
-	}))
-	defer slack.Close()
+	slack := newSlackReceiver(t)
 	conf := filepath.Join(t.TempDir(), "trueline.hcl")
 	os.WriteFile(conf, []byte("notify \"slack\" \"infra\" {\n  webhook_url_env = \"SLACK_URL\"\n}\n\nreport {\n  schedule = \"@every 2s\"\n  notify   = [\"slack.infra\"]\n}\n"), 0o644)
 
@@ -312,9 +303,7 @@ func TestServeCommitsSchedulesAndWebhooks(t *testing.T) {
 	// ...and Slack hears of it once, however many scheduled runs see it;
 	// the scheduled drift report arrives too, with a link to the full report.
 	drifts := func() (drift []string, reports []string) {
-		slackMu.Lock()
-		defer slackMu.Unlock()
-		for _, p := range slackPayloads {
+		for _, p := range slack.Payloads() {
 			if strings.Contains(p, "trueline drift report") {
 				reports = append(reports, p)
 			} else {
@@ -448,4 +437,31 @@ func TestServeSurvivesKillAndStopsCleanly(t *testing.T) {
 		runs := p.runs(t)
 		return len(runs) == 4 && runs[0].RetryOf == runs[1].ID && runs[0].Status == "finished" && runs[1].Status == "interrupted"
 	})
+}
+
+// slackReceiver is a local Slack incoming webhook that keeps what it gets.
+type slackReceiver struct {
+	*httptest.Server
+	mu       sync.Mutex
+	payloads []string
+}
+
+func newSlackReceiver(t *testing.T) *slackReceiver {
+	s := &slackReceiver{}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		b, _ := io.ReadAll(req.Body)
+		s.mu.Lock()
+		s.payloads = append(s.payloads, string(b))
+		s.mu.Unlock()
+		_, _ = w.Write([]byte("ok"))
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+// Payloads are the bodies received so far.
+func (s *slackReceiver) Payloads() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.payloads...)
 }

@@ -22,41 +22,15 @@ import (
 // use_lockfile) get their run records beside the state key, in the schema;
 // wrong credentials leave an error in the ledger and lose no run.
 func TestServeRecordsBesideS3State(t *testing.T) {
-	s3 := s3test.Start(t)
-	s3.Bucket(t, "state")
-	cloud := sandbox.Store{Root: t.TempDir()}
-	g := gittest.New(t)
-	g.Commit("stack", map[string]string{
-		".gitignore":           ".terraform.lock.hcl\n",
-		"stacks/web/stack.hcl": "stack {\n  workspaces = [\"default\", \"prod\"]\n}\n",
-		"stacks/web/main.tf": s3Stack(s3.Endpoint, `resource "sandbox_autoscaling_group" "web" {
+	r := newS3Repo(t, map[string]string{"stacks/web/stack.hcl": "stack {\n  workspaces = [\"default\", \"prod\"]\n}\n"},
+		`resource "sandbox_autoscaling_group" "web" {
   name     = "web-${terraform.workspace}"
   min_size = 3
   max_size = 9
-}`),
-	})
-	awsEnv := map[string]string{"AWS_ACCESS_KEY_ID": s3.Access, "AWS_SECRET_ACCESS_KEY": s3.Secret, "AWS_EC2_METADATA_DISABLED": "true",
-		"AWS_CONFIG_FILE": filepath.Join(t.TempDir(), "none"), sandbox.RootEnv: cloud.Root}
-	rn := testenv.Runner(t, testenv.Binary(t, "tofu"))
-	for k, v := range awsEnv {
-		rn.Env[k] = v
-	}
-	for _, ws := range []string{"default", "prod"} {
-		p, err := rn.Plan(context.Background(), runner.Job{Key: ws, Dir: filepath.Join(g.Dir, "stacks/web"), Workspace: ws, CreateWorkspace: true})
-		if err != nil {
-			t.Fatalf("plan %s: %v\n%s", ws, err, p.Log)
-		}
-		if _, err := rn.Apply(context.Background(), p); err != nil {
-			t.Fatal(err)
-		}
-		p.Discard()
-	}
-	var env []string
-	for k, v := range awsEnv {
-		env = append(env, k+"="+v)
-	}
+}`, "default", "prod")
+	s3, cloud, env := r.s3, r.cloud, r.env
 	data := t.TempDir()
-	url := g.Serve()
+	url := r.git.Serve()
 	p := startServe(t, data, append(env, "TRUELINE_API_TOKEN=api"), "--repo", url, "--poll", "1h")
 	waitFor(t, 60*time.Second, "the first runs", func() bool { return countStatus(p.runs(t), "finished") >= 2 })
 	cloud.Update("sandbox_autoscaling_group", "web-default", func(o map[string]any) { o["min_size"] = 4 })
@@ -179,10 +153,26 @@ func apiTrigger(t *testing.T, base, target, token string) {
 	resp.Body.Close()
 }
 
-// s3Stack is a sandbox stack whose state is web/terraform.tfstate in the
-// bucket "state" of the S3 server at endpoint, locked with a lock file.
-func s3Stack(endpoint, resources string) string {
-	return fmt.Sprintf(`terraform {
+// s3Repo is a Git repository of one sandbox stack, stacks/web, whose state
+// is web/terraform.tfstate in the bucket "state" of a fresh versitygw, locked
+// with a lock file, and applied in each of its workspaces. env is what
+// terraform, serve and the CLI need to reach the bucket and the cloud.
+type s3Repo struct {
+	s3    *s3test.Server
+	cloud sandbox.Store
+	git   *gittest.Repo
+	env   []string
+}
+
+// newS3Repo commits files (stack.hcl, policies) with stacks/web/main.tf
+// holding resources, and applies the stack in each workspace (default
+// when none is named).
+func newS3Repo(t *testing.T, files map[string]string, resources string, workspaces ...string) *s3Repo {
+	t.Helper()
+	r := &s3Repo{s3: s3test.Start(t), cloud: sandbox.Store{Root: t.TempDir()}, git: gittest.New(t)}
+	r.s3.Bucket(t, "state")
+	files[".gitignore"] = ".terraform.lock.hcl\n"
+	files["stacks/web/main.tf"] = fmt.Sprintf(`terraform {
   backend "s3" {
     bucket                      = "state"
     key                         = "web/terraform.tfstate"
@@ -203,5 +193,26 @@ func s3Stack(endpoint, resources string) string {
 provider "sandbox" {}
 
 %s
-`, endpoint, resources)
+`, r.s3.Endpoint, resources)
+	r.git.Commit("stack", files)
+	rn := testenv.Runner(t, testenv.Binary(t, "tofu"))
+	for k, v := range map[string]string{"AWS_ACCESS_KEY_ID": r.s3.Access, "AWS_SECRET_ACCESS_KEY": r.s3.Secret,
+		"AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": filepath.Join(t.TempDir(), "none"), sandbox.RootEnv: r.cloud.Root} {
+		rn.Env[k] = v
+		r.env = append(r.env, k+"="+v)
+	}
+	if len(workspaces) == 0 {
+		workspaces = []string{"default"}
+	}
+	for _, ws := range workspaces {
+		p, err := rn.Plan(context.Background(), runner.Job{Key: ws, Dir: filepath.Join(r.git.Dir, "stacks/web"), Workspace: ws, CreateWorkspace: true})
+		if err != nil {
+			t.Fatalf("plan %s: %v\n%s", ws, err, p.Log)
+		}
+		if _, err := rn.Apply(context.Background(), p); err != nil {
+			t.Fatal(err)
+		}
+		p.Discard()
+	}
+	return r
 }
