@@ -81,7 +81,7 @@ func (p *sandboxProvider) Resources(context.Context) []func() resource.Resource 
 
 func (p *sandboxProvider) DataSources(context.Context) []func() datasource.DataSource {
 	return []func() datasource.DataSource{
-		func() datasource.DataSource { return &imageDataSource{} },
-		func() datasource.DataSource { return &secretDataSource{} },
+		func() datasource.DataSource { return image() },
+		func() datasource.DataSource { return secret() },
 	}
 }
