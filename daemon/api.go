@@ -28,11 +28,17 @@ func (d *Daemon) Approvable(ctx context.Context, job ledger.Run) error {
 	if len(latest) > 0 {
 		latestID = latest[0].ID
 	}
+	// Every rule but the age first: most runs a page shows fail one, and
+	// reading the policy at the run's commit costs a Git tree and a parse.
+	now := time.Now()
+	if err := job.Approvable(latestID, now.Sub(job.FinishedAt), now); err != nil {
+		return err
+	}
 	within := policies.DefaultApproveWithin
 	if pol, err := d.policyAt(job); err == nil {
 		within = pol.ApproveWithin
 	}
-	return job.Approvable(latestID, within, time.Now())
+	return job.Approvable(latestID, within, now)
 }
 
 // Approve queues a run that plans the approved run's workspace at the same
