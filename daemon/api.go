@@ -9,7 +9,6 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/trueline/trueline/ledger"
 	"github.com/trueline/trueline/policies"
-	"github.com/trueline/trueline/reconcile"
 	"github.com/trueline/trueline/run"
 	"github.com/trueline/trueline/source"
 	"github.com/trueline/trueline/stacks"
@@ -35,7 +34,9 @@ func (d *Daemon) Approvable(ctx context.Context, job ledger.Run) error {
 		return err
 	}
 	within := policies.DefaultApproveWithin
-	if pol, err := d.policyAt(job); err == nil {
+	if pol, err := d.policyAt(job); err != nil {
+		d.log.Warn("cannot read the run's policy; approve_within is the default", "run", job.ID, "error", err)
+	} else {
 		within = pol.ApproveWithin
 	}
 	return job.Approvable(latestID, within, now)
@@ -76,11 +77,7 @@ func (d *Daemon) policyAt(run ledger.Run) (*policies.Policy, error) {
 	if st.Err != nil {
 		return nil, st.Err
 	}
-	pols, err := policies.Load(fsys)
-	if err != nil {
-		return nil, err
-	}
-	return reconcile.PolicyFor(st, pols)
+	return policyOf(fsys, st)
 }
 
 // Trigger queues manual runs: one workspace, or every workspace of a stack.

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -66,18 +65,11 @@ func (d *Daemon) prune(ctx context.Context) {
 	} else if dirs > 0 {
 		d.log.Info("removed working directories of workspaces that no longer exist", "directories", dirs)
 	}
-	checkouts := filepath.Join(d.cfg.DataDir, "checkouts")
-	entries, _ := os.ReadDir(checkouts)
-	wanted := map[string]bool{}
-	for k := range keep {
-		wanted[runner.DirName(k)] = true
-	}
-	for _, e := range entries {
-		if e.IsDir() && !wanted[e.Name()] {
-			if err := os.RemoveAll(filepath.Join(checkouts, e.Name())); err != nil {
-				d.log.Warn("cannot remove a checkout of a removed workspace", "error", err)
-			}
-		}
+	// Checkouts are named like working directories (CheckoutDir).
+	if _, dirs, err := runner.Cleanup(filepath.Dir(CheckoutDir(d.cfg.DataDir, "")), keep, false); err != nil {
+		d.log.Warn("cannot remove checkouts of removed workspaces", "error", err)
+	} else if dirs > 0 {
+		d.log.Info("removed checkouts of workspaces that no longer exist", "directories", dirs)
 	}
 }
 

@@ -261,9 +261,9 @@ type Ledger interface {
 	Release(ctx context.Context, ids []int64) error
 	Get(ctx context.Context, id int64) (Run, error)
 	List(ctx context.Context, f Filter) ([]Run, error)
-	// Head is the last commit of a repository whose runs were queued ("" if none).
+	// Head is the last commit of a repository whose runs were queued ("" if
+	// none); EnqueueAll moves it.
 	Head(ctx context.Context, repository string) (string, error)
-	SetHead(ctx context.Context, repository, commit string) error
 	// Thread, SetThread and DeleteThread keep the notification thread of
 	// each open incident (notify.Threads).
 	Thread(ctx context.Context, key string) (channel, ts string, err error)

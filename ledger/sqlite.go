@@ -649,13 +649,6 @@ func (l *SQLite) Head(ctx context.Context, repository string) (string, error) {
 	return c, err
 }
 
-func (l *SQLite) SetHead(ctx context.Context, repository, commit string) error {
-	_, err := l.db.ExecContext(ctx, `INSERT INTO heads (repository, commit_sha, updated_at) VALUES (?, ?, ?)
-		ON CONFLICT(repository) DO UPDATE SET commit_sha = excluded.commit_sha, updated_at = excluded.updated_at`,
-		repository, commit, l.now().UnixMilli())
-	return err
-}
-
 // Thread implements notify.Threads.
 func (l *SQLite) Thread(ctx context.Context, key string) (string, string, error) {
 	var ch, ts string

@@ -8,7 +8,6 @@ package run
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/trueline/trueline/policies"
 )
@@ -103,11 +102,6 @@ func Fail(stage Stage, err error) *Failure {
 	}
 	return &Failure{Stage: stage, Message: err.Error(), TimedOut: errors.Is(err, context.DeadlineExceeded),
 		Interrupted: errors.Is(err, context.Canceled), err: err}
-}
-
-// Failf makes a failure at stage from a message.
-func Failf(stage Stage, format string, args ...any) *Failure {
-	return Fail(stage, fmt.Errorf(format, args...))
 }
 
 // StageOf is the stage of a failure in err's chain, or "".

@@ -268,7 +268,7 @@ func Parse(filename string, src []byte, fsys fs.FS, dir string) (*Config, hcl.Di
 		d, err := time.ParseDuration(*sb.LockTimeout)
 		if err != nil || d < 0 {
 			diags = append(diags, errAt(attr("lock_timeout"), "Invalid lock timeout",
-				fmt.Sprintf("lock_timeout = %q; write a duration such as \"5m\", or \"0s\" not to wait.", *sb.LockTimeout)))
+				fmt.Sprintf("lock_timeout = %q; write a positive duration such as \"5m\" or \"30s\"; leave it out for the server's lock_timeout.", *sb.LockTimeout)))
 		} else {
 			cfg.LockTimeout = d
 		}

@@ -144,11 +144,7 @@ func printRun(out io.Writer, r ledger.Run) error {
 		}
 	}
 	if a := r.Action; a.Kind != "" {
-		what := string(a.Kind)
-		if a.Result != "" {
-			what += " (" + string(a.Result) + ")"
-		}
-		w.printf("  action  %s — %s\n", what, a.Reason)
+		w.printf("  action  %s — %s\n", a, a.Reason)
 	}
 	if f := r.Failure; f != nil {
 		at := ""
