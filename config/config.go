@@ -97,10 +97,13 @@ type Config struct {
 	RunTimeout     time.Duration     // longest one run may take
 	LockTimeout    time.Duration     // how long a run waits for a state lock; zero: 5 minutes
 	Env            map[string]string // extra environment for every terraform run
-	Repositories   []Repository
-	Notify         []Notify
-	Report         *Report
-	Retention      Retention
+	// PassEnv names the variables of the server's environment terraform
+	// inherits (globs like "AWS_*"); nil: runner.DefaultPassEnv.
+	PassEnv      []string
+	Repositories []Repository
+	Notify       []Notify
+	Report       *Report
+	Retention    Retention
 	// Bindings give terraform secrets from the server, never from Git.
 	Bindings []Binding
 }
@@ -164,15 +167,31 @@ func (n Notify) Target() string { return n.Kind + "." + n.Name }
 
 // Repository is one Git repository of stacks.
 type Repository struct {
-	Name          string
-	URL           string
-	Branch        string
-	Poll          time.Duration
-	Forge         string // github, gitlab, gitea, none
-	APIURL        string // the forge's API, when not derived from URL
-	Token         Secret // HTTPS token
-	SSHKeyFile    string
+	Name       string
+	URL        string
+	Branch     string
+	Poll       time.Duration
+	Forge      string // github, gitlab, gitea, none
+	APIURL     string // the forge's API, when not derived from URL
+	Token      Secret // HTTPS token
+	SSHKeyFile string
+	// KnownHostsFile holds the host keys SSH accepts for this repository and
+	// its SSH module sources; empty: ~/.ssh/known_hosts. Host keys are always
+	// checked.
+	KnownHostsFile string
+	// GitHubApp authenticates as a GitHub App installation instead of a
+	// personal token, for the forge API and Git over HTTPS.
+	GitHubApp     *GitHubApp
 	WebhookSecret Secret
+}
+
+// GitHubApp is a GitHub App installation trueline acts as. Installation
+// tokens are exchanged with a JWT signed by PrivateKey and refreshed before
+// they expire.
+type GitHubApp struct {
+	AppID          int64
+	InstallationID int64
+	PrivateKey     Secret // PEM
 }
 
 // Defaults for a configuration that leaves things out.
@@ -201,6 +220,7 @@ type fileSchema struct {
 	RunTimeout     *string           `hcl:"run_timeout,optional"`
 	LockTimeout    *string           `hcl:"lock_timeout,optional"`
 	Env            map[string]string `hcl:"env,optional"`
+	PassEnv        []string          `hcl:"pass_env,optional"`
 	Binary         *binaryBlock      `hcl:"binary,block"`
 	Limits         *limitsBlock      `hcl:"limits,block"`
 	Repositories   []repoBlock       `hcl:"repository,block"`
@@ -222,6 +242,21 @@ type secretBlock struct {
 	Workspaces   []string  `hcl:"workspaces,optional"`
 	Body         hcl.Body  `hcl:",body"`
 	DefRange     hcl.Range `hcl:",def_range"`
+}
+
+type sshBlock struct {
+	KeyFile        *string  `hcl:"key_file,optional"`
+	KnownHostsFile *string  `hcl:"known_hosts_file,optional"`
+	Body           hcl.Body `hcl:",body"`
+}
+
+type appBlock struct {
+	AppID          int64     `hcl:"app_id"`
+	InstallationID int64     `hcl:"installation_id"`
+	PrivateKeyEnv  *string   `hcl:"private_key_env,optional"`
+	PrivateKeyFile *string   `hcl:"private_key_file,optional"`
+	Body           hcl.Body  `hcl:",body"`
+	DefRange       hcl.Range `hcl:",def_range"`
 }
 
 type retentionBlock struct {
@@ -275,6 +310,8 @@ type repoBlock struct {
 	TokenEnv          *string   `hcl:"token_env,optional"`
 	TokenFile         *string   `hcl:"token_file,optional"`
 	SSHKeyFile        *string   `hcl:"ssh_key_file,optional"`
+	SSH               *sshBlock `hcl:"ssh,block"`
+	GitHubApp         *appBlock `hcl:"github_app,block"`
 	WebhookSecret     *string   `hcl:"webhook_secret,optional"`
 	WebhookSecretEnv  *string   `hcl:"webhook_secret_env,optional"`
 	WebhookSecretFile *string   `hcl:"webhook_secret_file,optional"`
@@ -385,6 +422,14 @@ func Parse(filename string, src []byte, getenv func(string) string) (Config, hcl
 		cfg.CLIConfig = *fs.CLIConfig
 	}
 	cfg.Env = fs.Env
+	for _, p := range fs.PassEnv {
+		if p == "" || strings.HasPrefix(p, "TRUELINE_") || strings.Contains(strings.TrimSuffix(p, "*"), "*") {
+			bad(at(fs.Body, "pass_env"), "Invalid pass_env entry", fmt.Sprintf("%q: give names like \"AWS_*\" or \"KUBECONFIG\" (a \"*\" only at the end); TRUELINE_ variables never reach terraform.", p))
+		}
+	}
+	if fs.PassEnv != nil {
+		cfg.PassEnv = fs.PassEnv
+	}
 	duration(fs.Body, "schedule_jitter", fs.ScheduleJitter, &cfg.ScheduleJitter)
 	duration(fs.Body, "grace_period", fs.GracePeriod, &cfg.GracePeriod)
 	duration(fs.Body, "run_timeout", fs.RunTimeout, &cfg.RunTimeout)
@@ -478,6 +523,42 @@ func Parse(filename string, src []byte, getenv func(string) string) (Config, hcl
 				bad(at(rb.Body, "ssh_key_file"), "Unreadable SSH key", fmt.Sprintf("%v.", err))
 			}
 			r.SSHKeyFile = *rb.SSHKeyFile
+		}
+		if sb := rb.SSH; sb != nil {
+			if sb.KeyFile != nil {
+				if rb.SSHKeyFile != nil {
+					bad(at(sb.Body, "key_file"), "Two SSH keys", "Set ssh { key_file } or ssh_key_file, not both.")
+				}
+				if _, err := os.Stat(*sb.KeyFile); err != nil {
+					bad(at(sb.Body, "key_file"), "Unreadable SSH key", fmt.Sprintf("%v.", err))
+				}
+				r.SSHKeyFile = *sb.KeyFile
+			}
+			if sb.KnownHostsFile != nil {
+				if _, err := os.Stat(*sb.KnownHostsFile); err != nil {
+					bad(at(sb.Body, "known_hosts_file"), "Unreadable known_hosts file", fmt.Sprintf("%v; write it with ssh-keyscan HOST > FILE and check the fingerprints.", err))
+				}
+				r.KnownHostsFile = *sb.KnownHostsFile
+			}
+		}
+		if ab := rb.GitHubApp; ab != nil {
+			if r.Forge != "github" {
+				bad(ab.DefRange.Ptr(), "GitHub App without GitHub", fmt.Sprintf("github_app authenticates to GitHub only; set forge = \"github\" in repository %q or remove the block.", rb.Name))
+			}
+			if rb.TokenEnv != nil || rb.TokenFile != nil {
+				bad(ab.DefRange.Ptr(), "Two GitHub credentials", "Use a github_app block or token_env/token_file, not both.")
+			}
+			if ab.AppID <= 0 || ab.InstallationID <= 0 {
+				bad(ab.DefRange.Ptr(), "Invalid GitHub App", "app_id and installation_id are the positive numbers GitHub shows on the app's and the installation's settings pages.")
+			}
+			if ab.PrivateKeyEnv == nil && ab.PrivateKeyFile == nil {
+				bad(ab.DefRange.Ptr(), "GitHub App without a key", "Set private_key_file = \"/run/secrets/github-app.pem\" (or private_key_env) to the app's PEM private key.")
+			}
+			r.GitHubApp = &GitHubApp{
+				AppID:          ab.AppID,
+				InstallationID: ab.InstallationID,
+				PrivateKey:     secret(ab.Body, "private_key", ab.PrivateKeyEnv, ab.PrivateKeyFile, getenv, bad),
+			}
 		}
 		cfg.Repositories = append(cfg.Repositories, r)
 	}
@@ -581,6 +662,9 @@ func (c Config) Secrets() []string {
 	for _, r := range c.Repositories {
 		add(r.Token)
 		add(r.WebhookSecret)
+		if r.GitHubApp != nil {
+			add(r.GitHubApp.PrivateKey)
+		}
 	}
 	for _, n := range c.Notify {
 		add(n.WebhookURL)

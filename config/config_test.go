@@ -98,6 +98,12 @@ func TestParseErrors(t *testing.T) {
 		{"external URL without scheme", "external_url = \"trueline.example.com\"\n", "trueline.hcl:1,16: Invalid external URL"},
 		{"bad binary", "binary {\n  name = \"pulumi\"\n}\n", "Unknown binary"},
 		{"bad limit", "limits {\n  global = 0\n}\n", "global must be at least 1"},
+		{"pass_env of trueline's own", "pass_env = [\"TRUELINE_*\"]\n", "trueline.hcl:1,12: Invalid pass_env entry"},
+		{"pass_env glob inside", "pass_env = [\"A*B\"]\n", "Invalid pass_env entry"},
+		{"known_hosts missing", "repository \"a\" {\n  url = \"x\"\n  ssh {\n    known_hosts_file = \"/nonexistent/known_hosts\"\n  }\n}\n", "trueline.hcl:4,24: Unreadable known_hosts file"},
+		{"github app on gitea", "repository \"a\" {\n  url = \"x\"\n  forge = \"gitea\"\n  github_app {\n    app_id = 1\n    installation_id = 2\n    private_key_env = \"KEY\"\n  }\n}\n", "trueline.hcl:4,3: GitHub App without GitHub"},
+		{"github app and token", "repository \"a\" {\n  url = \"x\"\n  forge = \"github\"\n  token_env = \"KEY\"\n  github_app {\n    app_id = 1\n    installation_id = 2\n    private_key_env = \"KEY\"\n  }\n}\n", "Two GitHub credentials"},
+		{"github app without key", "repository \"a\" {\n  url = \"x\"\n  forge = \"github\"\n  github_app {\n    app_id = 1\n    installation_id = 2\n  }\n}\n", "GitHub App without a key"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -210,5 +216,42 @@ secret "key" {
 		if !diags.HasErrors() || !strings.Contains(diags.Error(), bad.want) {
 			t.Errorf("%s: %v, want %q", bad.body, diags, bad.want)
 		}
+	}
+}
+
+func TestParseSSHAppAndPassEnv(t *testing.T) {
+	dir := t.TempDir()
+	hosts := filepath.Join(dir, "known_hosts")
+	if err := os.WriteFile(hosts, []byte("gitea.internal ssh-ed25519 AAAA\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	src := `
+pass_env = ["AWS_*", "KUBECONFIG"]
+repository "infra" {
+  url   = "git@github.com:acme/infra.git"
+  forge = "github"
+  ssh {
+    known_hosts_file = "` + hosts + `"
+  }
+  github_app {
+    app_id          = 12
+    installation_id = 34
+    private_key_env = "APP_KEY"
+  }
+}
+`
+	cfg, diags := Parse("trueline.hcl", []byte(src), env(map[string]string{"APP_KEY": "-----BEGIN RSA PRIVATE KEY-----"}))
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	if got := strings.Join(cfg.PassEnv, ","); got != "AWS_*,KUBECONFIG" {
+		t.Errorf("pass_env = %q", got)
+	}
+	r := cfg.Repositories[0]
+	if r.KnownHostsFile != hosts {
+		t.Errorf("known hosts = %q", r.KnownHostsFile)
+	}
+	if a := r.GitHubApp; a == nil || a.AppID != 12 || a.InstallationID != 34 || a.PrivateKey.Value() != "-----BEGIN RSA PRIVATE KEY-----" || a.PrivateKey.String() != "***" {
+		t.Errorf("github app = %+v", a)
 	}
 }

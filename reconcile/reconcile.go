@@ -194,6 +194,7 @@ type Options struct {
 	CLIConfig   string            // TF_CLI_CONFIG_FILE for every run; empty keeps the environment's
 	PluginCache string            // shared TF_PLUGIN_CACHE_DIR; empty keeps the CLI config's
 	Env         map[string]string // extra environment for every run
+	PassEnv     []string          // what terraform inherits of trueline's environment; nil: runner.DefaultPassEnv
 	Parallel    int               // concurrent runs; zero means the number of CPUs
 	Grace       time.Duration     // how long terraform may take to stop after an interrupt
 	// Timeout bounds one run (plan, and any apply and converge plan); when
@@ -281,7 +282,7 @@ func (r *Reconciler) runnerFor(ctx context.Context, cfg *stacks.Config) (*runner
 	if r.opts.PluginCache != "" {
 		env["TF_PLUGIN_CACHE_DIR"] = r.opts.PluginCache
 	}
-	rn := &runner.Runner{Binary: bin, WorkDir: r.opts.WorkDir, CLIConfig: r.opts.CLIConfig, Env: env, Grace: r.opts.Grace}
+	rn := &runner.Runner{Binary: bin, WorkDir: r.opts.WorkDir, CLIConfig: r.opts.CLIConfig, Env: env, PassEnv: r.opts.PassEnv, Grace: r.opts.Grace}
 	r.runners[bin.Path] = rn
 	return rn, nil
 }

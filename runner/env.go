@@ -15,14 +15,29 @@ import "strings"
 // TF_PLUGIN_CACHE_DIR are set by trueline when it has them), and the
 // credentials of the AWS, Google, Azure and sandbox providers. Extend it
 // with Runner.PassEnv, e.g. append(runner.DefaultPassEnv, "KUBECONFIG").
-var DefaultPassEnv = []string{
+var DefaultPassEnv = append(append([]string(nil), SystemPassEnv...), CredentialPassEnv...)
+
+// SystemPassEnv is the part of DefaultPassEnv terraform cannot run without;
+// a configured pass list (trueline.hcl pass_env) is added to it.
+var SystemPassEnv = []string{
 	"PATH", "HOME", "USER", "LOGNAME", "TMPDIR", "TZ", "LANG", "LC_*",
 	"SSL_CERT_FILE", "SSL_CERT_DIR",
 	"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
 	"SSH_AUTH_SOCK",
 	"TF_*",
-	"AWS_*", "GOOGLE_*", "ARM_*", "AZURE_*",
-	"SANDBOX_*",
+}
+
+// CredentialPassEnv is the part of DefaultPassEnv that carries cloud
+// credentials; trueline.hcl pass_env replaces it.
+var CredentialPassEnv = []string{"AWS_*", "GOOGLE_*", "ARM_*", "AZURE_*", "SANDBOX_*"}
+
+// PassList is the pass list for a configured pass_env: SystemPassEnv and
+// the configured names, or DefaultPassEnv when none is configured.
+func PassList(configured []string) []string {
+	if configured == nil {
+		return DefaultPassEnv
+	}
+	return append(append([]string(nil), SystemPassEnv...), configured...)
 }
 
 // withheldPrefix marks trueline's own variables: they never reach

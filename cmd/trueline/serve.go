@@ -166,12 +166,12 @@ func prepareDataDir(dir string) error {
 // inheritedSecrets names the environment variables holding trueline's own
 // secrets (token_env, webhook_secret_env, webhook_url_env, --token-env,
 // --webhook-secret-env) that terraform would inherit under
-// runner.DefaultPassEnv, e.g. an AWS_ or TF_ name. Every other variable
+// its pass list (pass_env), e.g. an AWS_ or TF_ name. Every other variable
 // stays out of terraform's environment.
 func inheritedSecrets(cfg config.Config) []string {
 	var names []string
 	check := func(s config.Secret) {
-		if n, ok := strings.CutPrefix(s.Source, "env "); ok && runner.Passes(n, nil) {
+		if n, ok := strings.CutPrefix(s.Source, "env "); ok && runner.Passes(n, runner.PassList(cfg.PassEnv)) {
 			names = append(names, n)
 		}
 	}
@@ -234,6 +234,7 @@ func runServe(cmd *cobra.Command, g *globalFlags, f serveFlags) (err error) {
 		CLIConfig:   cfg.CLIConfig,
 		PluginCache: filepath.Join(cfg.DataDir, "plugin-cache"),
 		Env:         cfg.Env,
+		PassEnv:     runner.PassList(cfg.PassEnv),
 		Parallel:    cfg.Global,
 		Grace:       cfg.GracePeriod,
 		Timeout:     cfg.RunTimeout,
