@@ -31,7 +31,7 @@ func (s *Slack) check(ctx context.Context) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("slack %s: %w", s.Name, err)
 		}
-		defer resp.Body.Close()
+		defer func() { _ = resp.Body.Close() }() // read below; nothing to report
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		switch {
 		case resp.StatusCode == http.StatusBadRequest:
@@ -58,7 +58,7 @@ func (s *Slack) check(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("slack %s: auth.test: %w", s.Name, err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read below; nothing to report
 	var out struct {
 		OK    bool   `json:"ok"`
 		Error string `json:"error"`
