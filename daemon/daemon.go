@@ -94,12 +94,11 @@ func New(cfg config.Config, led ledger.Ledger, rec Planner, logger *slog.Logger)
 	d.notifier = notify.NewDispatcher(targets, 256, logger)
 	d.sched = scheduler.New(cfg.ScheduleJitter, d.fire)
 	for _, rc := range cfg.Repositories {
-		auth, err := authFor(rc)
+		src, err := SourceFor(rc)
 		if err != nil {
-			return nil, fmt.Errorf("repository %s: %w", rc.Name, err)
+			return nil, err
 		}
-		r := &repo{cfg: rc, fetch: make(chan string, 1),
-			src: &source.Repo{Name: rc.Name, URL: rc.URL, Branch: rc.Branch, Auth: auth}}
+		r := &repo{cfg: rc, fetch: make(chan string, 1), src: src}
 		if rc.Forge != "none" && rc.Forge != "" {
 			if r.forge, err = forge.New(forge.Options{Kind: rc.Forge, URL: rc.URL, APIURL: rc.APIURL, Token: rc.Token.Value()}); err != nil {
 				return nil, fmt.Errorf("repository %s: %w", rc.Name, err)
@@ -109,6 +108,16 @@ func New(cfg config.Config, led ledger.Ledger, rec Planner, logger *slog.Logger)
 		d.order = append(d.order, rc.Name)
 	}
 	return d, nil
+}
+
+// SourceFor is the Git repository of a configured repository, with its
+// credentials; serve and trueline doctor reach Git through it alike.
+func SourceFor(rc config.Repository) (*source.Repo, error) {
+	auth, err := authFor(rc)
+	if err != nil {
+		return nil, fmt.Errorf("repository %s: %w", rc.Name, err)
+	}
+	return &source.Repo{Name: rc.Name, URL: rc.URL, Branch: rc.Branch, Auth: auth}, nil
 }
 
 func authFor(rc config.Repository) (transport.AuthMethod, error) {
