@@ -58,7 +58,7 @@ A stack is a directory with a Terraform root module and a stack.hcl.`,
 	}
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", envOr("TRUELINE_LOG_LEVEL", "warn"), "log level: debug, info, warn, error")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", envOr("TRUELINE_LOG_FORMAT", "text"), "log format: text or json")
-	root.AddCommand(newCheckCmd(&g), newServeCmd(&g), newPlanCmd(&g), newRunsCmd(&g), newReportCmd(&g), newUnlockCmd(&g))
+	root.AddCommand(newCheckCmd(&g), newServeCmd(&g), newPlanCmd(&g), newRunsCmd(&g), newReportCmd(&g), newUnlockCmd(&g), newDoctorCmd(&g))
 	return root
 }
 
