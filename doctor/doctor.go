@@ -357,6 +357,13 @@ func WriteText(w io.Writer, results []Result) error {
 	for _, r := range results {
 		b.WriteString(Line(r, width))
 	}
+	b.WriteString("\n" + Summary(results) + "\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// Summary is the last line of the text output.
+func Summary(results []Result) string {
 	fails := 0
 	for _, r := range results {
 		if r.Status == Fail {
@@ -364,12 +371,9 @@ func WriteText(w io.Writer, results []Result) error {
 		}
 	}
 	if fails == 0 {
-		b.WriteString("\nEverything trueline needs is usable.\n")
-	} else {
-		fmt.Fprintf(&b, "\n%s failed: trueline serve would not work as configured.\n", plural(fails, "check", "checks"))
+		return "Everything trueline needs is usable."
 	}
-	_, err := io.WriteString(w, b.String())
-	return err
+	return fmt.Sprintf("%d of %d checks failed: trueline serve would not work as configured.", fails, len(results))
 }
 
 // Line formats one result for a terminal.

@@ -167,7 +167,7 @@ func TestOutput(t *testing.T) {
 		{Check: "git infra", Status: Fail, Detail: "authentication required", Fix: "check the token"},
 	}
 	out := text(t, results)
-	for _, want := range []string{"ok    config     trueline.hcl", "FAIL  git infra  authentication required", "fix: check the token", "1 check failed"} {
+	for _, want := range []string{"ok    config     trueline.hcl", "FAIL  git infra  authentication required", "fix: check the token", "1 of 2 checks failed"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("text lacks %q:\n%s", want, out)
 		}

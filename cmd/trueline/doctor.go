@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"time"
@@ -85,25 +86,15 @@ func runDoctor(cmd *cobra.Command, g *globalFlags, f doctorFlags) error {
 	if f.format == "text" {
 		// One line per check as it is known: a slow forge shows which it is.
 		width := 24
-		opts.Progress = func(r doctor.Result) { fmt.Fprint(out, doctor.Line(r, width)) }
+		opts.Progress = func(r doctor.Result) { _, _ = io.WriteString(out, doctor.Line(r, width)) } // the exit status tells the rest
 	}
 	results := doctor.Run(cmd.Context(), cfg, p, opts)
 	if f.format == "json" {
 		if err := doctor.WriteJSON(out, results); err != nil {
 			return err
 		}
-	} else {
-		failed := 0
-		for _, r := range results {
-			if r.Status == doctor.Fail {
-				failed++
-			}
-		}
-		if failed == 0 {
-			fmt.Fprintln(out, "\nEverything trueline needs is usable.")
-		} else {
-			fmt.Fprintf(out, "\n%d of %d checks failed: trueline serve would not work as configured.\n", failed, len(results))
-		}
+	} else if _, err := io.WriteString(out, "\n"+doctor.Summary(results)+"\n"); err != nil {
+		return err
 	}
 	if !doctor.Usable(results) {
 		return &exitError{code: 1}
