@@ -67,11 +67,14 @@ type Timing struct {
 	WorkspaceMS int64 `json:"workspace_ms"`
 	PlanMS      int64 `json:"plan_ms"`
 	ShowMS      int64 `json:"show_ms"`
+	// LockWaitMS is the part of the above spent waiting for a state lock
+	// someone else held.
+	LockWaitMS int64 `json:"lock_wait_ms"`
 }
 
 func timingOf(t runner.Timing) Timing {
 	return Timing{InitMS: t.Init.Milliseconds(), WorkspaceMS: t.Workspace.Milliseconds(),
-		PlanMS: t.Plan.Milliseconds(), ShowMS: t.Show.Milliseconds()}
+		PlanMS: t.Plan.Milliseconds(), ShowMS: t.Show.Milliseconds(), LockWaitMS: t.LockWait.Milliseconds()}
 }
 
 // Failed reports whether the run ended in an error.
@@ -221,6 +224,9 @@ type Options struct {
 // Event reports progress.
 type Event struct {
 	Started bool // false: finished, with Outcome
+	// Waiting, on a started run, says it waits for a state lock someone
+	// else holds (true), or no longer does (false).
+	Waiting *bool
 	Target  Target
 	Outcome Outcome
 	Done    int // runs finished so far
@@ -373,6 +379,14 @@ func (r *Reconciler) Run(ctx context.Context, key string, t Target) Outcome {
 	}
 	if t.Stack.Config.LockTimeout > 0 {
 		job.LockTimeout = t.Stack.Config.LockTimeout
+	}
+	job.OnLockWait = func(waiting bool) {
+		if waiting {
+			log.Info("waiting for the state lock", "lock_timeout", job.LockTimeout)
+		} else {
+			log.Info("the state lock wait is over")
+		}
+		r.progress(Event{Started: true, Target: t, Waiting: &waiting})
 	}
 	if len(t.Env) > 0 {
 		job.Env = map[string]string{}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -356,10 +357,29 @@ func TestLockTimeout(t *testing.T) {
 	if o := noWait.Run(context.Background(), "nowait", target); o.Failure == nil || !strings.Contains(o.Failure.Message, "lock") {
 		t.Errorf("without waiting, a held lock: %s %+v", o.Verdict, o.Failure)
 	}
+	var mu sync.Mutex
+	var waits []bool
+	waiting := reconcile.New(reconcile.Options{Toolchain: &runner.Toolchain{Default: "tofu", Path: bin.Path}, WorkDir: t.TempDir(),
+		CLIConfig: testenv.CLIConfig(t), Progress: func(e reconcile.Event) {
+			if e.Waiting != nil {
+				mu.Lock()
+				waits = append(waits, *e.Waiting)
+				mu.Unlock()
+			}
+		}})
 	start := time.Now()
-	o := f.rec.Run(context.Background(), "test/stacks/web/default", target) // the default: waits up to 5 minutes
+	o := waiting.Run(context.Background(), "test/stacks/web/default", target) // the default: waits up to 5 minutes
 	if o.Failure != nil {
 		t.Errorf("waiting for the lock: %+v\n%s", o.Failure, o.Log)
+	}
+	// The wait shows while it lasts (progress) and after (the outcome).
+	mu.Lock()
+	if fmt.Sprint(waits) != "[true false]" {
+		t.Errorf("lock wait events = %v, want [true false]", waits)
+	}
+	mu.Unlock()
+	if o.Timing.LockWaitMS < 500 || o.Timing.LockWaitMS > o.DurationMS {
+		t.Errorf("lock wait = %d ms of %d ms", o.Timing.LockWaitMS, o.DurationMS)
 	}
 	if err := <-done; err != nil {
 		t.Fatal(err)

@@ -73,6 +73,9 @@ type Job struct {
 	// LockTimeout is how long plan and apply wait for a state lock someone
 	// else holds (a CI apply); zero: they do not wait.
 	LockTimeout time.Duration
+	// OnLockWait, when set, is told when a command starts waiting for the
+	// state lock (true) and when the wait ends (false).
+	OnLockWait func(waiting bool)
 	// Variables are terraform variables from the server's secrets (never
 	// from Git); they win over the var files.
 	Variables map[string]string
@@ -102,6 +105,8 @@ type InitInfo struct {
 // Timing splits a run's wall time by command.
 type Timing struct {
 	Init, Workspace, Plan, Show time.Duration
+	// LockWait is the part of the above spent waiting for the state lock.
+	LockWait time.Duration
 }
 
 // Processes reports how many terraform commands this runner has started.
@@ -181,6 +186,7 @@ type session struct {
 	wd  string
 	tf  *tfexec.Terraform
 	log *capped
+	out *lockWatch // the log, timing waits for the state lock
 }
 
 func (r *Runner) session(job Job) (*session, error) {
@@ -213,9 +219,10 @@ func (r *Runner) session(job Job) (*session, error) {
 		limit = 256 << 10
 	}
 	log := newCapped(limit)
-	tf.SetStdout(log)
-	tf.SetStderr(log)
-	return &session{r: r, job: job, wd: wd, tf: tf, log: log}, nil
+	out := &lockWatch{w: log, notify: job.OnLockWait}
+	tf.SetStdout(out)
+	tf.SetStderr(out)
+	return &session{r: r, job: job, wd: wd, tf: tf, log: log, out: out}, nil
 }
 
 func (s *session) note(format string, args ...any) {
@@ -231,6 +238,7 @@ func (r *Runner) Plan(ctx context.Context, job Job) (*Plan, error) {
 	}
 	p := &Plan{Job: s.job}
 	fail := func(err error) (*Plan, error) {
+		p.Timing.LockWait = s.out.waited()
 		p.Log = s.log.String()
 		p.Discard()
 		return p, err
@@ -273,7 +281,7 @@ func (r *Runner) Plan(ctx context.Context, job Job) (*Plan, error) {
 		// it is parsed, never logged. Its stderr (errors) still is.
 		s.tf.SetStdout(io.Discard)
 		plan, err := s.tf.ShowPlanFile(ctx, p.File)
-		s.tf.SetStdout(s.log)
+		s.tf.SetStdout(s.out)
 		unlock()
 		p.Timing.Show = time.Since(start)
 		if err != nil {
@@ -281,6 +289,7 @@ func (r *Runner) Plan(ctx context.Context, job Job) (*Plan, error) {
 		}
 		p.JSON = plan
 	}
+	p.Timing.LockWait = s.out.waited()
 	p.Log = s.log.String()
 	return p, nil
 }
@@ -345,6 +354,7 @@ func (r *Runner) Apply(ctx context.Context, p *Plan) (log string, err error) {
 	unlock := r.lockCache(false)
 	err = s.tf.Apply(ctx, applyOptions(p.File, p.Job.LockTimeout)...)
 	unlock()
+	p.Timing.LockWait += s.out.waited()
 	if err != nil {
 		return s.log.String(), run.Fail(run.Apply, fmt.Errorf("apply: %w", cleanErr(err)))
 	}

@@ -175,6 +175,17 @@ func (p *progress) event(e reconcile.Event) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if e.Waiting != nil {
+		// Said even without a terminal: a run that seems stuck is waiting.
+		if *e.Waiting {
+			prefix := ""
+			if p.tty {
+				prefix = "\r\x1b[K"
+			}
+			p.w.printf("%s%s/%s: waiting for the state lock someone else holds\n", prefix, e.Target.Stack.Path, e.Target.Workspace.Name)
+		}
+		return
+	}
 	if e.Started {
 		if p.tty {
 			p.w.printf("\r\x1b[K[%d/%d] planning %s/%s", e.Done, e.Total, e.Target.Stack.Path, e.Target.Workspace.Name)
