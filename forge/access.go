@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/trueline/trueline/internal/redact"
 	gitlab "gitlab.com/gitlab-org/api/client-go"
 )
 
@@ -25,7 +24,7 @@ func Access(ctx context.Context, f Forge) (string, error) {
 		ctx, cancel := context.WithTimeout(ctx, b.timeout)
 		defer cancel()
 		got, err := a.access(ctx)
-		return got, redact.Error(err, b.secrets)
+		return got, b.redact(err)
 	}
 	if a, ok := f.(accessor); ok {
 		return a.access(ctx)
@@ -35,6 +34,9 @@ func Access(ctx context.Context, f Forge) (string, error) {
 
 func (g *gitHub) access(ctx context.Context) (string, error) {
 	repo, resp, err := g.c.Repositories.Get(ctx, g.owner, g.name)
+	if err != nil && g.app {
+		return "", fmt.Errorf("read %s/%s: %w; fix: install the app on the repository (the installation's Configure page, Repository access)", g.owner, g.name, err)
+	}
 	if err != nil {
 		return "", fmt.Errorf("read %s/%s: %w; fix: the token must see the repository (fine-grained: select it; classic: the repo scope)", g.owner, g.name, err)
 	}
@@ -42,6 +44,9 @@ func (g *gitHub) access(ctx context.Context) (string, error) {
 	// tokens list none, and the repository's permissions speak for them.
 	if scopes := resp.Header.Get("X-OAuth-Scopes"); scopes != "" && !hasScope(scopes, "repo") && !(hasScope(scopes, "public_repo") && !repo.GetPrivate()) {
 		return "", fmt.Errorf("the token's scopes are %q; fix: give it the repo scope", scopes)
+	}
+	if p := repo.GetPermissions(); p != nil && !p["push"] && g.app {
+		return "", fmt.Errorf("the app may read %s but not push; fix: give the app Contents and Pull requests read and write, and accept the new permissions on the installation", repo.GetFullName())
 	}
 	if p := repo.GetPermissions(); p != nil && !p["push"] {
 		return "", fmt.Errorf("the token may read %s but not push; fix: give it contents and pull requests read/write", repo.GetFullName())

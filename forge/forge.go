@@ -2,6 +2,8 @@
 // on GitHub (go-github), GitLab (client-go) and Gitea/Forgejo (the Gitea
 // SDK). trueline keeps one pull request per stack workspace, on branch
 // trueline/<stack>/<workspace>, found again by that branch on later runs.
+// A forge is reached with a token or, on GitHub, as a GitHub App
+// installation (App), whose token also serves Git over HTTPS.
 package forge
 
 import (
@@ -72,6 +74,9 @@ type Options struct {
 	URL    string // the repository's Git URL: https://host/owner/name(.git)
 	APIURL string // the API base, when it is not derived from URL
 	Token  string
+	// App authenticates to GitHub as an app installation instead of Token
+	// (see NewApp).
+	App *App
 	// Timeout bounds each call (FindOpen, Create, Update, Close), every
 	// request and retry in it included; zero means DefaultTimeout.
 	Timeout time.Duration
@@ -86,6 +91,9 @@ func New(o Options) (Forge, error) {
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultTimeout
+	}
+	if o.App != nil && (o.Kind != "github" || o.Token != "") {
+		return nil, fmt.Errorf("a GitHub App authenticates to GitHub only, and instead of a token: use forge github and no token")
 	}
 	// The SDKs take an http.Client: its Timeout bounds each request, the
 	// context deadline below each call with its pages and retries.
@@ -110,7 +118,7 @@ func New(o Options) (Forge, error) {
 			secrets = append(secrets, pw)
 		}
 	}
-	return &bounded{f: f, timeout: o.Timeout, maxBody: MaxBody(o.Kind), secrets: drift.SecretsFrom(secrets...)}, nil
+	return &bounded{f: f, timeout: o.Timeout, maxBody: MaxBody(o.Kind), secrets: drift.SecretsFrom(secrets...), app: o.App}, nil
 }
 
 // bounded gives every call of a driver a deadline, cuts bodies to the
@@ -121,13 +129,24 @@ type bounded struct {
 	timeout time.Duration
 	maxBody int
 	secrets drift.Secrets
+	app     *App // its key and tokens are secrets too
+}
+
+func (b *bounded) redact(err error) error {
+	if err == nil {
+		return nil
+	}
+	if b.app != nil {
+		err = b.app.redact(err)
+	}
+	return redact.Error(err, b.secrets)
 }
 
 func (b *bounded) FindOpen(ctx context.Context, head string) (*PR, error) {
 	ctx, cancel := context.WithTimeout(ctx, b.timeout)
 	defer cancel()
 	pr, err := b.f.FindOpen(ctx, head)
-	return pr, redact.Error(err, b.secrets)
+	return pr, b.redact(err)
 }
 
 func (b *bounded) Create(ctx context.Context, pr NewPR) (*PR, error) {
@@ -135,19 +154,19 @@ func (b *bounded) Create(ctx context.Context, pr NewPR) (*PR, error) {
 	defer cancel()
 	pr.Body = fitBody(pr.Body, b.maxBody)
 	p, err := b.f.Create(ctx, pr)
-	return p, redact.Error(err, b.secrets)
+	return p, b.redact(err)
 }
 
 func (b *bounded) Update(ctx context.Context, number int64, title, body string) error {
 	ctx, cancel := context.WithTimeout(ctx, b.timeout)
 	defer cancel()
-	return redact.Error(b.f.Update(ctx, number, title, fitBody(body, b.maxBody)), b.secrets)
+	return b.redact(b.f.Update(ctx, number, title, fitBody(body, b.maxBody)))
 }
 
 func (b *bounded) Close(ctx context.Context, number int64, comment string) error {
 	ctx, cancel := context.WithTimeout(ctx, b.timeout)
 	defer cancel()
-	return redact.Error(b.f.Close(ctx, number, fitBody(comment, b.maxBody)), b.secrets)
+	return b.redact(b.f.Close(ctx, number, fitBody(comment, b.maxBody)))
 }
 
 // scpURL is Git's scp-like syntax: [user@]host:path.

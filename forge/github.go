@@ -12,21 +12,35 @@ import (
 type gitHub struct {
 	c           *github.Client
 	owner, name string
+	app         bool // authenticated as a GitHub App installation
 }
 
 func newGitHub(o Options, host, owner, name string, hc *http.Client) (Forge, error) {
-	c := github.NewClient(hc).WithAuthToken(o.Token)
-	api := o.APIURL
-	if api == "" && !strings.HasSuffix(host, "://github.com") {
-		api = host + "/api/v3/" // GitHub Enterprise Server
+	var c *github.Client
+	if o.App != nil {
+		// Each request asks the app for its token: installation tokens
+		// expire within the hour.
+		c = github.NewClient(&http.Client{Timeout: hc.Timeout, Transport: &tokenTransport{app: o.App}})
+	} else {
+		c = github.NewClient(hc).WithAuthToken(o.Token)
 	}
-	if api != "" {
+	if api := githubAPI(host, o.APIURL); api != "" {
 		var err error
 		if c, err = c.WithEnterpriseURLs(api, api); err != nil {
 			return nil, fmt.Errorf("github API URL %q: %w", api, err)
 		}
 	}
-	return &gitHub{c: c, owner: owner, name: name}, nil
+	return &gitHub{c: c, owner: owner, name: name, app: o.App != nil}, nil
+}
+
+// githubAPI is the API base for a repository on host: api, when given;
+// none (go-github's default) for github.com; /api/v3/ on the host for
+// GitHub Enterprise Server.
+func githubAPI(host, api string) string {
+	if api == "" && !strings.HasSuffix(host, "://github.com") {
+		api = host + "/api/v3/"
+	}
+	return api
 }
 
 func (g *gitHub) FindOpen(ctx context.Context, head string) (*PR, error) {
