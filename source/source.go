@@ -38,6 +38,10 @@ type Repo struct {
 	URL    string
 	Branch string
 	Auth   transport.AuthMethod // nil for local paths, file:// and public remotes
+	// AuthFor, when set, is asked for the credentials of each clone, fetch
+	// and push instead of Auth: a GitHub App's installation tokens expire
+	// within the hour.
+	AuthFor func(ctx context.Context) (transport.AuthMethod, error)
 	// Timeout bounds each clone, fetch and push: a remote that stops
 	// answering must not hold the repository's lock forever. Zero means
 	// DefaultTimeout.
@@ -70,9 +74,13 @@ func Open(ctx context.Context, r *Repo, cacheDir string) error {
 	}
 	ctx, cancel := r.bound(ctx)
 	defer cancel()
+	auth, err := r.auth(ctx)
+	if err != nil {
+		return fmt.Errorf("clone %s: %w", r.Name, err)
+	}
 	g, err := git.PlainCloneContext(ctx, tmp, true, &git.CloneOptions{
 		URL:           r.URL,
-		Auth:          r.Auth,
+		Auth:          auth,
 		ReferenceName: plumbing.NewBranchReferenceName(r.Branch),
 		SingleBranch:  true,
 		Tags:          git.NoTags,
@@ -96,10 +104,14 @@ func (r *Repo) Fetch(ctx context.Context) (plumbing.Hash, error) {
 	ref := plumbing.NewBranchReferenceName(r.Branch)
 	ctx, cancel := r.bound(ctx)
 	defer cancel()
-	err := r.git.FetchContext(ctx, &git.FetchOptions{
+	auth, err := r.auth(ctx)
+	if err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("fetch %s: %w", r.Name, err)
+	}
+	err = r.git.FetchContext(ctx, &git.FetchOptions{
 		RemoteName: "origin",
 		RefSpecs:   []gitconfig.RefSpec{gitconfig.RefSpec(fmt.Sprintf("+%s:%s", ref, ref))},
-		Auth:       r.Auth,
+		Auth:       auth,
 		Tags:       git.NoTags,
 		Force:      true,
 	})
@@ -107,6 +119,14 @@ func (r *Repo) Fetch(ctx context.Context) (plumbing.Hash, error) {
 		return plumbing.ZeroHash, fmt.Errorf("fetch %s: %w", r.Name, err)
 	}
 	return r.headLocked()
+}
+
+// auth is the credentials for one clone, fetch or push.
+func (r *Repo) auth(ctx context.Context) (transport.AuthMethod, error) {
+	if r.AuthFor != nil {
+		return r.AuthFor(ctx)
+	}
+	return r.Auth, nil
 }
 
 // bound gives one clone, fetch or push its deadline.
@@ -432,7 +452,11 @@ func (r *Repo) PushBranch(ctx context.Context, base plumbing.Hash, branch string
 	}
 	pctx, cancel := r.bound(ctx)
 	defer cancel()
-	err = g.PushContext(pctx, &git.PushOptions{RemoteName: "upstream", Auth: r.Auth, Force: true,
+	auth, err := r.auth(pctx)
+	if err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("%s: push %s: %w", r.Name, branch, err)
+	}
+	err = g.PushContext(pctx, &git.PushOptions{RemoteName: "upstream", Auth: auth, Force: true,
 		RefSpecs: []gitconfig.RefSpec{gitconfig.RefSpec(fmt.Sprintf("+%s:%s", ref, ref))}})
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
 		return plumbing.ZeroHash, fmt.Errorf("%s: push %s to %s: %w", r.Name, branch, RedactURL(r.URL), err)
