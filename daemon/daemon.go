@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -94,16 +95,11 @@ func New(cfg config.Config, led ledger.Ledger, rec Planner, logger *slog.Logger)
 	d.notifier = notify.NewDispatcher(targets, 256, logger)
 	d.sched = scheduler.New(cfg.ScheduleJitter, d.fire)
 	for _, rc := range cfg.Repositories {
-		src, err := SourceFor(rc)
+		src, fg, err := connect(rc, logger)
 		if err != nil {
 			return nil, err
 		}
-		r := &repo{cfg: rc, fetch: make(chan string, 1), src: src}
-		if rc.Forge != "none" && rc.Forge != "" {
-			if r.forge, err = forge.New(forge.Options{Kind: rc.Forge, URL: rc.URL, APIURL: rc.APIURL, Token: rc.Token.Value()}); err != nil {
-				return nil, fmt.Errorf("repository %s: %w", rc.Name, err)
-			}
-		}
+		r := &repo{cfg: rc, fetch: make(chan string, 1), src: src, forge: fg}
 		d.repos[rc.Name] = r
 		d.order = append(d.order, rc.Name)
 	}
@@ -113,11 +109,55 @@ func New(cfg config.Config, led ledger.Ledger, rec Planner, logger *slog.Logger)
 // SourceFor is the Git repository of a configured repository, with its
 // credentials; serve and trueline doctor reach Git through it alike.
 func SourceFor(rc config.Repository) (*source.Repo, error) {
+	src, _, err := connect(rc, nil)
+	return src, err
+}
+
+// ForgeFor is the forge of a configured repository, with its credentials
+// (a token or a GitHub App installation); nil for forge "none".
+func ForgeFor(rc config.Repository) (forge.Forge, error) {
+	_, fg, err := connect(rc, nil)
+	return fg, err
+}
+
+// connect makes a repository's Git source and forge driver. A GitHub App's
+// one token source serves both: the API, and Git over HTTPS with a token
+// fresh for each clone, fetch and push.
+func connect(rc config.Repository, logger *slog.Logger) (*source.Repo, forge.Forge, error) {
 	auth, err := authFor(rc)
 	if err != nil {
-		return nil, fmt.Errorf("repository %s: %w", rc.Name, err)
+		return nil, nil, fmt.Errorf("repository %s: %w", rc.Name, err)
 	}
-	return &source.Repo{Name: rc.Name, URL: rc.URL, Branch: rc.Branch, Auth: auth}, nil
+	src := &source.Repo{Name: rc.Name, URL: rc.URL, Branch: rc.Branch, Auth: auth}
+	var app *forge.App
+	if ga := rc.GitHubApp; ga != nil {
+		app, err = forge.NewApp(forge.Options{Kind: rc.Forge, URL: rc.URL, APIURL: rc.APIURL},
+			forge.AppAuth{AppID: ga.AppID, InstallationID: ga.InstallationID, PrivateKeyPEM: []byte(ga.PrivateKey.Value()), KeySource: ga.PrivateKey.Source}, logger)
+		if err != nil {
+			return nil, nil, fmt.Errorf("repository %s: %w", rc.Name, err)
+		}
+		if overHTTP(rc.URL) {
+			src.AuthFor = func(ctx context.Context) (transport.AuthMethod, error) {
+				tok, err := app.Token(ctx)
+				if err != nil {
+					return nil, err
+				}
+				return &githttp.BasicAuth{Username: "x-access-token", Password: tok}, nil
+			}
+		}
+	}
+	if rc.Forge == "none" || rc.Forge == "" {
+		return src, nil, nil
+	}
+	fg, err := forge.New(forge.Options{Kind: rc.Forge, URL: rc.URL, APIURL: rc.APIURL, Token: rc.Token.Value(), App: app})
+	if err != nil {
+		return nil, nil, fmt.Errorf("repository %s: %w", rc.Name, err)
+	}
+	return src, fg, nil
+}
+
+func overHTTP(url string) bool {
+	return strings.HasPrefix(url, "https://") || strings.HasPrefix(url, "http://")
 }
 
 func authFor(rc config.Repository) (transport.AuthMethod, error) {
