@@ -188,35 +188,58 @@ func TestNetworkMirrorParallelInits(t *testing.T) {
 	}
 }
 
-// TestNetworkMirrorWrongHash: a mirror whose archives do not match the
-// hashes it lists fails init, saying so, and nothing is locked.
+// TestNetworkMirrorWrongHash: hashes that do not match the archive, listed
+// by the mirror or recorded in the stack's lock file, fail init, naming the
+// checksum; nothing is cached and the lock file stays as it was.
 func TestNetworkMirrorWrongHash(t *testing.T) {
-	for _, bin := range testenv.Binaries(t) {
-		t.Run(bin.Name, func(t *testing.T) {
-			srv := mirrortest.Start(t, mirrortest.Options{WrongHash: true})
-			r, cache := netRunner(t, bin, srv)
-			dir := netStack(t, "")
-			p, err := r.Plan(context.Background(), runner.Job{Key: "net/web/default", Dir: dir, Env: map[string]string{"SANDBOX_ROOT": t.TempDir()}})
-			p.Discard()
-			if err == nil {
-				t.Fatalf("init from a mirror serving wrong hashes succeeded:\n%s", p.Log)
-			}
-			if st := run.StageOf(err); st != run.Init {
-				t.Errorf("failed at stage %q, want %q", st, run.Init)
-			}
-			if _, err := os.Stat(filepath.Join(dir, ".terraform.lock.hcl")); err == nil {
-				t.Error("a lock file was written")
-			}
-			msg := strings.Join(strings.Fields(err.Error()), " ") // terraform wraps its lines
-			for _, src := range netSources(bin) {
-				// The error names the provider's hash the mirror listed.
-				if h := srv.Hash(t, src, srv.Versions(src)[0]); !strings.Contains(msg, fmt.Sprintf("doesn't match the expected checksum %q", h)) {
-					t.Errorf("the error does not say that %s does not match %s: %v", src, h, err)
+	for _, tc := range []struct {
+		name string
+		// mirror lists wrong hashes; otherwise the lock file records them.
+		mirror bool
+		// want is in the error for each provider (source, version, and
+		// the hash the mirror lists).
+		want func(src, v, h string) string
+	}{
+		{name: "listed by the mirror", mirror: true,
+			want: func(_, _, h string) string { return fmt.Sprintf("doesn't match the expected checksum %q", h) }},
+		{name: "recorded in the lock file", mirror: false,
+			want: func(src, v, _ string) string {
+				return fmt.Sprintf("the current package for %s %s doesn't match any of the checksums previously recorded in the dependency lock file", src, v)
+			}},
+	} {
+		for _, bin := range testenv.Binaries(t) {
+			t.Run(tc.name+"/"+bin.Name, func(t *testing.T) {
+				srv := mirrortest.Start(t, mirrortest.Options{WrongHash: tc.mirror})
+				r, cache := netRunner(t, bin, srv)
+				sources := netSources(bin)
+				lock := ""
+				if !tc.mirror {
+					lock = mirrortest.Start(t, mirrortest.Options{WrongHash: true}).LockFile(t, strings.Split(sources[0], "/")[0])
 				}
-				if mirrortest.Cached(cache, src, srv.Versions(src)[0]) {
-					t.Errorf("%s is in the plugin cache", src)
+				dir := netStack(t, lock)
+				p, err := r.Plan(context.Background(), runner.Job{Key: "net/web/default", Dir: dir, Env: map[string]string{"SANDBOX_ROOT": t.TempDir()}})
+				p.Discard()
+				if err == nil {
+					t.Fatalf("init succeeded:\n%s", p.Log)
 				}
-			}
-		})
+				if st := run.StageOf(err); st != run.Init {
+					t.Errorf("failed at stage %q, want %q", st, run.Init)
+				}
+				got, _ := os.ReadFile(filepath.Join(dir, ".terraform.lock.hcl"))
+				if string(got) != lock {
+					t.Errorf("the lock file was written:\n%s", got)
+				}
+				msg := strings.Join(strings.Fields(err.Error()), " ") // terraform wraps its lines
+				for _, src := range sources {
+					v := srv.Versions(src)[0]
+					if want := tc.want(src, v, srv.Hash(t, src, v)); !strings.Contains(msg, want) {
+						t.Errorf("the error does not say %q for %s: %v", want, src, err)
+					}
+					if mirrortest.Cached(cache, src, v) {
+						t.Errorf("%s is in the plugin cache", src)
+					}
+				}
+			})
+		}
 	}
 }
