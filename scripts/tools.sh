@@ -2,7 +2,10 @@
 # Builds everything trueline's tests and demo need into .tools/, from the Go
 # module proxy, pinned, and caches it: a tool whose stamp matches is not rebuilt.
 #
-#   .tools/bin/{tofu,terraform,versitygw,golangci-lint,trueline}
+#   .tools/versions/<binary>/<version>/<binary>  every Terraform and OpenTofu
+#                     version, side by side (runner.Toolchain picks among them)
+#   .tools/bin/{tofu,terraform}  symlinks to the default versions
+#   .tools/bin/{versitygw,golangci-lint,gitea,...}
 #   .tools/mirror/    filesystem provider mirror (sandbox and time providers)
 #   .tools/terraformrc CLI config: the mirror only, a shared plugin cache
 #
@@ -13,11 +16,15 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 TOOLS=$ROOT/.tools
 BIN=$TOOLS/bin
+VERSIONS=$TOOLS/versions
 SRC=$TOOLS/src
 MIRROR=$TOOLS/mirror
 
 TOFU_VERSION=1.10.10
-TERRAFORM_VERSION=1.5.7
+# Terraform: the default, and the older release kept for compatibility tests.
+TERRAFORM_VERSION=1.13.3
+TERRAFORM_NESTED=v0.0.0-20250409131005-35645b8fca68 # see terraform_nested
+TERRAFORM_COMPAT_VERSION=1.5.7
 VERSITYGW_VERSION=1.8.0
 TIME_PROVIDER_VERSION=0.14.2
 GOLANGCI_LINT_VERSION=2.15.0
@@ -25,9 +32,12 @@ GITEA_VERSION=1.26.0
 SANDBOX_VERSION=0.1.0
 
 GO=${GO:-go}
+# `version` would otherwise ask HashiCorp for news and warn of a missing
+# ~/.terraformrc before saying its version.
+export CHECKPOINT_DISABLE=1
 PLATFORM=$($GO env GOOS)_$($GO env GOARCH)
 GOVERSION=$($GO env GOVERSION)
-mkdir -p "$BIN" "$SRC" "$MIRROR" "$TOOLS/plugin-cache"
+mkdir -p "$BIN" "$VERSIONS" "$SRC" "$MIRROR" "$TOOLS/plugin-cache"
 
 step() { printf '==> %s\n' "$*" >&2; }
 
@@ -35,10 +45,26 @@ step() { printf '==> %s\n' "$*" >&2; }
 fresh() { [ -x "$1" ] && [ "$(cat "$1.stamp" 2>/dev/null)" = "$2" ]; }
 stamp() { printf '%s' "$2" >"$1.stamp"; }
 
+# versioned NAME VERSION: where that version of terraform or tofu lives.
+versioned() { printf '%s' "$VERSIONS/$1/$2/$1"; }
+
 if [ "${1:-}" = "--check" ]; then
 	missing=0
 	for t in tofu terraform versitygw golangci-lint terraform-provider-sandbox gitea; do
 		[ -x "$BIN/$t" ] || { echo "missing tool: $BIN/$t (run: make tools)" >&2; missing=1; }
+	done
+	for v in "tofu $TOFU_VERSION" "terraform $TERRAFORM_VERSION" "terraform $TERRAFORM_COMPAT_VERSION"; do
+		set -- $v
+		b=$(versioned "$1" "$2")
+		if [ ! -x "$b" ]; then
+			echo "missing tool: $b (run: make tools)" >&2; missing=1
+		elif ! TF_CLI_CONFIG_FILE=/dev/null "$b" version 2>/dev/null | grep -qx "[[:alpha:]]* v$2"; then
+			echo "$b does not say it is $1 v$2 (run: make tools)" >&2; missing=1
+		fi
+	done
+	for v in "tofu $TOFU_VERSION" "terraform $TERRAFORM_VERSION"; do
+		set -- $v
+		[ "$(readlink "$BIN/$1")" = "../versions/$1/$2/$1" ] || { echo "$BIN/$1 is not a link to $1 $2 (run: make tools)" >&2; missing=1; }
 	done
 	[ -f "$TOOLS/terraformrc" ] || { echo "missing $TOOLS/terraformrc (run: make tools)" >&2; missing=1; }
 	command -v chromium >/dev/null 2>&1 || { echo "missing chromium (run: make tools, as root, or apt-get install chromium)" >&2; missing=1; }
@@ -61,16 +87,90 @@ module_dir() {
 	printf '%s' "$dest"
 }
 
+# link NAME VERSION: point .tools/bin/NAME at that version, atomically (a
+# rename), so tests running meanwhile see the old binary or the new one.
+link() {
+	ln -sfn "../versions/$1/$2/$1" "$BIN/.$1.link"
+	mv -Tf "$BIN/.$1.link" "$BIN/$1"
+	rm -f "$BIN/$1.stamp"
+}
+
+# works NAME VERSION: the built binary runs and says it is that version.
+works() {
+	local out
+	out=$(TF_CLI_CONFIG_FILE=/dev/null "$(versioned "$1" "$2")" version 2>&1) || { printf '%s\n' "$out" >&2; return 1; }
+	printf '%s\n' "$out" | grep -qx "[[:alpha:]]* v$2" || { printf '%s version says:\n%s\n' "$1" "$out" >&2; return 1; }
+}
+
 # OpenTofu: its go.mod has a replace directive, so build inside the module.
+out=$(versioned tofu "$TOFU_VERSION")
 key="tofu $TOFU_VERSION $GOVERSION"
-if fresh "$BIN/tofu" "$key"; then
+if fresh "$out" "$key"; then
 	step "tofu $TOFU_VERSION: cached"
 else
-	step "tofu $TOFU_VERSION: building from source (about 5 minutes on 2 cores)"
-	dir=$(module_dir "github.com/opentofu/opentofu@v$TOFU_VERSION")
-	(cd "$dir" && $GO build -trimpath -ldflags "-s -w -X github.com/opentofu/opentofu/version.dev=no" -o "$BIN/tofu" ./cmd/tofu)
-	stamp "$BIN/tofu" "$key"
+	mkdir -p "$(dirname "$out")"
+	if [ ! -L "$BIN/tofu" ] && fresh "$BIN/tofu" "$key"; then
+		step "tofu $TOFU_VERSION: moving the earlier build into $VERSIONS"
+		cp -p "$BIN/tofu" "$out.tmp"
+	else
+		step "tofu $TOFU_VERSION: building from source (about 5 minutes on 2 cores)"
+		dir=$(module_dir "github.com/opentofu/opentofu@v$TOFU_VERSION")
+		(cd "$dir" && $GO build -mod=mod -trimpath -ldflags "-s -w -X github.com/opentofu/opentofu/version.dev=no" -o "$out.tmp" ./cmd/tofu)
+	fi
+	mv -f "$out.tmp" "$out"
+	stamp "$out" "$key"
 fi
+works tofu "$TOFU_VERSION"
+link tofu "$TOFU_VERSION"
+
+# Terraform 1.13.3's go.mod replaces nested modules (the remote state
+# backends and internal/legacy) with directories its module zip leaves out, and
+# the module proxy holds them only at TERRAFORM_NESTED, an earlier commit of
+# main, not at the release. So the build points those replaces at that
+# version, and leaves out the OCI backend, which the proxy has at no version.
+# Terraform's core is the release's; only these backends differ from it.
+terraform_nested() {
+	local dir=$1
+	sed -i -E "s#^replace (github.com/hashicorp/terraform/internal/[^ ]+) => \./.*#replace \1 => \1 $TERRAFORM_NESTED#" "$dir/go.mod"
+	sed -i '/remote-state\/oci/d' "$dir/go.mod" "$dir/internal/backend/init/init.go"
+	sed -i '/backendOCI/d' "$dir/internal/backend/init/init.go"
+}
+
+# terraform_build VERSION: build Terraform VERSION into its versions directory.
+terraform_build() {
+	local version=$1 out key dir
+	out=$(versioned terraform "$version")
+	key="terraform $version $GOVERSION"
+	[ "$version" = "$TERRAFORM_COMPAT_VERSION" ] || key="$key nested $TERRAFORM_NESTED"
+	if fresh "$out" "$key"; then
+		step "terraform $version: cached"
+		return
+	fi
+	mkdir -p "$(dirname "$out")"
+	if [ ! -L "$BIN/terraform" ] && fresh "$BIN/terraform" "$key"; then
+		step "terraform $version: moving the earlier build into $VERSIONS"
+		cp -p "$BIN/terraform" "$out.tmp"
+	elif [ "$version" = "$TERRAFORM_COMPAT_VERSION" ]; then
+		step "terraform $version: building"
+		GOBIN=$(dirname "$out") $GO install -trimpath -ldflags "-s -w" "github.com/hashicorp/terraform@v$version"
+		mv -f "$out" "$out.tmp"
+	else
+		step "terraform $version: building from source (about 10 minutes on 2 cores)"
+		dir=$(module_dir "github.com/hashicorp/terraform@v$version")
+		terraform_nested "$dir"
+		# version.dev=no: without it `terraform version` says 1.13.3-dev.
+		(cd "$dir" && $GO build -mod=mod -trimpath -ldflags "-s -w -X github.com/hashicorp/terraform/version.dev=no" -o "$out.tmp" .)
+	fi
+	mv -f "$out.tmp" "$out"
+	stamp "$out" "$key"
+}
+terraform_build "$TERRAFORM_COMPAT_VERSION"
+works terraform "$TERRAFORM_COMPAT_VERSION"
+# The default moves to a new version only once that version works: tests
+# running meanwhile keep the old one.
+terraform_build "$TERRAFORM_VERSION"
+works terraform "$TERRAFORM_VERSION"
+link terraform "$TERRAFORM_VERSION"
 
 # Gitea, a real forge for pull request tests: also a replace directive, and
 # its sqlite driver needs cgo and build tags. Its options/locale must be
@@ -110,7 +210,6 @@ go_install() {
 	stamp "$BIN/$name" "$key"
 }
 
-go_install terraform github.com/hashicorp/terraform "$TERRAFORM_VERSION"
 go_install versitygw github.com/versity/versitygw/cmd/versitygw "$VERSITYGW_VERSION"
 go_install terraform-provider-time github.com/hashicorp/terraform-provider-time "$TIME_PROVIDER_VERSION"
 go_install golangci-lint github.com/golangci/golangci-lint/v2/cmd/golangci-lint "$GOLANGCI_LINT_VERSION"
@@ -164,7 +263,8 @@ RC
 mv "$TOOLS/terraformrc.tmp" "$TOOLS/terraformrc"
 
 # Read all of the output: head would close the pipe early (SIGPIPE under pipefail).
-for t in tofu terraform; do
-	TF_CLI_CONFIG_FILE=$TOOLS/terraformrc "$BIN/$t" version | sed -n 1p >&2
+for b in "$VERSIONS"/*/*/*; do
+	case $b in *.stamp) continue ;; esac
+	TF_CLI_CONFIG_FILE=$TOOLS/terraformrc "$b" version | sed -n 1p >&2
 done
 step "tools ready in $TOOLS (CLI config: $TOOLS/terraformrc)"
