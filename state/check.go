@@ -27,12 +27,12 @@ func Check(ctx context.Context, b Backend, workspace string) (string, error) {
 	}
 	key := w.prefix + ".trueline-check-" + time.Now().UTC().Format("20060102T150405.000000000")
 	if err := w.put(ctx, key, []byte("{}"), nil); err != nil {
-		return "", fmt.Errorf("write s3://%s/%s: %w", w.bucket, key, explain(err))
+		return "", fmt.Errorf("write s3://%s/%s: %w", w.bucket, key, w.explain(err))
 	}
 	ctx, cancel := w.bound(ctx)
 	defer cancel()
 	if _, err := w.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(w.bucket), Key: aws.String(key)}); err != nil {
-		return "", fmt.Errorf("delete the probe s3://%s/%s: %w", w.bucket, key, explain(err))
+		return "", fmt.Errorf("delete the probe s3://%s/%s: %w", w.bucket, key, w.explain(err))
 	}
 	return "can write records to " + w.Where().Record, nil
 }

@@ -71,7 +71,7 @@ func (w *s3Writer) Prune(ctx context.Context, before time.Time, keep int) (int, 
 		page, err := p.NextPage(pctx)
 		cancel()
 		if err != nil {
-			return 0, fmt.Errorf("list s3://%s/%s: %w", w.bucket, prefix, explain(err))
+			return 0, fmt.Errorf("list s3://%s/%s: %w", w.bucket, prefix, w.explain(err))
 		}
 		for _, o := range page.Contents {
 			names = append(names, strings.TrimPrefix(aws.ToString(o.Key), prefix))
@@ -92,7 +92,7 @@ func (w *s3Writer) Prune(ctx context.Context, before time.Time, keep int) (int, 
 			Delete: &types.Delete{Objects: ids, Quiet: aws.Bool(true)}})
 		cancel()
 		if err != nil {
-			return n, fmt.Errorf("delete records under s3://%s/%s: %w", w.bucket, prefix, explain(err))
+			return n, fmt.Errorf("delete records under s3://%s/%s: %w", w.bucket, prefix, w.explain(err))
 		}
 		if len(out.Errors) > 0 {
 			e := out.Errors[0]

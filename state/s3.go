@@ -7,14 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
@@ -26,7 +22,7 @@ import (
 const s3Timeout = 30 * time.Second
 
 // s3Writer writes records beside a state object, with the backend's
-// region, endpoint, path style, profile, credentials and encryption.
+// region, endpoints, path style, identity (awsConfigFor) and encryption.
 type s3Writer struct {
 	client  *s3.Client
 	bucket  string
@@ -34,6 +30,7 @@ type s3Writer struct {
 	sse     types.ServerSideEncryption
 	kmsKey  string
 	timeout time.Duration // of each call
+	who     string        // the identity, for errors
 }
 
 // bound gives one S3 call its deadline.
@@ -54,40 +51,19 @@ func newS3(ctx context.Context, b Backend, workspace string) (*s3Writer, error) 
 		}
 		key = strings.Trim(prefix, "/") + "/" + workspace + "/" + key
 	}
-	opts := []func(*awsconfig.LoadOptions) error{}
-	region := b.String("region")
-	if region == "" {
-		region = os.Getenv("AWS_REGION")
-	}
-	if region == "" {
-		region = "us-east-1"
-	}
-	opts = append(opts, awsconfig.WithRegion(region),
-		awsconfig.WithHTTPClient(awshttp.NewBuildableClient().WithTimeout(s3Timeout)))
-	if p := b.String("profile"); p != "" {
-		opts = append(opts, awsconfig.WithSharedConfigProfile(p))
-	}
-	if ak, sk := b.String("access_key"), b.String("secret_key"); ak != "" && sk != "" {
-		opts = append(opts, awsconfig.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(ak, sk, b.String("token"))))
-	}
-	cfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
+	id, err := awsConfigFor(ctx, b)
 	if err != nil {
-		return nil, fmt.Errorf("s3 backend: AWS configuration: %w", err)
+		return nil, err
 	}
-	endpoint := b.String("endpoint")
-	if eps, ok := b.Config["endpoints"].(map[string]any); ok {
-		if e, ok := eps["s3"].(string); ok && e != "" {
-			endpoint = e
-		}
-	}
+	endpoint := endpointOf(b, "s3", "endpoint")
 	pathStyle := b.Bool("use_path_style") || b.Bool("force_path_style")
-	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
+	client := s3.NewFromConfig(id.cfg, func(o *s3.Options) {
 		if endpoint != "" {
 			o.BaseEndpoint = aws.String(endpoint)
 		}
 		o.UsePathStyle = pathStyle
 	})
-	w := &s3Writer{client: client, bucket: bucket, prefix: key + ".trueline/", timeout: s3Timeout}
+	w := &s3Writer{client: client, bucket: bucket, prefix: key + ".trueline/", timeout: s3Timeout, who: id.who}
 	if b.Bool("encrypt") {
 		w.sse = types.ServerSideEncryptionAes256
 	}
@@ -141,7 +117,7 @@ func (w *s3Writer) Write(ctx context.Context, rec Record) error {
 	}
 	runKey := w.prefix + "runs/" + runName(rec)
 	if err := w.put(ctx, runKey, b, nil); err != nil {
-		return fmt.Errorf("write s3://%s/%s: %w", w.bucket, runKey, explain(err))
+		return fmt.Errorf("write s3://%s/%s: %w", w.bucket, runKey, w.explain(err))
 	}
 	// latest.json: a whole-object PUT is atomic (never torn); a conditional
 	// one (If-Match on the ETag read) keeps two replicas from replacing a
@@ -155,7 +131,7 @@ func (w *s3Writer) Write(ctx context.Context, rec Record) error {
 				return nil
 			}
 		} else if !isNotFound(err) {
-			return fmt.Errorf("read s3://%s/%s: %w", w.bucket, latest, explain(err))
+			return fmt.Errorf("read s3://%s/%s: %w", w.bucket, latest, w.explain(err))
 		}
 		err = w.put(ctx, latest, b, func(in *s3.PutObjectInput) {
 			if etag != nil {
@@ -170,12 +146,12 @@ func (w *s3Writer) Write(ctx context.Context, rec Record) error {
 		if isUnsupported(err) {
 			// A server without conditional writes: a plain PUT is still atomic.
 			if err := w.put(ctx, latest, b, nil); err != nil {
-				return fmt.Errorf("write s3://%s/%s: %w", w.bucket, latest, explain(err))
+				return fmt.Errorf("write s3://%s/%s: %w", w.bucket, latest, w.explain(err))
 			}
 			return nil
 		}
 		if !isPreconditionFailed(err) {
-			return fmt.Errorf("write s3://%s/%s: %w", w.bucket, latest, explain(err))
+			return fmt.Errorf("write s3://%s/%s: %w", w.bucket, latest, w.explain(err))
 		}
 		// Someone else wrote latest.json meanwhile: read again and compare.
 	}
@@ -205,11 +181,19 @@ func isUnsupported(err error) bool {
 	return c == "NotImplemented" || c == "InvalidArgument"
 }
 
-// explain adds what to do to the errors people meet.
-func explain(err error) error {
+// explain adds what to do to the errors people meet. A role that could
+// not be assumed says so itself, without the S3 call around it.
+func (w *s3Writer) explain(err error) error {
+	var ar *assumeRoleError
+	if errors.As(err, &ar) {
+		return ar
+	}
 	switch apiCode(err) {
-	case "InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "InvalidClientTokenId":
-		return fmt.Errorf("%w (check the credentials trueline runs with: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or the backend's profile)", err)
+	case "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidClientTokenId", "ExpiredToken":
+		return fmt.Errorf("%w (check the credentials records are written with: %s)", err, w.who)
+	case "AccessDenied":
+		return fmt.Errorf("%w (check the credentials records are written with, %s: they need s3:GetObject, s3:PutObject, s3:ListBucket and s3:DeleteObject on s3://%s/%s*)",
+			err, w.who, w.bucket, w.prefix)
 	case "NoSuchBucket":
 		return fmt.Errorf("%w (the backend's bucket does not exist)", err)
 	}

@@ -1,5 +1,6 @@
 // Package s3test runs a real S3 server (versitygw, built by `make tools`) on
-// loopback for tests, with a root access key and buckets.
+// loopback for tests, with a root access key, buckets, and further users
+// from versitygw's own IAM (kept in a directory of the test's).
 package s3test
 
 import (
@@ -23,8 +24,9 @@ type Server struct {
 	Endpoint string // http://127.0.0.1:port
 	Access   string
 	Secret   string
-	Dir      string // the posix root: <Dir>/<bucket>/<key>
-	Client   *s3.Client
+	Dir      string     // the posix root: <Dir>/<bucket>/<key>
+	Client   *s3.Client // as root
+	bin      string
 }
 
 // Start runs versitygw until the test ends.
@@ -39,8 +41,11 @@ func Start(t testing.TB) *Server {
 	if err := ln.Close(); err != nil { // versitygw takes the port next
 		t.Fatal(err)
 	}
-	s := &Server{Endpoint: "http://" + addr, Access: "trueline-access", Secret: "trueline-secret-key", Dir: t.TempDir()}
-	cmd := exec.Command(bin, "--access", s.Access, "--secret", s.Secret, "--port", addr, "posix", s.Dir)
+	s := &Server{Endpoint: "http://" + addr, Access: "trueline-access", Secret: "trueline-secret-key", Dir: t.TempDir(), bin: bin}
+	// The IAM directory gives versitygw users besides root (User); the cache
+	// is off so a user is known as soon as it is created.
+	cmd := exec.Command(bin, "--access", s.Access, "--secret", s.Secret, "--port", addr,
+		"--iam-dir", t.TempDir(), "--iam-cache-disable", "posix", s.Dir)
 	cmd.Env = os.Environ()
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
@@ -77,6 +82,31 @@ func (s *Server) Bucket(t testing.TB, name string) {
 	t.Helper()
 	if _, err := s.Client.CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
 		t.Fatalf("create bucket %s: %v", name, err)
+	}
+}
+
+// User creates a gateway user with the role "user": it may use the buckets
+// it owns (BucketOwnedBy) and no others.
+func (s *Server) User(t testing.TB, access, secret string) {
+	t.Helper()
+	s.admin(t, "create-user", "--access", access, "--secret", secret, "--role", "user")
+}
+
+// BucketOwnedBy creates a bucket owned by a user: only that user (and root)
+// may read or write it.
+func (s *Server) BucketOwnedBy(t testing.TB, name, owner string) {
+	t.Helper()
+	s.admin(t, "create-bucket", "--bucket", name, "--owner", owner)
+}
+
+// admin runs a versitygw admin command as root, with the keys in its
+// environment rather than its arguments.
+func (s *Server) admin(t testing.TB, args ...string) {
+	t.Helper()
+	cmd := exec.Command(s.bin, append([]string{"admin", "--endpoint-url", s.Endpoint}, args...)...)
+	cmd.Env = append(os.Environ(), "ADMIN_ACCESS_KEY_ID="+s.Access, "ADMIN_SECRET_ACCESS_KEY="+s.Secret)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("versitygw admin %s: %v\n%s", args[0], err, out)
 	}
 }
 
