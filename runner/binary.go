@@ -3,17 +3,16 @@ package runner
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/hashicorp/go-version"
 	"github.com/hashicorp/hc-install/fs"
 	"github.com/hashicorp/hc-install/product"
-	"github.com/hashicorp/hc-install/releases"
 )
 
 // Binary is a terraform or tofu executable of a known version.
@@ -33,11 +32,15 @@ type FindOptions struct {
 	Name       string // "terraform" (default) or "tofu"
 	Path       string // an explicit executable; nothing else is tried
 	Constraint string // e.g. "~> 1.5.0"; empty accepts any version
-	ToolsDir   string // a directory tried before PATH, e.g. .tools/bin
-	// Install lets terraform be installed from the HashiCorp releases site
-	// into InstallDir when nothing local fits. It needs network access.
-	Install    bool
-	InstallDir string
+	// ToolsDir lists directories tried before PATH, separated like PATH.
+	// Each holds binaries by version, <dir>/terraform/1.13.3/terraform (the
+	// layout of .tools/versions and of installs), or flat, <dir>/terraform.
+	ToolsDir string
+	// Install, when set, installs the newest terraform release that
+	// satisfies the constraint when no local binary does. OpenTofu is never
+	// installed: no maintained Go library installs it with its signature
+	// checked.
+	Install *Install
 
 	versions *versionCache
 }
@@ -73,9 +76,53 @@ func jsonVersion(ctx context.Context, path string) (*version.Version, error) {
 	return version.NewVersion(v.Version)
 }
 
-// Find locates a terraform or tofu binary: an explicit path, then ToolsDir,
-// then PATH, then (terraform only, when allowed) an install of the newest
-// release that satisfies the constraint. The error lists what was tried.
+// NotFoundError says that no binary satisfies what was asked, which ones
+// there are, and how to add one.
+type NotFoundError struct {
+	Name       string
+	Constraint string // what was asked for, both constraints joined; empty: any
+	// Server and Stack, when both are set, are trueline.hcl's binary version
+	// and the stack's, which no binary satisfies together.
+	Server, Stack string
+	Installed     []Binary // usable binaries found, newest first
+	Problems      []string // binaries that could not be used, and why
+	Looked        []string // where they were looked for
+	Hint          string   // how to add one
+}
+
+func (e *NotFoundError) Error() string {
+	var b strings.Builder
+	switch {
+	case e.Server != "" && e.Stack != "":
+		fmt.Fprintf(&b, "no %s satisfies both trueline.hcl's binary version %q and the stack's version %q", e.Name, e.Server, e.Stack)
+	case e.Constraint != "":
+		fmt.Fprintf(&b, "no %s satisfies %q", e.Name, e.Constraint)
+	default:
+		fmt.Fprintf(&b, "no %s found", e.Name)
+	}
+	if len(e.Installed) > 0 {
+		vs := make([]string, len(e.Installed))
+		for i, bin := range e.Installed {
+			vs[i] = fmt.Sprintf("%s (%s)", bin.Version, bin.Path)
+		}
+		fmt.Fprintf(&b, "; installed: %s", strings.Join(vs, ", "))
+	} else {
+		fmt.Fprintf(&b, "; none is installed (looked in %s)", strings.Join(e.Looked, ", "))
+	}
+	if len(e.Problems) > 0 {
+		fmt.Fprintf(&b, "; unusable: %s", strings.Join(e.Problems, "; "))
+	}
+	if e.Hint != "" {
+		b.WriteString("; " + e.Hint)
+	}
+	return b.String()
+}
+
+// Find locates a terraform or tofu binary: an explicit path alone, or else
+// the newest version that satisfies the constraint among the tools
+// directories and PATH (on a tie, the first found), or else (terraform
+// only, when allowed) an install of the newest release that satisfies it.
+// When nothing fits, the error is a *NotFoundError.
 func Find(ctx context.Context, opts FindOptions) (Binary, error) {
 	name := opts.Name
 	if name == "" {
@@ -94,28 +141,41 @@ func Find(ctx context.Context, opts FindOptions) (Binary, error) {
 	if opts.Constraint != "" {
 		c, err := version.NewConstraint(opts.Constraint)
 		if err != nil {
-			return Binary{}, fmt.Errorf("version constraint %q: %w", opts.Constraint, err)
+			return Binary{}, fmt.Errorf("version constraint %q: %w; write one such as \"~> 1.10\" or \">= 1.5, < 2\"", opts.Constraint, err)
 		}
 		constraints = c
 	}
+	satisfies := func(v *version.Version) bool { return constraints == nil || constraints.Check(v) }
 
-	var tried []string
-	check := func(path string) (Binary, bool) {
-		v, cached := opts.versions.get(path)
-		if !cached {
+	// Every version probe goes through the cache, hc-install's included, so
+	// a warm run starts no `version` command.
+	probed := map[string]*version.Version{}
+	getVersion := prod.GetVersion
+	prod.GetVersion = func(ctx context.Context, path string) (*version.Version, error) {
+		if v, ok := probed[path]; ok {
+			return v, nil
+		}
+		v, ok := opts.versions.get(path)
+		if !ok {
 			var err error
-			v, err = prod.GetVersion(ctx, path)
-			if err != nil {
-				tried = append(tried, fmt.Sprintf("%s: %v", path, err))
-				return Binary{}, false
+			if v, err = getVersion(ctx, path); err != nil {
+				return nil, err
 			}
 			opts.versions.put(path, v)
 		}
-		if constraints != nil && !constraints.Check(v) {
-			tried = append(tried, fmt.Sprintf("%s: version %s does not satisfy %q", path, v, opts.Constraint))
-			return Binary{}, false
+		probed[path] = v
+		return v, nil
+	}
+	// probe runs an executable path for its version.
+	probe := func(path string) (Binary, error) {
+		if _, err := (&fs.AnyVersion{ExactBinPath: path}).Find(ctx); err != nil {
+			return Binary{}, fmt.Errorf("%s: not an executable file", path)
 		}
-		return Binary{Name: name, Path: path, Version: v}, true
+		v, err := prod.GetVersion(ctx, path)
+		if err != nil {
+			return Binary{}, fmt.Errorf("%s: %w", path, err)
+		}
+		return Binary{Name: name, Path: path, Version: v}, nil
 	}
 
 	if opts.Path != "" {
@@ -123,68 +183,176 @@ func Find(ctx context.Context, opts FindOptions) (Binary, error) {
 		if err != nil {
 			return Binary{}, err
 		}
-		if b, ok := check(p); ok {
-			return b, nil
+		b, err := probe(p)
+		if err == nil && !satisfies(b.Version) {
+			err = fmt.Errorf("%s: version %s does not satisfy %q", p, b.Version, opts.Constraint)
 		}
-		return Binary{}, fmt.Errorf("%s binary %s is not usable (%s); fix the path or the version constraint",
-			name, p, strings.Join(tried, "; "))
+		if err != nil {
+			return Binary{}, fmt.Errorf("%s binary %s is not usable (%v); fix the path or the version constraint", name, p, err)
+		}
+		return b, nil
 	}
 
-	if opts.ToolsDir != "" {
-		p := filepath.Join(opts.ToolsDir, name)
-		if _, err := os.Stat(p); err == nil {
-			if b, ok := check(p); ok {
-				return b, nil
-			}
-		} else {
-			tried = append(tried, p+": not found")
+	nf := &NotFoundError{Name: name, Constraint: opts.Constraint}
+	var best *Binary
+	consider := func(b Binary) {
+		nf.Installed = append(nf.Installed, b)
+		if satisfies(b.Version) && (best == nil || b.Version.GreaterThan(best.Version)) {
+			best = &b
 		}
 	}
-
-	// PATH, through hc-install so that its executable checks apply.
-	if constraints != nil {
-		src := &fs.Version{Product: prod, Constraints: constraints}
-		if p, err := src.Find(ctx); err == nil {
-			if b, ok := check(p); ok {
-				return b, nil
-			}
-		} else {
-			tried = append(tried, fmt.Sprintf("PATH: %v", err))
-		}
-	} else {
-		src := &fs.AnyVersion{Product: &prod}
-		if p, err := src.Find(ctx); err == nil {
-			if b, ok := check(p); ok {
-				return b, nil
-			}
-		} else {
-			tried = append(tried, fmt.Sprintf("PATH: %v", err))
-		}
-	}
-
-	if opts.Install && name == "terraform" {
-		dir := opts.InstallDir
+	dirs := filepath.SplitList(opts.ToolsDir)
+	for _, dir := range dirs {
 		if dir == "" {
-			return Binary{}, errors.New("installing terraform needs an install directory")
+			continue
 		}
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return Binary{}, err
-		}
-		lv := &releases.LatestVersion{Product: prod, Constraints: constraints, InstallDir: dir}
-		p, err := lv.Install(ctx)
-		if err == nil {
-			if b, ok := check(p); ok {
-				return b, nil
+		nf.Looked = append(nf.Looked, dir)
+		for _, c := range versionDirs(dir, name) {
+			// The directory's name says the version: only a version that
+			// would be chosen runs to confirm it.
+			if !satisfies(c.Version) || (best != nil && !c.Version.GreaterThan(best.Version)) {
+				nf.Installed = append(nf.Installed, c)
+				continue
 			}
-		} else {
-			tried = append(tried, fmt.Sprintf("releases: %v", err))
+			b, err := probe(c.Path)
+			if err == nil && !b.Version.Equal(c.Version) {
+				err = fmt.Errorf("%s says it is version %s, not %s as its directory does", c.Path, b.Version, c.Version)
+			}
+			if err != nil {
+				nf.Problems = append(nf.Problems, err.Error())
+				continue
+			}
+			consider(b)
+		}
+		if p := filepath.Join(dir, name); exists(p) {
+			b, err := probe(p)
+			if err != nil {
+				nf.Problems = append(nf.Problems, err.Error())
+				continue
+			}
+			consider(b)
 		}
 	}
 
-	want := name
-	if opts.Constraint != "" {
-		want += " " + opts.Constraint
+	// PATH, through hc-install's sources: any version, an exact one or a
+	// range. Each answers the first match on PATH.
+	nf.Looked = append(nf.Looked, "PATH")
+	var src interface {
+		Find(context.Context) (string, error)
 	}
-	hint := "run `make tools`, put it on PATH, or name it with --binary-path"
-	return Binary{}, fmt.Errorf("no %s found (tried %s); %s", want, strings.Join(tried, "; "), hint)
+	switch exact := exactVersion(opts.Constraint); {
+	case constraints == nil:
+		src = &fs.AnyVersion{Product: &prod}
+	case exact != nil:
+		src = &fs.ExactVersion{Product: prod, Version: exact}
+	default:
+		src = &fs.Version{Product: prod, Constraints: constraints}
+	}
+	if p, err := src.Find(ctx); err == nil {
+		if b, err := probe(p); err == nil {
+			consider(b)
+		} else {
+			nf.Problems = append(nf.Problems, err.Error())
+		}
+	}
+	if best != nil {
+		return *best, nil
+	}
+
+	nf.Installed = distinct(nf.Installed)
+	if opts.Install != nil && name == "terraform" {
+		p, err := opts.Install.terraform(ctx, prod, constraints)
+		if err == nil {
+			b, perr := probe(p)
+			if perr == nil && satisfies(b.Version) {
+				return b, nil
+			}
+			err = fmt.Errorf("the installed %s is not usable: %v", p, perr)
+		}
+		nf.Problems = append(nf.Problems, err.Error())
+	}
+	nf.Hint = addHint(name, dirs, opts.Install != nil)
+	return Binary{}, nf
+}
+
+// addHint says how to add a binary of that name.
+func addHint(name string, dirs []string, installs bool) string {
+	dir := "a tools directory (TRUELINE_TOOLS_DIR)"
+	for _, d := range dirs {
+		if d != "" {
+			dir = d
+			break
+		}
+	}
+	where := fmt.Sprintf("add one as %s/%s/<version>/%s or on PATH", dir, name, name)
+	switch {
+	case name == "tofu":
+		return where + " (trueline installs no OpenTofu), or change the version constraint"
+	case installs:
+		return where + ", or change the version constraint"
+	default:
+		return where + ", let trueline install it (trueline.hcl: binary { install = true }), or change the version constraint"
+	}
+}
+
+// versionDirs lists <dir>/<name>/<version>/<name>, newest first, with the
+// version its directory names.
+func versionDirs(dir, name string) []Binary {
+	entries, err := os.ReadDir(filepath.Join(dir, name))
+	if err != nil {
+		return nil // no such layout here: a flat directory, or none
+	}
+	var out []Binary
+	for _, e := range entries {
+		v, err := version.NewVersion(e.Name())
+		if err != nil || !e.IsDir() {
+			continue // say, an install in progress
+		}
+		p := filepath.Join(dir, name, e.Name(), name)
+		if exists(p) {
+			out = append(out, Binary{Name: name, Path: p, Version: v})
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Version.GreaterThan(out[j].Version) })
+	return out
+}
+
+// exactVersion returns the version a constraint names alone ("1.13.3",
+// "= 1.13.3"), or nil.
+func exactVersion(constraint string) *version.Version {
+	s := strings.TrimSpace(constraint)
+	if strings.Contains(s, ",") {
+		return nil
+	}
+	s = strings.TrimSpace(strings.TrimPrefix(s, "="))
+	v, err := version.NewVersion(s)
+	if err != nil {
+		return nil
+	}
+	return v
+}
+
+// distinct drops binaries that are the same file (a link in .tools/bin and
+// its target) and sorts them newest first.
+func distinct(bins []Binary) []Binary {
+	seen := map[string]bool{}
+	var out []Binary
+	for _, b := range bins {
+		real, err := filepath.EvalSymlinks(b.Path)
+		if err != nil {
+			real = b.Path
+		}
+		if seen[real] {
+			continue
+		}
+		seen[real] = true
+		out = append(out, b)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Version.GreaterThan(out[j].Version) })
+	return out
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }

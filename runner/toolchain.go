@@ -3,8 +3,10 @@ package runner
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/hashicorp/go-version"
@@ -13,11 +15,18 @@ import (
 // Toolchain finds binaries on demand and remembers them, so that stacks
 // naming the same binary and constraint share one lookup.
 type Toolchain struct {
-	Default    string // binary name when a stack names none: "terraform" or "tofu"
-	Path       string // explicit path of the default binary, if any
-	ToolsDir   string // tried before PATH
-	Install    bool
-	InstallDir string
+	Default string // binary name when a stack names none: "terraform" or "tofu"
+	Path    string // explicit path of the default binary, if any
+	// Constraint is the server's version constraint for the default binary
+	// (trueline.hcl binary { version }); a stack's own constraint narrows
+	// it. A stack naming the other binary is held to its own alone.
+	Constraint string
+	// ToolsDir lists directories tried before PATH, separated like PATH;
+	// see FindOptions.ToolsDir.
+	ToolsDir string
+	// Install, when set, installs missing terraform versions into
+	// Install.Dir, which is searched after ToolsDir.
+	Install *Install
 	// CacheDir, when set, remembers binary versions across processes (keyed
 	// by path, size and modification time), so a warm run starts no
 	// `version` command.
@@ -28,7 +37,9 @@ type Toolchain struct {
 }
 
 // Binary returns the binary for a stack's binary name and version constraint;
-// empty values mean the toolchain's defaults.
+// empty values mean the toolchain's defaults. When the server's constraint
+// and the stack's leave no binary, the error is a *NotFoundError naming
+// both.
 func (t *Toolchain) Binary(ctx context.Context, name, constraint string) (Binary, error) {
 	if name == "" {
 		name = t.Default
@@ -36,19 +47,34 @@ func (t *Toolchain) Binary(ctx context.Context, name, constraint string) (Binary
 	if name == "" {
 		name = "terraform"
 	}
-	key := [2]string{name, constraint}
+	isDefault := name == t.Default || (t.Default == "" && name == "terraform")
+	want := constraint
+	if isDefault && t.Constraint != "" {
+		want = t.Constraint
+		if constraint != "" {
+			want += ", " + constraint
+		}
+	}
+	key := [2]string{name, want}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if b, ok := t.found[key]; ok {
 		return b, nil
 	}
-	opts := FindOptions{Name: name, Constraint: constraint, ToolsDir: t.ToolsDir, Install: t.Install, InstallDir: t.InstallDir,
-		versions: t.versionCache()}
-	if name == t.Default || (t.Default == "" && name == "terraform") {
+	dirs := t.ToolsDir
+	if t.Install != nil && t.Install.Dir != "" {
+		dirs = strings.Join(append(filepath.SplitList(dirs), t.Install.Dir), string(os.PathListSeparator))
+	}
+	opts := FindOptions{Name: name, Constraint: want, ToolsDir: dirs, Install: t.Install, versions: t.versionCache()}
+	if isDefault {
 		opts.Path = t.Path
 	}
 	b, err := Find(ctx, opts)
 	if err != nil {
+		var nf *NotFoundError
+		if errors.As(err, &nf) && isDefault && t.Constraint != "" && constraint != "" {
+			nf.Server, nf.Stack = t.Constraint, constraint
+		}
 		return Binary{}, err
 	}
 	if t.found == nil {
