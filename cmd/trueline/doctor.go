@@ -137,7 +137,7 @@ func (p *prober) Git(ctx context.Context, r config.Repository) (fs.FS, string, e
 }
 
 func (p *prober) Forge(ctx context.Context, r config.Repository) (string, error) {
-	fg, err := forge.New(forge.Options{Kind: r.Forge, URL: r.URL, APIURL: r.APIURL, Token: r.Token.Value()})
+	fg, err := daemon.ForgeFor(r)
 	if err != nil {
 		return "", err
 	}
