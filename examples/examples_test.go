@@ -44,12 +44,13 @@ func TestAWSExample(t *testing.T) {
 			t.Errorf("%s: %v", f, diags)
 		}
 	}
-	env := map[string]string{"GITHUB_TOKEN": "x", "GITHUB_WEBHOOK_SECRET": "y", "SLACK_WEBHOOK_URL": "https://hooks.example/z"}
+	env := map[string]string{"GITHUB_APP_PRIVATE_KEY": "-----BEGIN RSA PRIVATE KEY-----", "GITHUB_WEBHOOK_SECRET": "y", "SLACK_WEBHOOK_URL": "https://hooks.example/z"}
 	cfg, err := config.Load("aws-asg-alb/trueline.hcl", func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cfg.Repositories) != 1 || cfg.Repositories[0].Forge != "github" || cfg.Report == nil || len(cfg.Notify) != 1 {
+	if len(cfg.Repositories) != 1 || cfg.Repositories[0].Forge != "github" || cfg.Repositories[0].GitHubApp == nil || cfg.Report == nil || len(cfg.Notify) != 1 ||
+		len(cfg.PassEnv) != 1 {
 		t.Errorf("trueline.hcl = %+v", cfg)
 	}
 }

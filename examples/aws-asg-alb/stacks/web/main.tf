@@ -1,6 +1,7 @@
 # An autoscaling group of web servers behind an application load balancer.
-# State lives in S3 (with S3-native locking); trueline writes its run records
-# beside it, under web/terraform.tfstate.trueline/.
+# State lives in S3 (with S3-native locking) in the state account, reached
+# through assume_role; trueline writes its run records beside it, under
+# web/terraform.tfstate.trueline/, as the same role.
 
 terraform {
   required_version = ">= 1.10"
@@ -11,6 +12,14 @@ terraform {
     region       = "eu-central-1"
     encrypt      = true
     use_lockfile = true
+
+    # The state account's role; trueline's records beside the state are
+    # written with it too.
+    assume_role = {
+      role_arn     = "arn:aws:iam::111122223333:role/terraform-state"
+      session_name = "trueline"
+      external_id  = "acme-infra"
+    }
   }
 
   required_providers {
