@@ -10,6 +10,7 @@
 //	  binary     = "tofu"                 # terraform (default) or tofu
 //	  version    = "~> 1.10"              # a version constraint for the binary
 //	  backend_config = ["backend.hcl"]    # -backend-config files or key=value
+//	  watch      = ["../shared/**"]       # what the code reads that cannot be found statically
 //	  ignore {
 //	    attributes = ["sandbox_autoscaling_group.*.desired_capacity"]
 //	  }
@@ -34,6 +35,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bmatcuk/doublestar/v4"
 	"github.com/hashicorp/go-version"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
@@ -72,6 +74,11 @@ type Config struct {
 	// LockTimeout is how long plans and applies wait for a state lock;
 	// zero: the server's setting.
 	LockTimeout time.Duration
+	// Watch are doublestar globs, relative to the stack directory, of
+	// files the stack reads that Dependencies cannot find in the code
+	// (file(var.x), a provider reading a path): serve checks them out and
+	// a commit touching them plans the stack.
+	Watch []string
 }
 
 // Workspace is one state of a stack.
@@ -150,6 +157,7 @@ type stackBlock struct {
 	Ignore         []ignoreBlock    `hcl:"ignore,block"`
 	Create         *bool            `hcl:"create_workspaces,optional"`
 	LockTimeout    *string          `hcl:"lock_timeout,optional"`
+	Watch          []string         `hcl:"watch,optional"`
 	Body           hcl.Body         `hcl:",body"`
 	DefRange       hcl.Range        `hcl:",def_range"`
 }
@@ -311,6 +319,14 @@ func Parse(filename string, src []byte, fsys fs.FS, dir string) (*Config, hcl.Di
 				fmt.Sprintf("%v. Write a constraint such as \"~> 1.10\" or \">= 1.5, < 2\".", err)))
 		}
 	}
+	for i, w := range sb.Watch {
+		if why := badWatch(dir, w); why != "" {
+			diags = append(diags, errAt(elemRange(sb.Body, "watch", i, sb.DefRange), "Invalid watch glob",
+				fmt.Sprintf("watch glob %q %s. Write a glob relative to the stack directory that stays inside the repository, e.g. \"../shared/**\" or \"templates/*.tpl\".", w, why)))
+			continue
+		}
+		cfg.Watch = append(cfg.Watch, w)
+	}
 	for _, ib := range sb.Ignore {
 		for _, rule := range ib.Attributes {
 			ig, err := drift.ParseIgnore(rule)
@@ -325,6 +341,42 @@ func Parse(filename string, src []byte, fsys fs.FS, dir string) (*Config, hcl.Di
 		return nil, diags
 	}
 	return cfg, diags
+}
+
+// badWatch says what is wrong with a watch glob of the stack in dir, or "".
+func badWatch(dir, w string) string {
+	switch joined := path.Join(dir, w); {
+	case w == "":
+		return "is empty"
+	case path.IsAbs(w) || filepath.IsAbs(w):
+		return "is absolute: serve checks out only the repository"
+	case joined == ".." || strings.HasPrefix(joined, "../"):
+		return "leaves the repository"
+	case strings.Contains(w, "\\"):
+		// Git paths use slashes; a backslash would escape the next character.
+		return "holds a backslash; separate directories with /"
+	case !doublestar.ValidatePattern(joined):
+		return "is not a valid glob (check the brackets and braces)"
+	case dotdot(joined) && strings.ContainsAny(joined, "{}"):
+		// path.Join cannot see a ".." inside {a,..}: it could leave the repository.
+		return "uses .. inside braces"
+	}
+	return ""
+}
+
+// elemRange finds where the i-th element of a list attribute is written,
+// for diagnostics; the attribute, or fallback, when it cannot.
+func elemRange(body hcl.Body, name string, i int, fallback hcl.Range) *hcl.Range {
+	r := attrRange(body, name, fallback)
+	content, _, _ := body.PartialContent(&hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: name}}})
+	if content == nil || content.Attributes[name] == nil {
+		return r
+	}
+	elems, diags := hcl.ExprList(content.Attributes[name].Expr)
+	if diags.HasErrors() || i >= len(elems) {
+		return r
+	}
+	return elems[i].Range().Ptr()
 }
 
 // where names a place in a file as file:line.

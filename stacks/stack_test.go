@@ -6,6 +6,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -98,6 +99,12 @@ func TestParseErrorsNameFileAndLine(t *testing.T) {
 		{"two stack blocks", "stack {}\nstack {}\n", "stack.hcl:2,1: Duplicate stack block"},
 		{"duplicate workspace", "stack {\n  workspaces = [\"a\"]\n  workspace \"a\" {}\n}\n", "stack.hcl:3,3: Duplicate workspace"},
 		{"unknown block", "stack {}\nstacks {}\n", "stack.hcl:2,1: Unsupported block type"},
+		{"watch leaving the repository", "stack {\n  watch = [\"shared/**\",\n    \"../x/*\"]\n}\n", `stack.hcl:3,5: Invalid watch glob: watch glob "../x/*" leaves the repository`},
+		{"absolute watch", "stack {\n  watch = [\"/etc/*\"]\n}\n", `stack.hcl:2,12: Invalid watch glob: watch glob "/etc/*" is absolute`},
+		{"bad watch glob", "stack {\n  watch = [\"a/[b\"]\n}\n", `stack.hcl:2,12: Invalid watch glob: watch glob "a/[b" is not a valid glob`},
+		{"watch .. in braces", "stack {\n  watch = [\"{a,..}/x\"]\n}\n", `stack.hcl:2,12: Invalid watch glob: watch glob "{a,..}/x" uses .. inside braces`},
+		{"empty watch", "stack {\n  watch = [\"\"]\n}\n", `stack.hcl:2,12: Invalid watch glob: watch glob "" is empty`},
+		{"watch backslash", "stack {\n  watch = [\"a\\\\*\"]\n}\n", `holds a backslash`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -190,6 +197,16 @@ func TestParseCron(t *testing.T) {
 		if _, err := parseCron("0 0 29 2 *", now.AddDate(0, 0, d)); err == nil {
 			t.Fatalf("29 February accepted on %v", now.AddDate(0, 0, d))
 		}
+	}
+}
+
+func TestParseWatch(t *testing.T) {
+	cfg, diags := Parse("stacks/web/stack.hcl", []byte("stack {\n  watch = [\"../../shared/**\", \"tpl/*.tpl\", \"../{a,b}/x.json\"]\n}\n"), nil, "stacks/web")
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	if want := []string{"../../shared/**", "tpl/*.tpl", "../{a,b}/x.json"}; !slices.Equal(cfg.Watch, want) {
+		t.Errorf("watch = %q, want %q", cfg.Watch, want)
 	}
 }
 

@@ -1,0 +1,3 @@
+locals {
+  x = file("${path.module}/common/x.json")
+}

@@ -1,0 +1,3 @@
+locals {
+  policy = jsondecode(file("../../shared/policy.json"))
+}

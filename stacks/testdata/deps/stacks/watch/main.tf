@@ -1,0 +1,1 @@
+# reads files a provider finds at run time

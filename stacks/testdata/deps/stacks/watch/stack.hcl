@@ -1,0 +1,3 @@
+stack {
+  watch = ["../../policies/*.json", "extra/**"]
+}
