@@ -86,6 +86,7 @@ type NotFoundError struct {
 	Server, Stack string
 	Installed     []Binary // usable binaries found, newest first
 	Problems      []string // binaries that could not be used, and why
+	InstallFailed string   // why installing one failed, when it was tried
 	Looked        []string // where they were looked for
 	Hint          string   // how to add one
 }
@@ -111,6 +112,9 @@ func (e *NotFoundError) Error() string {
 	}
 	if len(e.Problems) > 0 {
 		fmt.Fprintf(&b, "; unusable: %s", strings.Join(e.Problems, "; "))
+	}
+	if e.InstallFailed != "" {
+		fmt.Fprintf(&b, "; could not install one: %s", e.InstallFailed)
 	}
 	if e.Hint != "" {
 		b.WriteString("; " + e.Hint)
@@ -269,7 +273,7 @@ func Find(ctx context.Context, opts FindOptions) (Binary, error) {
 			}
 			err = fmt.Errorf("the installed %s is not usable: %v", p, perr)
 		}
-		nf.Problems = append(nf.Problems, err.Error())
+		nf.InstallFailed = err.Error()
 	}
 	nf.Hint = addHint(name, dirs, opts.Install != nil)
 	return Binary{}, nf

@@ -1,14 +1,19 @@
 package runner
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-version"
@@ -65,7 +70,7 @@ func (in *Install) terraform(ctx context.Context, prod product.Product, constrai
 		client = httpclient.New()
 	}
 	limited := *client
-	limited.Transport = limitBodies{next: client.Transport}
+	limited.Transport = &releaseTransport{next: client.Transport}
 
 	list := &releases.Versions{
 		Product:     prod,
@@ -116,29 +121,106 @@ func (in *Install) terraform(ctx context.Context, prod product.Product, constrai
 	return filepath.Join(final, "terraform"), nil
 }
 
-// limitBodies fails a response larger than its kind allows, so a hostile
-// or broken releases server cannot fill memory or disk.
-type limitBodies struct{ next http.RoundTripper }
+// releaseTransport bounds what a releases server may send, so a hostile
+// or broken one cannot fill memory or disk, and checks each archive
+// against the SHA256SUMS read before it. hc-install checks it too, but
+// (v0.10.0) loses every error that happens once the archive's download has
+// begun: a deferred cleanup overwrites it, and the install then fails on a
+// missing binary with no word of the checksum. An error here comes before
+// that. Spooling the archive also gives it the length hc-install insists
+// on, which a server answering in chunks does not send.
+type releaseTransport struct {
+	next http.RoundTripper
+	mu   sync.Mutex
+	sums map[string]string // archive name → hex SHA-256, from SHA256SUMS
+}
 
-func (l limitBodies) RoundTrip(req *http.Request) (*http.Response, error) {
-	next := l.next
+func (t *releaseTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	next := t.next
 	if next == nil {
 		next = http.DefaultTransport
 	}
 	resp, err := next.RoundTrip(req)
-	if err != nil {
-		return nil, err
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return resp, err
 	}
+	name := path.Base(req.URL.Path)
 	limit := int64(maxIndexBytes)
-	if strings.HasSuffix(req.URL.Path, ".zip") {
+	if strings.HasSuffix(name, ".zip") {
 		limit = maxArchiveBytes
 	}
 	if resp.ContentLength > limit {
 		_ = resp.Body.Close() // refused unread
 		return nil, fmt.Errorf("%s: %d bytes, more than the %d allowed", req.URL.Path, resp.ContentLength, limit)
 	}
-	resp.Body = &limitedBody{rc: resp.Body, left: limit, limit: limit, path: req.URL.Path}
+	body := &limitedBody{rc: resp.Body, left: limit, limit: limit, path: req.URL.Path}
+	switch {
+	case strings.HasSuffix(name, ".zip"):
+		return t.archive(resp, body, name)
+	case strings.HasSuffix(name, "_SHA256SUMS"):
+		b, err := io.ReadAll(body)
+		_ = resp.Body.Close() // read whole; a close error changes nothing
+		if err != nil {
+			return nil, err
+		}
+		t.mu.Lock()
+		t.sums = map[string]string{}
+		for _, line := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(line); len(f) == 2 {
+				t.sums[f[1]] = strings.ToLower(f[0])
+			}
+		}
+		t.mu.Unlock()
+		resp.Body = io.NopCloser(bytes.NewReader(b))
+		resp.ContentLength = int64(len(b))
+		return resp, nil
+	}
+	resp.Body = body
 	return resp, nil
+}
+
+// archive spools an archive to a temporary file, hashing it on the way,
+// and refuses it unless it matches SHA256SUMS.
+func (t *releaseTransport) archive(resp *http.Response, body io.Reader, name string) (*http.Response, error) {
+	orig := resp.Body
+	defer func() { _ = orig.Close() }() // read whole or refused
+	f, err := os.CreateTemp("", "trueline-release-*.zip")
+	if err != nil {
+		return nil, err
+	}
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(f, h), body)
+	if err == nil {
+		_, err = f.Seek(0, io.SeekStart)
+	}
+	got := hex.EncodeToString(h.Sum(nil))
+	t.mu.Lock()
+	want, listed := t.sums[name]
+	t.mu.Unlock()
+	if err == nil && listed && got != want {
+		err = fmt.Errorf("%s does not match its signed SHA256SUMS (its SHA-256 is %s, SHA256SUMS says %s)", name, got, want)
+	}
+	if err != nil {
+		_ = f.Close()
+		_ = os.Remove(f.Name()) // a refused archive
+		return nil, err
+	}
+	resp.Body = &tempFile{File: f}
+	resp.ContentLength = n
+	resp.Header.Del("Content-Length")
+	resp.Uncompressed = true
+	return resp, nil
+}
+
+// tempFile is removed when closed.
+type tempFile struct{ *os.File }
+
+func (f *tempFile) Close() error {
+	err := f.File.Close()
+	if rerr := os.Remove(f.Name()); err == nil {
+		err = rerr
+	}
+	return err
 }
 
 type limitedBody struct {
