@@ -62,9 +62,12 @@ func apply(t *testing.T, r *runner.Runner, job runner.Job) {
 	}
 }
 
+// TestConsoleChangeIsDrift plans and applies, changes the live object and
+// plans again, with each default binary and with Terraform 1.5.7: the one
+// place the runner proves it still works with that older release.
 func TestConsoleChangeIsDrift(t *testing.T) {
-	for _, bin := range testenv.Binaries(t) {
-		t.Run(bin.Name, func(t *testing.T) {
+	for _, bin := range append(testenv.Binaries(t), testenv.Binary(t, testenv.TerraformCompat)) {
+		t.Run(testenv.Label(bin), func(t *testing.T) {
 			r, job, cloud := setup(t, bin)
 			if err := cloud.Update("sandbox_autoscaling_group", "web", func(o map[string]any) {
 				o["min_size"] = 4

@@ -1,7 +1,8 @@
 // Package testenv gives integration tests the real toolchain that
-// `make tools` builds into .tools/: OpenTofu, Terraform 1.5.7, the provider
-// mirror and its CLI config. A missing tool fails the test with the command
-// that fixes it; it never skips.
+// `make tools` builds into .tools/: OpenTofu 1.10.10, Terraform 1.13.3 and
+// 1.5.7 (by version in .tools/versions), the provider mirror and its CLI
+// config. A missing tool fails the test with the command that fixes it; it
+// never skips.
 package testenv
 
 import (
@@ -62,23 +63,52 @@ func Tool(t testing.TB, name string) string {
 	return p
 }
 
-// Binary finds terraform or tofu in .tools/bin, with its version.
-func Binary(t testing.TB, name string) runner.Binary {
+// VersionsDir returns .tools/versions, which holds each binary by version:
+// <dir>/terraform/1.13.3/terraform.
+func VersionsDir(t testing.TB) string { return filepath.Join(Root(t), ".tools", "versions") }
+
+// Versions the tests run by default.
+const (
+	TerraformVersion = "1.13.3"
+	TofuVersion      = "1.10.10"
+)
+
+// TerraformCompat names the older Terraform that one test path keeps
+// proving trueline works with: the runner's plan and apply test and the
+// drift package's fixtures.
+const TerraformCompat = "terraform@1.5.7"
+
+// Binary returns terraform or tofu from .tools/versions, with its version:
+// "terraform" and "tofu" are the default versions, "terraform@1.5.7" names
+// one.
+func Binary(t testing.TB, spec string) runner.Binary {
 	t.Helper()
-	constraint := map[string]string{"terraform": "= 1.5.7", "tofu": "= 1.10.10"}[name]
-	b, err := runner.Find(context.Background(), runner.FindOptions{
-		Name: name, Path: Tool(t, name), Constraint: constraint,
-	})
+	name, v, ok := strings.Cut(spec, "@")
+	if !ok {
+		v = map[string]string{"terraform": TerraformVersion, "tofu": TofuVersion}[name]
+	}
+	if v == "" {
+		t.Fatalf("testenv.Binary(%q): name terraform or tofu, optionally @version", spec)
+	}
+	p := filepath.Join(VersionsDir(t), name, v, name)
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("%s %s is missing (%s): run `make tools`", name, v, p)
+	}
+	b, err := runner.Find(context.Background(), runner.FindOptions{Name: name, Path: p, Constraint: "= " + v})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return b
 }
 
-// Binaries returns both binaries every integration test runs against.
+// Binaries returns both binaries every integration test runs against, at
+// their default versions.
 func Binaries(t testing.TB) []runner.Binary {
 	return []runner.Binary{Binary(t, "tofu"), Binary(t, "terraform")}
 }
+
+// Label names a binary and its version, for subtests: "terraform@1.13.3".
+func Label(b runner.Binary) string { return b.Name + "@" + b.Version.String() }
 
 var (
 	cacheOnce sync.Once
