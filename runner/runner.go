@@ -46,6 +46,10 @@ type Runner struct {
 	Grace time.Duration
 	// LogLimit caps the log kept per run, in bytes. Zero means 256 KiB.
 	LogLimit int
+	// GitRefTTL is how long the commit a Git module's branch resolved to
+	// is reused by other runs (one lookup for every workspace calling the
+	// module); zero means DefaultGitRefTTL, negative: every run looks up.
+	GitRefTTL time.Duration
 
 	// cacheMu guards the shared plugin cache: init holds it exclusively,
 	// every other command shares it. See session.init.
@@ -53,6 +57,10 @@ type Runner struct {
 	cacheOnce sync.Once
 	cacheDir  string
 	processes atomic.Int64
+
+	refMu      sync.Mutex
+	refs       map[string]*refLookup
+	gitLookups atomic.Int64
 }
 
 // Job is one workspace of one stack at one checkout.
@@ -79,6 +87,9 @@ type Job struct {
 	// Variables are terraform variables from the server's secrets (never
 	// from Git); they win over the var files.
 	Variables map[string]string
+	// Git, when set, are the credentials init's Git module fetches and the
+	// lookups of module branches use (see GitAuth).
+	Git *GitAuth
 }
 
 // ErrNoWorkspace says that the backend has no state of the job's workspace.
@@ -136,9 +147,9 @@ func DirName(key string) string {
 }
 
 // Cleanup tidies a working directory root. With leftovers (call it only
-// when no run is in progress, i.e. at start) it removes saved plans left
-// and variable files left by a process that died: they hold secrets in
-// clear. When keep is not
+// when no run is in progress, i.e. at start) it removes saved plans,
+// variable files and Git credential directories left by a process that
+// died: they hold secrets in clear. When keep is not
 // nil it removes the directories of job keys not in keep (workspaces that
 // no longer exist). It says how many of each went.
 func Cleanup(root string, keep map[string]bool, leftovers bool) (plans, dirs int, err error) {
@@ -170,8 +181,9 @@ func Cleanup(root string, keep map[string]bool, leftovers bool) (plans, dirs int
 		}
 		saved, _ := filepath.Glob(filepath.Join(dir, "run-*.tfplan"))
 		vars, _ := filepath.Glob(filepath.Join(dir, "variables-*.tfvars.json"))
-		for _, f := range append(saved, vars...) {
-			if err := os.Remove(f); err != nil {
+		creds, _ := filepath.Glob(filepath.Join(dir, "git-*"))
+		for _, f := range append(append(saved, vars...), creds...) {
+			if err := os.RemoveAll(f); err != nil {
 				return plans, dirs, fmt.Errorf("clean up %s: %w", f, err)
 			}
 			plans++
@@ -185,8 +197,13 @@ type session struct {
 	job Job
 	wd  string
 	tf  *tfexec.Terraform
+	env map[string]string // terraform's environment, without Git credentials
 	log *capped
 	out *lockWatch // the log, timing waits for the state lock
+	// refs are the commits the job's Git module branches resolved to
+	// before init; init records them, not a later answer, so that a
+	// branch that moves during init is fetched again next time.
+	refs map[string]string
 }
 
 func (r *Runner) session(job Job) (*session, error) {
@@ -222,7 +239,7 @@ func (r *Runner) session(job Job) (*session, error) {
 	out := &lockWatch{w: log, notify: job.OnLockWait}
 	tf.SetStdout(out)
 	tf.SetStderr(out)
-	return &session{r: r, job: job, wd: wd, tf: tf, log: log, out: out}, nil
+	return &session{r: r, job: job, wd: wd, tf: tf, env: env, log: log, out: out}, nil
 }
 
 func (s *session) note(format string, args ...any) {
@@ -244,14 +261,19 @@ func (r *Runner) Plan(ctx context.Context, job Job) (*Plan, error) {
 		return p, err
 	}
 
-	reason, err := s.initNeeded()
+	// The Git credentials exist on disk only while init and the branch
+	// lookups may need them.
+	gitEnv, closeGit, err := s.openGit()
+	if err != nil {
+		return fail(run.Fail(run.Init, err))
+	}
+	reason, moved, err := s.initNeeded(ctx, gitEnv)
+	if err == nil && reason != "" {
+		err = s.init(ctx, reason, moved, gitEnv, p)
+	}
+	closeGit()
 	if err != nil {
 		return fail(err)
-	}
-	if reason != "" {
-		if err := s.init(ctx, reason, p); err != nil {
-			return fail(err)
-		}
 	}
 	if err := s.selectWorkspace(ctx, p); err != nil {
 		return fail(err)
@@ -262,7 +284,12 @@ func (r *Runner) Plan(ctx context.Context, job Job) (*Plan, error) {
 	if err != nil && !p.Init.Ran && needsInit(err) {
 		// The fingerprint missed something init depends on; init once and retry.
 		s.note("plan says the working directory needs init; running init and planning again")
-		if ierr := s.init(ctx, "plan asked for it", p); ierr != nil {
+		gitEnv, closeGit, ierr := s.openGit()
+		if ierr == nil {
+			ierr = s.init(ctx, "plan asked for it", nil, gitEnv, p)
+			closeGit()
+		}
+		if ierr != nil {
 			return fail(ierr)
 		}
 		err = s.plan(ctx, p)
@@ -395,26 +422,44 @@ func (p *Plan) Discard() {
 func (s *session) fingerprintPath() string { return filepath.Join(s.wd, "init.fingerprint") }
 
 // initNeeded compares what init would consume now with what it consumed
-// last time, and returns why init must run, or "" when it need not.
-func (s *session) initNeeded() (string, error) {
+// last time, and returns why init must run, or "" when it need not, and
+// the Git sources whose branches moved (init must fetch them again). The
+// branches are resolved (into s.refs) whether or not init runs: a cold
+// init records them too.
+func (s *session) initNeeded(ctx context.Context, gitEnv map[string]string) (string, []string, error) {
+	hash, sources, err := initFingerprint(s.r.Binary, s.r.CLIConfig, s.job.Dir, s.job.BackendConfig)
+	if err != nil {
+		return "", nil, fmt.Errorf("init fingerprint: %w", err)
+	}
+	b, oldErr := os.ReadFile(s.fingerprintPath())
+	old := parseFingerprint(string(b))
+	s.refs = s.resolveRefs(ctx, sources, old.Git, gitEnv)
 	if _, err := os.Stat(filepath.Join(s.wd, "data")); err != nil {
-		return "new working directory", nil
+		return "new working directory", nil, nil
 	}
-	old, err := os.ReadFile(s.fingerprintPath())
-	if err != nil {
-		return "no init fingerprint", nil
+	if oldErr != nil {
+		return "no init fingerprint", nil, nil
 	}
-	fp, err := initFingerprint(s.r.Binary, s.r.CLIConfig, s.job.Dir, s.job.BackendConfig)
-	if err != nil {
-		return "", fmt.Errorf("init fingerprint: %w", err)
+	now := fingerprint{Hash: hash, Git: s.refs}
+	moved := now.moved(old)
+	switch {
+	case old.Hash != hash:
+		return "providers, modules, backend or binary changed", moved, nil
+	case len(moved) > 0:
+		var names []string
+		for _, k := range moved {
+			g, _ := parseGitSource("git::" + k)
+			names = append(names, g.String())
+		}
+		return "the branch of a Git module moved: " + strings.Join(names, ", "), moved, nil
 	}
-	if string(old) != fp {
-		return "providers, modules, backend or binary changed", nil
-	}
-	return "", nil
+	return "", nil, nil
 }
 
-func (s *session) init(ctx context.Context, reason string, p *Plan) error {
+// init runs terraform init with the job's Git credentials in its
+// environment (gitEnv, for module fetches), after forgetting the installed
+// copies of the moved Git sources.
+func (s *session) init(ctx context.Context, reason string, moved []string, gitEnv map[string]string, p *Plan) error {
 	// Init may write the shared plugin cache. Terraform 1.5's cache is not
 	// safe for concurrent init; OpenTofu 1.10 panics now and then when two
 	// inits link from a cache one of them is filling; and both rewrite the
@@ -430,20 +475,45 @@ func (s *session) init(ctx context.Context, reason string, p *Plan) error {
 	if err := os.Remove(s.fingerprintPath()); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("init fingerprint: %w", err)
 	}
+	// init keeps an installed module whose source string is unchanged.
+	if err := forgetModules(filepath.Join(s.wd, "data"), moved); err != nil {
+		return run.Fail(run.Init, fmt.Errorf("init: %w", err))
+	}
+	if len(gitEnv) > 0 {
+		env := make(map[string]string, len(s.env)+len(gitEnv))
+		for k, v := range s.env {
+			env[k] = v
+		}
+		for k, v := range gitEnv {
+			env[k] = v
+		}
+		if err := s.tf.SetEnv(tfexec.CleanEnv(env)); err != nil {
+			return err
+		}
+		// Only init fetches modules: later commands (and the providers
+		// they start) do not see the credentials.
+		defer func() { _ = s.tf.SetEnv(tfexec.CleanEnv(s.env)) }() // the same map was accepted when the session began
+	}
 	start := time.Now()
 	s.r.processes.Add(1)
 	err := s.tf.Init(ctx, initOptions(s.job.BackendConfig)...)
 	p.Timing.Init += time.Since(start)
 	p.Init = InitInfo{Ran: true, Reason: reason}
 	if err != nil {
-		return run.Fail(run.Init, fmt.Errorf("init: %w", cleanErr(err)))
+		err = cleanErr(err)
+		if hint := gitHint(err.Error(), s.job.Git); hint != "" {
+			return run.Fail(run.Init, fmt.Errorf("init: %w%s", err, hint))
+		}
+		return run.Fail(run.Init, fmt.Errorf("init: %w", err))
 	}
-	// Fingerprint after init: init may have written the lock file.
-	fp, err := initFingerprint(s.r.Binary, s.r.CLIConfig, s.job.Dir, s.job.BackendConfig)
+	// Fingerprint after init: init may have written the lock file. The
+	// branches stay as resolved before init.
+	hash, _, err := initFingerprint(s.r.Binary, s.r.CLIConfig, s.job.Dir, s.job.BackendConfig)
 	if err != nil {
 		return fmt.Errorf("init fingerprint: %w", err)
 	}
-	return os.WriteFile(s.fingerprintPath(), []byte(fp), 0o600)
+	fp := fingerprint{Hash: hash, Git: s.refs}
+	return os.WriteFile(s.fingerprintPath(), []byte(fp.String()), 0o600)
 }
 
 // selectWorkspace makes job.Workspace current, creating it when it does not

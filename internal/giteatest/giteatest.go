@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/trueline/trueline/internal/testenv"
+	"golang.org/x/crypto/ssh"
 )
 
 // Server is a running Gitea.
@@ -23,7 +24,11 @@ type Server struct {
 	URL   string // http://127.0.0.1:port
 	User  string
 	Token string
-	t     testing.TB
+	// SSHPort and SSHHostKey are those of Gitea's built-in SSH server
+	// (StartSSH only).
+	SSHPort    int
+	SSHHostKey ssh.PublicKey
+	t          testing.TB
 }
 
 const password = "test-password-123"
@@ -31,12 +36,18 @@ const password = "test-password-123"
 // Start runs Gitea until the test ends.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	bin := testenv.Tool(t, "gitea")
-	root := filepath.Join(testenv.Root(t), ".tools", "gitea-root")
-	if _, err := os.Stat(filepath.Join(root, "options", "locale")); err != nil {
-		t.Fatalf("%s/options/locale is missing: run `make tools`", root)
-	}
-	dir := t.TempDir()
+	return start(t, false)
+}
+
+// StartSSH runs Gitea with its built-in SSH server too, on another
+// loopback port, with an ed25519 host key made for the test.
+func StartSSH(t testing.TB) *Server {
+	t.Helper()
+	return start(t, true)
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -44,6 +55,32 @@ func Start(t testing.TB) *Server {
 	port := ln.Addr().(*net.TCPAddr).Port
 	if err := ln.Close(); err != nil { // gitea takes the port next
 		t.Fatal(err)
+	}
+	return port
+}
+
+func start(t testing.TB, withSSH bool) *Server {
+	t.Helper()
+	bin := testenv.Tool(t, "gitea")
+	root := filepath.Join(testenv.Root(t), ".tools", "gitea-root")
+	if _, err := os.Stat(filepath.Join(root, "options", "locale")); err != nil {
+		t.Fatalf("%s/options/locale is missing: run `make tools`", root)
+	}
+	dir := t.TempDir()
+	port := freePort(t)
+	sshPort, sshSettings, hostKey := 0, "DISABLE_SSH = true", ssh.PublicKey(nil)
+	if withSSH {
+		sshPort = freePort(t)
+		var keyFile string
+		keyFile, hostKey = hostKeyFile(t, dir)
+		sshSettings = fmt.Sprintf(`DISABLE_SSH = false
+START_SSH_SERVER = true
+BUILTIN_SSH_SERVER_USER = git
+SSH_DOMAIN = 127.0.0.1
+SSH_PORT = %[1]d
+SSH_LISTEN_HOST = 127.0.0.1
+SSH_LISTEN_PORT = %[1]d
+SSH_SERVER_HOST_KEYS = %[2]s`, sshPort, keyFile)
 	}
 	ini := fmt.Sprintf(`APP_NAME = trueline-test
 RUN_MODE = prod
@@ -56,7 +93,7 @@ PROTOCOL = http
 HTTP_ADDR = 127.0.0.1
 HTTP_PORT = %[2]d
 ROOT_URL = http://127.0.0.1:%[2]d/
-DISABLE_SSH = true
+%[4]s
 OFFLINE_MODE = true
 STATIC_ROOT_PATH = %[3]s
 APP_DATA_PATH = %[1]s/data
@@ -93,7 +130,7 @@ ENABLED = false
 MODE = console
 LEVEL = warn
 ROOT_PATH = %[1]s/log
-`, dir, port, root)
+`, dir, port, root, sshSettings)
 	conf := filepath.Join(dir, "app.ini")
 	if err := os.WriteFile(conf, []byte(ini), 0o600); err != nil {
 		t.Fatal(err)
@@ -124,7 +161,7 @@ ROOT_PATH = %[1]s/log
 			t.Logf("gitea log:\n%s", logs.String())
 		}
 	})
-	s := &Server{URL: fmt.Sprintf("http://127.0.0.1:%d", port), User: "trueline", t: t}
+	s := &Server{URL: fmt.Sprintf("http://127.0.0.1:%d", port), User: "trueline", SSHPort: sshPort, SSHHostKey: hostKey, t: t}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		resp, err := http.Get(s.URL + "/api/v1/version")
@@ -144,6 +181,9 @@ ROOT_PATH = %[1]s/log
 	}
 	s.call("POST", "/api/v1/users/trueline/tokens", map[string]any{"name": "trueline", "scopes": []string{"all"}}, &tok, true)
 	s.Token = tok.SHA1
+	if withSSH {
+		s.waitSSH(deadline, &logs)
+	}
 	return s
 }
 

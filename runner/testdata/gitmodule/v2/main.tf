@@ -1,0 +1,4 @@
+# The same module after its branch moved.
+output "v" {
+  value = "two"
+}
