@@ -23,7 +23,7 @@ type fileDataSource struct {
 	sensitive bool
 	// nameIfEmpty: a file without the field gives the name.
 	nameIfEmpty bool
-	store       *Store
+	api         *client
 }
 
 // image is a machine image; secret is a secret manager's value, sensitive,
@@ -53,8 +53,8 @@ func (d *fileDataSource) Schema(_ context.Context, _ datasource.SchemaRequest, r
 }
 
 func (d *fileDataSource) Configure(_ context.Context, req datasource.ConfigureRequest, resp *datasource.ConfigureResponse) {
-	if store, ok := req.ProviderData.(*Store); ok {
-		d.store = store
+	if api, ok := req.ProviderData.(*client); ok {
+		d.api = api
 	}
 }
 
@@ -64,11 +64,15 @@ func (d *fileDataSource) Read(ctx context.Context, req datasource.ReadRequest, r
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	obj, err := d.store.Get(d.dir, name.ValueString())
+	if err := d.api.request(ctx, OpData); err != nil {
+		resp.Diagnostics.AddAttributeError(path.Root("name"), "Cannot read "+d.name, d.api.describe(err))
+		return
+	}
+	obj, err := d.api.store.Get(d.dir, name.ValueString())
 	if errors.Is(err, ErrNotFound) {
 		resp.Diagnostics.AddAttributeError(path.Root("name"), "No "+d.name,
 			fmt.Sprintf("No %s %q: create %s with {%q: \"...\"}.", d.name, name.ValueString(),
-				filepath.Join(d.store.Root, d.dir, name.ValueString()+".json"), d.attr))
+				filepath.Join(d.api.store.Root, d.dir, name.ValueString()+".json"), d.attr))
 		return
 	}
 	if err != nil {

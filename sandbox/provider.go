@@ -5,11 +5,9 @@ import (
 	"os"
 
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
-	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/provider"
 	"github.com/hashicorp/terraform-plugin-framework/provider/schema"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
-	"github.com/hashicorp/terraform-plugin-framework/types"
 )
 
 // RootEnv names the environment variable that sets the provider's root when
@@ -25,23 +23,38 @@ type sandboxProvider struct {
 	version string
 }
 
-type providerModel struct {
-	Root types.String `tfsdk:"root"`
-}
-
 func (p *sandboxProvider) Metadata(_ context.Context, _ provider.MetadataRequest, resp *provider.MetadataResponse) {
 	resp.TypeName = "sandbox"
 	resp.Version = p.version
 }
 
 func (p *sandboxProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp *provider.SchemaResponse) {
+	latency := func(kind, env string) schema.StringAttribute {
+		return schema.StringAttribute{Optional: true,
+			Description: "How long each " + kind + " call takes, such as \"300ms\". Defaults to $" + env + ", else 0."}
+	}
 	resp.Schema = schema.Schema{
-		Description: "A stand-in cloud whose objects are JSON files under a directory.",
+		Description: "A stand-in cloud whose objects are JSON files under a directory. Every setting " +
+			"the block leaves out is read from its SANDBOX_* environment variable.",
 		Attributes: map[string]schema.Attribute{
 			"root": schema.StringAttribute{
 				Optional:    true,
 				Description: "Directory holding the objects. Defaults to $" + RootEnv + ".",
 			},
+			"account": schema.StringAttribute{Optional: true,
+				Description: "The account whose rate limit and counters the calls share with every provider using the same root. Defaults to $" + AccountEnv + ", else \"" + DefaultAccount + "\"."},
+			"read_latency":   latency("read (refresh and data source)", ReadLatencyEnv),
+			"create_latency": latency("create", CreateLatencyEnv),
+			"update_latency": latency("update", UpdateLatencyEnv),
+			"delete_latency": latency("delete", DeleteLatencyEnv),
+			"requests_per_second": schema.Float64Attribute{Optional: true,
+				Description: "The account's rate limit; requests over it are throttled. Defaults to $" + RequestsPerSecondEnv + ", else 0: no limit."},
+			"burst": schema.Int64Attribute{Optional: true,
+				Description: "How many requests the account serves at once before the rate applies. Defaults to $" + BurstEnv + ", else one second's worth."},
+			"max_retries": schema.Int64Attribute{Optional: true,
+				Description: "How many times a throttled request is retried before the call fails. Defaults to $" + MaxRetriesEnv + ", else 25."},
+			"max_backoff": schema.StringAttribute{Optional: true,
+				Description: "The longest wait before a retry. Defaults to $" + MaxBackoffEnv + ", else \"20s\"."},
 		},
 	}
 }
@@ -52,23 +65,14 @@ func (p *sandboxProvider) Configure(ctx context.Context, req provider.ConfigureR
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	if cfg.Root.IsUnknown() {
-		resp.Diagnostics.AddAttributeError(path.Root("root"), "Unknown sandbox root",
-			"root must be known when the provider is configured; use a literal or a variable.")
+	s, diags := resolve(cfg, os.Getenv)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
 		return
 	}
-	root := cfg.Root.ValueString()
-	if root == "" {
-		root = os.Getenv(RootEnv)
-	}
-	if root == "" {
-		resp.Diagnostics.AddAttributeError(path.Root("root"), "Missing sandbox root",
-			"Set root in the provider \"sandbox\" block, or the "+RootEnv+" environment variable, to the directory that holds the sandbox objects.")
-		return
-	}
-	store := &Store{Root: root}
-	resp.ResourceData = store
-	resp.DataSourceData = store
+	c := newClient(Store{Root: s.Root}, s)
+	resp.ResourceData = c
+	resp.DataSourceData = c
 }
 
 func (p *sandboxProvider) Resources(context.Context) []func() resource.Resource {

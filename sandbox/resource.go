@@ -4,8 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"time"
+	"strings"
 
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
@@ -31,7 +30,8 @@ type problem struct{ attr, msg string }
 
 type objectResource struct {
 	kind  kind
-	store *Store
+	api   *client
+	store Store
 }
 
 var (
@@ -54,12 +54,27 @@ func (r *objectResource) Configure(_ context.Context, req resource.ConfigureRequ
 	if req.ProviderData == nil {
 		return // called before the provider is configured
 	}
-	store, ok := req.ProviderData.(*Store)
+	api, ok := req.ProviderData.(*client)
 	if !ok {
 		resp.Diagnostics.AddError("Internal error", fmt.Sprintf("unexpected provider data %T", req.ProviderData))
 		return
 	}
-	r.store = store
+	r.api, r.store = api, api.store
+}
+
+// call makes one API call of kind op; a failure becomes an error diagnostic
+// and false. An interrupted call says so, since a stopped apply is normal.
+func (r *objectResource) call(ctx context.Context, op, verb string, diags interface{ AddError(string, string) }) bool {
+	err := r.api.request(ctx, op)
+	switch {
+	case err == nil:
+		return true
+	case ctx.Err() != nil:
+		diags.AddError(verb+" interrupted", err.Error())
+	default:
+		diags.AddError("Cannot "+strings.ToLower(verb)+" object", r.api.describe(err))
+	}
+	return false
 }
 
 func (r *objectResource) ValidateConfig(_ context.Context, req resource.ValidateConfigRequest, resp *resource.ValidateConfigResponse) {
@@ -82,8 +97,7 @@ func (r *objectResource) Create(ctx context.Context, req resource.CreateRequest,
 		resp.Diagnostics.AddError("Invalid plan", err.Error())
 		return
 	}
-	if err := slowWrite(ctx); err != nil {
-		resp.Diagnostics.AddError("Create interrupted", err.Error())
+	if !r.call(ctx, OpCreate, "Create", &resp.Diagnostics) {
 		return
 	}
 	id := r.kind.id(obj)
@@ -109,8 +123,7 @@ func (r *objectResource) Read(ctx context.Context, req resource.ReadRequest, res
 		return
 	}
 	id, _ := cur["id"].(string)
-	if err := slowCloud(ctx); err != nil {
-		resp.Diagnostics.AddError("Read interrupted", err.Error())
+	if !r.call(ctx, OpRead, "Read", &resp.Diagnostics) {
 		return
 	}
 	obj, err := r.store.Get(r.typeName(), id)
@@ -138,8 +151,7 @@ func (r *objectResource) Update(ctx context.Context, req resource.UpdateRequest,
 		resp.Diagnostics.AddError("Invalid state", err.Error())
 		return
 	}
-	if err := slowWrite(ctx); err != nil {
-		resp.Diagnostics.AddError("Update interrupted", err.Error())
+	if !r.call(ctx, OpUpdate, "Update", &resp.Diagnostics) {
 		return
 	}
 	id, _ := prior["id"].(string)
@@ -163,8 +175,7 @@ func (r *objectResource) Delete(ctx context.Context, req resource.DeleteRequest,
 		resp.Diagnostics.AddError("Invalid state", err.Error())
 		return
 	}
-	if err := slowWrite(ctx); err != nil {
-		resp.Diagnostics.AddError("Delete interrupted", err.Error())
+	if !r.call(ctx, OpDelete, "Delete", &resp.Diagnostics) {
 		return
 	}
 	id, _ := cur["id"].(string)
@@ -215,29 +226,3 @@ func objectOf(v tftypes.Value) (map[string]any, error) {
 }
 
 func isUnknown(v any) bool { _, ok := v.(unknown); return ok }
-
-// DelayEnv names the environment variable that slows every Read down (a
-// duration such as "10s"): a slow cloud API, for tests that need a run to
-// be in progress.
-const DelayEnv = "SANDBOX_READ_DELAY"
-
-// WriteDelayEnv names the environment variable that slows every create,
-// update and delete down: an apply in progress, for tests that stop one.
-const WriteDelayEnv = "SANDBOX_WRITE_DELAY"
-
-func slowCloud(ctx context.Context) error { return delay(ctx, DelayEnv) }
-
-func slowWrite(ctx context.Context) error { return delay(ctx, WriteDelayEnv) }
-
-func delay(ctx context.Context, env string) error {
-	d, err := time.ParseDuration(os.Getenv(env))
-	if err != nil || d <= 0 {
-		return nil
-	}
-	select {
-	case <-time.After(d):
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}

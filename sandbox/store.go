@@ -1,7 +1,11 @@
-// Package sandbox is a stand-in cloud for tests and the demo: every object is
-// one JSON file under a root directory, <root>/<resource type>/<id>.json, and a
-// Terraform provider (see Provider) manages those files. Editing a file is a
-// console change; deleting it is an out-of-band delete.
+// Package sandbox is a stand-in cloud for tests, benchmarks and the demo:
+// every object is one JSON file under a root directory,
+// <root>/<resource type>/<id>.json, and a Terraform provider (see New)
+// manages those files. Editing a file is a console change; deleting it is an
+// out-of-band delete. Like a real cloud, every API call can take time (a
+// latency per kind of call) and counts against its account's rate limit,
+// shared by every provider process using the root (see account.go); a call
+// over the limit is throttled and retried as the AWS provider does.
 package sandbox
 
 import (
@@ -66,7 +70,7 @@ func (s Store) Put(typ, id string, obj map[string]any) error {
 	if err != nil {
 		return fmt.Errorf("encode %s %s: %w", typ, id, err)
 	}
-	return writeAtomic(p, append(b, '\n'))
+	return writeFile(p, append(b, '\n'), true)
 }
 
 // Update reads an object, lets fn change it, and writes it back.
@@ -91,7 +95,9 @@ func (s Store) Delete(typ, id string) error {
 	return nil
 }
 
-func writeAtomic(path string, data []byte) error {
+// writeFile replaces path atomically, through a temporary file renamed over
+// it, and syncs the data first when sync is set.
+func writeFile(path string, data []byte, sync bool) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -102,7 +108,7 @@ func writeAtomic(path string, data []byte) error {
 	}
 	tmp := f.Name()
 	_, err = f.Write(data)
-	if err == nil {
+	if err == nil && sync {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
