@@ -32,6 +32,11 @@ func attrs(kv ...any) []Attribute {
 	return out
 }
 
+// fixtureSets are the binaries whose plans are in testdata: each
+// scenario's file is <scenario>.<set>.json (drift/internal/gen). Terraform
+// 1.5.7's prove trueline still reads that older release.
+var fixtureSets = []string{"tofu-1.10.10", "terraform-1.13.3", "terraform-1.5.7"}
+
 // The fixtures are plans of real tofu and terraform runs (drift/internal/gen).
 func TestClassify(t *testing.T) {
 	asg := "sandbox_autoscaling_group.web"
@@ -64,7 +69,7 @@ func TestClassify(t *testing.T) {
 		{"removed", nil, Result{Verdict: Pending,
 			Pending: []Finding{{Address: "sandbox_autoscaling_group.worker", Action: "delete", Attributes: []Attribute{}}}}},
 	}
-	for _, bin := range []string{"tofu", "terraform"} {
+	for _, bin := range fixtureSets {
 		for _, tc := range tests {
 			name := tc.fixture + "." + bin
 			if tc.ignore != nil {
@@ -157,7 +162,7 @@ func TestClassifySecretShapes(t *testing.T) {
 		{"secret_block_changed", []Finding{{Address: app, Action: "update", Attributes: attrs("rule[0].secret", Masked, Masked, "rule[1].name", "second", "renamed")}}},
 		{"secret_attribute", []Finding{{Address: app, Action: "update", Attributes: attrs("api_key", Masked, Masked)}}},
 	}
-	for _, bin := range []string{"tofu", "terraform"} {
+	for _, bin := range fixtureSets {
 		for _, tc := range tests {
 			t.Run(tc.fixture+"."+bin, func(t *testing.T) {
 				got := Classify(load(t, tc.fixture+"."+bin+".json"), nil)

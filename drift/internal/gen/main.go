@@ -1,9 +1,12 @@
 // Command gen regenerates drift's testdata: for each scenario it applies a
 // sandbox stack with real tofu and terraform, makes the scenario's change
 // (in the sandbox cloud, in the code, or both), plans, and saves the plan's
-// `show -json` output as testdata/<scenario>.<binary>.json.
+// `show -json` output as testdata/<scenario>.<binary>-<version>.json.
+// Each version of .tools/versions that trueline supports has its set:
+// OpenTofu 1.10.10, Terraform 1.13.3, and Terraform 1.5.7 for compatibility.
 //
-// Run it with `make testdata` (go generate ./drift/...) after `make tools`.
+// Run it with `make testdata` (go generate ./drift/...) after `make tools`;
+// -binaries terraform@1.13.3 regenerates one set.
 package main
 
 import (
@@ -181,6 +184,7 @@ var scenarios = []scenario{
 
 func main() {
 	out := flag.String("out", "testdata", "directory for the plan JSON files")
+	binaries := flag.String("binaries", "tofu@1.10.10,terraform@1.13.3,terraform@1.5.7", "the `name@version` list of binaries to make fixtures with")
 	flag.Parse()
 	gomod, err := exec.Command("go", "env", "GOMOD").Output()
 	if err != nil {
@@ -189,14 +193,18 @@ func main() {
 	root := filepath.Dir(strings.TrimSpace(string(gomod)))
 	tools := filepath.Join(root, ".tools")
 	ctx := context.Background()
-	for _, name := range []string{"tofu", "terraform"} {
-		bin, err := runner.Find(ctx, runner.FindOptions{Name: name, ToolsDir: filepath.Join(tools, "bin")})
+	for _, spec := range strings.Split(*binaries, ",") {
+		name, v, ok := strings.Cut(spec, "@")
+		if !ok {
+			log.Fatalf("-binaries: %q is not name@version", spec)
+		}
+		bin, err := runner.Find(ctx, runner.FindOptions{Name: name, Path: filepath.Join(tools, "versions", name, v, name), Constraint: "= " + v})
 		if err != nil {
-			log.Fatal(err)
+			log.Fatalf("%v (run `make tools`)", err)
 		}
 		for _, sc := range scenarios {
 			if err := generate(ctx, bin, filepath.Join(tools, "terraformrc"), sc, *out); err != nil {
-				log.Fatalf("%s %s: %v", sc.name, name, err)
+				log.Fatalf("%s %s: %v", sc.name, spec, err)
 			}
 		}
 	}
@@ -272,13 +280,18 @@ func generate(ctx context.Context, bin runner.Binary, cliConfig string, sc scena
 		// The runner's log of the plan (human text, which terraform masks)
 		// is kept too, so tests can prove no planted secret is in it.
 		log := strings.ReplaceAll(p.Log, tmp, "/tmp/drift-gen")
-		if err := os.WriteFile(filepath.Join(out, sc.name+"."+bin.Name+".log"), []byte(log), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(out, fixture(sc, bin)+".log"), []byte(log), 0o644); err != nil {
 			return err
 		}
 	}
-	dest := filepath.Join(out, sc.name+"."+bin.Name+".json")
+	dest := filepath.Join(out, fixture(sc, bin)+".json")
 	fmt.Println("wrote", dest)
 	return os.WriteFile(dest, raw, 0o644)
+}
+
+// fixture names a scenario's files for a binary: "both.terraform-1.13.3".
+func fixture(sc scenario, bin runner.Binary) string {
+	return sc.name + "." + bin.Name + "-" + bin.Version.String()
 }
 
 // dirOf finds the one working directory the runner made under work.
