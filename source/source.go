@@ -6,14 +6,18 @@ package source
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -50,6 +54,9 @@ type Repo struct {
 	dir string
 	mu  sync.Mutex
 	git *git.Repository
+	// subs are the clones of the submodules Materialize needed, by name
+	// and URL; guarded by mu.
+	subs map[string]*Repo
 }
 
 // Open clones the repository (bare, one branch, no tags) into cacheDir, or
@@ -241,18 +248,45 @@ func (r *Repo) Changed(ctx context.Context, from, to plumbing.Hash) ([]string, e
 // (local state files, lock files written by init) alone.
 type manifest struct {
 	Commit string            `json:"commit"`
-	Files  map[string]string `json:"files"` // path -> blob hash
+	Files  map[string]string `json:"files"` // path -> blob hash, "link:" before a symbolic link's
 }
 
 const manifestName = ".trueline-manifest.json"
 
+// blobRef is one file to write: a blob of the repository or of one of its
+// submodules.
+type blobRef struct {
+	hash plumbing.Hash
+	mode filemode.FileMode
+	repo *git.Repository
+}
+
+// key is what the manifest keeps for the file: a file turned into a link
+// with the same content is a change.
+func (b blobRef) key() string {
+	if b.mode == filemode.Symlink {
+		return "link:" + b.hash.String()
+	}
+	return b.hash.String()
+}
+
 // Materialize writes the files under dirs (repository-relative
 // directories or files) at commit into dest, at the same relative paths.
 // Files it wrote before that Git no longer has are removed; files it never
-// wrote are left alone.
+// wrote are left alone. Symbolic links are written as links when they stay
+// inside the repository (their targets are written only when dirs names
+// them too: stacks.Dependencies does); one that is absolute or leaves the
+// repository is not written. Submodules are fetched at the commit the tree
+// records and written whole. Nothing is written outside dest: every write
+// goes through an os.Root.
 func (r *Repo) Materialize(ctx context.Context, commit plumbing.Hash, dirs []string, dest string) error {
+	root, err := os.OpenRoot(dest)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = root.Close() }() // a directory handle: nothing to flush
 	var old manifest
-	if b, err := os.ReadFile(filepath.Join(dest, manifestName)); err == nil {
+	if b, err := root.ReadFile(manifestName); err == nil {
 		if err := json.Unmarshal(b, &old); err != nil {
 			old = manifest{} // a damaged manifest: no file is known to be ours
 		}
@@ -263,57 +297,106 @@ func (r *Repo) Materialize(ctx context.Context, commit plumbing.Hash, dirs []str
 	if err != nil {
 		return err
 	}
-	next := manifest{Commit: commit.String(), Files: map[string]string{}}
+	files := map[string]blobRef{}
+	subs := map[string]plumbing.Hash{}
 	for _, d := range dirs {
-		d = strings.Trim(path.Clean(d), "/")
-		if d == "." || d == "" {
-			err = addTree(tree, "", next.Files)
-		} else if e, ferr := tree.FindEntry(d); ferr == nil && e.Mode == filemode.Dir {
-			sub, serr := tree.Tree(d)
-			if serr != nil {
-				return serr
-			}
-			err = addTree(sub, d, next.Files)
-		} else if ferr == nil {
-			next.Files[d] = e.Hash.String()
+		if err := collect(r.git, tree, strings.Trim(path.Clean(d), "/"), files, subs); err != nil {
+			return fmt.Errorf("%s: %s at %s: %w", r.Name, d, commit, err)
 		}
-		// A directory missing at this commit contributes nothing.
+	}
+	if len(subs) > 0 {
+		more, err := r.submoduleFiles(ctx, tree, subs, 0)
 		if err != nil {
 			return err
 		}
+		maps.Copy(files, more)
 	}
-	for p, h := range next.Files {
-		if err := ctx.Err(); err != nil {
-			return err
+	next := manifest{Commit: commit.String(), Files: map[string]string{}}
+	for p, b := range files {
+		if b.mode != filemode.Symlink {
+			next.Files[p] = b.key()
+			continue
 		}
-		target := filepath.Join(dest, filepath.FromSlash(p))
-		if old.Files[p] == h {
-			if _, err := os.Stat(target); err == nil {
-				continue
-			}
-		}
-		f, err := tree.File(p)
+		target, err := linkTarget(b)
 		if err != nil {
-			return fmt.Errorf("%s: %s at %s: %w", r.Name, p, commit, err)
+			return fmt.Errorf("%s: link %s at %s: %w", r.Name, p, commit, err)
 		}
-		if err := writeBlob(f, target); err != nil {
-			return err
+		// An absolute link, or one leaving the repository, would read the
+		// server's own files: it is not written (stacks.Analyze warns).
+		if t := path.Join(path.Dir(p), target); path.IsAbs(target) || t == ".." || strings.HasPrefix(t, "../") {
+			delete(files, p)
+			continue
 		}
+		next.Files[p] = b.key()
 	}
-	for p := range old.Files {
-		if _, ok := next.Files[p]; !ok {
-			// A file Git no longer has must not stay in the stack; the old
-			// manifest is kept, so the next call tries again.
-			if err := os.Remove(filepath.Join(dest, filepath.FromSlash(p))); err != nil && !errors.Is(err, os.ErrNotExist) {
+	// What Git no longer has goes first: a stale link could otherwise lead
+	// a write below it elsewhere. The old manifest is kept until the end,
+	// so a failure here is retried by the next call.
+	for p, h := range old.Files {
+		if n, ok := next.Files[p]; !ok || (n != h && (strings.HasPrefix(n, "link:") || strings.HasPrefix(h, "link:"))) {
+			if err := root.Remove(filepath.FromSlash(p)); err != nil && !errors.Is(err, os.ErrNotExist) {
 				return err
 			}
 		}
 	}
+	names := slices.Sorted(maps.Keys(files))
+	for _, p := range names {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		name := filepath.FromSlash(p)
+		if old.Files[p] == next.Files[p] {
+			if _, err := root.Lstat(name); err == nil {
+				continue
+			}
+		}
+		if err := writeBlob(root, name, files[p]); err != nil {
+			return fmt.Errorf("%s: %s at %s: %w", r.Name, p, commit, err)
+		}
+	}
 	b, _ := json.Marshal(next)
-	return os.WriteFile(filepath.Join(dest, manifestName), b, 0o644)
+	return root.WriteFile(manifestName, b, 0o644)
 }
 
-func addTree(t *object.Tree, prefix string, into map[string]string) error {
+// collect adds the files under d (a directory or file of tree) to files,
+// and the submodules there to subs. A path through a link or a submodule
+// adds that link (its target is named on its own) or the whole submodule.
+func collect(g *git.Repository, tree *object.Tree, d string, files map[string]blobRef, subs map[string]plumbing.Hash) error {
+	if d == "." || d == "" {
+		return addTree(g, tree, "", files, subs)
+	}
+	parts := strings.Split(d, "/")
+	for i := 1; i <= len(parts); i++ {
+		p := strings.Join(parts[:i], "/")
+		e, err := tree.FindEntry(p)
+		if err != nil {
+			return nil // missing at this commit: it contributes nothing
+		}
+		switch {
+		case e.Mode == filemode.Submodule:
+			subs[p] = e.Hash
+			return nil
+		case e.Mode == filemode.Symlink:
+			files[p] = blobRef{hash: e.Hash, mode: e.Mode, repo: g}
+			return nil
+		case i < len(parts):
+			if e.Mode != filemode.Dir {
+				return nil
+			}
+		case e.Mode == filemode.Dir:
+			sub, err := tree.Tree(p)
+			if err != nil {
+				return err
+			}
+			return addTree(g, sub, p, files, subs)
+		default:
+			files[p] = blobRef{hash: e.Hash, mode: e.Mode, repo: g}
+		}
+	}
+	return nil
+}
+
+func addTree(g *git.Repository, t *object.Tree, prefix string, files map[string]blobRef, subs map[string]plumbing.Hash) error {
 	walker := object.NewTreeWalker(t, true, nil)
 	defer walker.Close()
 	for {
@@ -324,49 +407,95 @@ func addTree(t *object.Tree, prefix string, into map[string]string) error {
 		if err != nil {
 			return err
 		}
-		if e.Mode == filemode.Dir || e.Mode == filemode.Submodule {
-			continue
-		}
 		p := name
 		if prefix != "" {
 			p = prefix + "/" + name
 		}
-		into[p] = e.Hash.String()
+		switch e.Mode {
+		case filemode.Dir:
+		case filemode.Submodule:
+			subs[p] = e.Hash
+		default:
+			files[p] = blobRef{hash: e.Hash, mode: e.Mode, repo: g}
+		}
 	}
 }
 
-func writeBlob(f *object.File, target string) error {
-	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-		return err
-	}
-	r, err := f.Reader()
+// maxLinkTarget bounds what a link's blob may hold; a path is short.
+const maxLinkTarget = 4096
+
+func linkTarget(b blobRef) (string, error) {
+	blob, err := b.repo.BlobObject(b.hash)
 	if err != nil {
-		return err
+		return "", err
 	}
-	defer func() { _ = r.Close() }() // read only: closing cannot lose data
-	mode := os.FileMode(0o644)
-	if f.Mode == filemode.Executable {
-		mode = 0o755
+	if blob.Size > maxLinkTarget {
+		return "", fmt.Errorf("a link target of %d bytes", blob.Size)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(target), ".tmp-*")
+	rd, err := blob.Reader()
 	if err != nil {
+		return "", err
+	}
+	defer func() { _ = rd.Close() }() // read only
+	t, err := io.ReadAll(rd)
+	return string(t), err
+}
+
+// writeBlob writes one file or link in place of what is there, through a
+// temporary name in the same directory so that a reader sees the old or
+// the new, never half.
+func writeBlob(root *os.Root, name string, b blobRef) error {
+	if err := root.MkdirAll(filepath.Dir(name), 0o755); err != nil {
 		return err
 	}
-	_, err = io.Copy(tmp, r)
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
+	var buf [8]byte
+	_, _ = rand.Read(buf[:]) // crypto/rand does not fail
+	tmp := filepath.Join(filepath.Dir(name), ".tmp-"+hex.EncodeToString(buf[:]))
+	var err error
+	if b.mode == filemode.Symlink {
+		var target string
+		if target, err = linkTarget(b); err == nil {
+			err = root.Symlink(filepath.FromSlash(target), tmp)
+		}
+	} else {
+		err = writeFile(root, tmp, b)
 	}
 	if err == nil {
-		err = os.Chmod(tmp.Name(), mode)
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), target)
+		err = root.Rename(tmp, name)
 	}
 	if err != nil {
-		_ = os.Remove(tmp.Name()) // the write's error is the one to report
+		_ = root.Remove(tmp) // the write's error is the one to report
 		return err
 	}
 	return nil
+}
+
+func writeFile(root *os.Root, tmp string, b blobRef) error {
+	blob, err := b.repo.BlobObject(b.hash)
+	if err != nil {
+		return err
+	}
+	rd, err := blob.Reader()
+	if err != nil {
+		return err
+	}
+	defer func() { _ = rd.Close() }() // read only: closing cannot lose data
+	mode := os.FileMode(0o644)
+	if b.mode == filemode.Executable {
+		mode = 0o755
+	}
+	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(f, rd)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = root.Chmod(tmp, mode) // whatever the umask
+	}
+	return err
 }
 
 // RedactURL drops credentials from a URL, for messages and status pages.

@@ -2,10 +2,12 @@ package source
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"path"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,26 +29,138 @@ func (t *treeFS) Open(name string) (fs.File, error) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if name == "." {
+	real, entry, err := t.lookup(name, true)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
+	}
+	if real == "." {
 		return t.dir(".", t.root)
 	}
-	entry, err := t.root.FindEntry(name)
-	if err != nil {
-		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
-	}
-	if entry.Mode == filemode.Dir {
-		sub, err := t.root.Tree(name)
+	switch entry.Mode {
+	case filemode.Dir:
+		sub, err := t.root.Tree(real)
 		if err != nil {
 			return nil, &fs.PathError{Op: "open", Path: name, Err: err}
 		}
 		return t.dir(name, sub)
+	case filemode.Submodule:
+		return nil, &fs.PathError{Op: "open", Path: name, Err: errSubmodule}
 	}
-	if entry.Mode == filemode.Submodule {
-		return nil, &fs.PathError{Op: "open", Path: name, Err: errors.New("submodules are not supported")}
-	}
-	f, err := t.root.File(name)
+	data, err := t.blob(real)
 	if err != nil {
-		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
+	}
+	return &treeFile{info: fileInfo{name: path.Base(name), size: int64(len(data)), mode: 0o644, when: t.when}, data: data}, nil
+}
+
+// errSubmodule: a submodule's files live in another repository, which only
+// Materialize fetches.
+var errSubmodule = errors.New("a submodule: its files are in another repository")
+
+// ReadLink returns the target of a symbolic link, as Git stores it.
+func (t *treeFS) ReadLink(name string) (string, error) {
+	if !fs.ValidPath(name) {
+		return "", &fs.PathError{Op: "readlink", Path: name, Err: fs.ErrInvalid}
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	real, entry, err := t.lookup(name, false)
+	if err == nil && entry.Mode != filemode.Symlink {
+		err = errors.New("not a symbolic link")
+	}
+	if err != nil {
+		return "", &fs.PathError{Op: "readlink", Path: name, Err: err}
+	}
+	target, err := t.blob(real)
+	return string(target), err
+}
+
+// Lstat describes name without following it if it is a symbolic link.
+func (t *treeFS) Lstat(name string) (fs.FileInfo, error) {
+	if !fs.ValidPath(name) {
+		return nil, &fs.PathError{Op: "lstat", Path: name, Err: fs.ErrInvalid}
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	real, entry, err := t.lookup(name, false)
+	if err != nil {
+		return nil, &fs.PathError{Op: "lstat", Path: name, Err: err}
+	}
+	info := fileInfo{name: path.Base(name), mode: fs.ModeDir | 0o755, when: t.when}
+	if real != "." {
+		info.mode = entryMode(entry.Mode)
+		if !info.mode.IsDir() {
+			info.size, _ = t.root.Size(real)
+		}
+	}
+	return info, nil
+}
+
+// lookup finds name in the tree as the file system would: symbolic links
+// on the way are followed (and the last one too, with follow) as long as
+// they stay inside the repository. It returns the path with no link in it.
+func (t *treeFS) lookup(name string, follow bool) (string, object.TreeEntry, error) {
+	var parts []string
+	if name != "." {
+		parts = strings.Split(name, "/")
+	}
+	cur, hops := ".", 0
+	for i := 0; i < len(parts); i++ {
+		p := path.Join(cur, parts[i])
+		entry, err := t.root.FindEntry(p)
+		if err != nil {
+			return "", object.TreeEntry{}, fs.ErrNotExist
+		}
+		last := i == len(parts)-1
+		if entry.Mode != filemode.Symlink || (last && !follow) {
+			if !last && entry.Mode != filemode.Dir {
+				return "", object.TreeEntry{}, fs.ErrNotExist
+			}
+			if last {
+				return p, *entry, nil
+			}
+			cur = p
+			continue
+		}
+		if hops++; hops > maxLinkHops {
+			return "", object.TreeEntry{}, fmt.Errorf("%s: too many levels of symbolic links", name)
+		}
+		target, err := t.blob(p)
+		if err != nil {
+			return "", object.TreeEntry{}, err
+		}
+		resolved := path.Join(path.Dir(p), string(target))
+		if path.IsAbs(string(target)) || resolved == ".." || strings.HasPrefix(resolved, "../") {
+			return "", object.TreeEntry{}, fmt.Errorf("%s is a symbolic link to %s, outside the repository", p, target)
+		}
+		// Start over from the target, with what is left of name after it.
+		rest := append(strings.Split(resolved, "/"), parts[i+1:]...)
+		if resolved == "." {
+			rest = parts[i+1:]
+		}
+		if len(rest) == 0 {
+			return ".", object.TreeEntry{Mode: filemode.Dir}, nil
+		}
+		parts, cur, i = rest, ".", -1
+	}
+	return ".", object.TreeEntry{Mode: filemode.Dir}, nil
+}
+
+// maxLinkHops bounds the symbolic links followed for one name, as the
+// kernel's ELOOP does.
+const maxLinkHops = 40
+
+// maxBlob bounds what one file of a commit may hold in memory.
+const maxBlob = 64 << 20
+
+// blob reads the content of the file (or link) at a path with no link in it.
+func (t *treeFS) blob(p string) ([]byte, error) {
+	f, err := t.root.File(p)
+	if err != nil {
+		return nil, fs.ErrNotExist
+	}
+	if f.Size > maxBlob {
+		return nil, fmt.Errorf("%s is larger than %d MiB", p, maxBlob>>20)
 	}
 	r, err := f.Reader()
 	if err != nil {
@@ -54,19 +168,27 @@ func (t *treeFS) Open(name string) (fs.File, error) {
 	}
 	data, err := io.ReadAll(r)
 	_ = r.Close() // read only, and all of it was read
-	if err != nil {
-		return nil, err
+	return data, err
+}
+
+func entryMode(m filemode.FileMode) fs.FileMode {
+	switch m {
+	case filemode.Dir:
+		return fs.ModeDir | 0o755
+	case filemode.Symlink:
+		return fs.ModeSymlink | 0o777
+	case filemode.Executable:
+		return 0o755
 	}
-	return &treeFile{info: fileInfo{name: path.Base(name), size: int64(len(data)), mode: 0o644, when: t.when}, data: data}, nil
+	return 0o644
 }
 
 func (t *treeFS) dir(name string, tree *object.Tree) (fs.File, error) {
 	entries := make([]fs.DirEntry, 0, len(tree.Entries))
 	for _, e := range tree.Entries {
-		info := fileInfo{name: e.Name, mode: 0o644, when: t.when}
+		info := fileInfo{name: e.Name, mode: entryMode(e.Mode), when: t.when}
 		switch e.Mode {
 		case filemode.Dir:
-			info.mode = fs.ModeDir | 0o755
 		case filemode.Submodule:
 			continue
 		default:
