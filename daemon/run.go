@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
@@ -97,8 +98,14 @@ func (d *Daemon) execute(ctx context.Context, job ledger.Run) (ledger.Result, *n
 	if err := os.MkdirAll(dest, 0o700); err != nil {
 		return fail(run.Checkout, err)
 	}
-	if err := r.src.Materialize(ctx, commit, stacks.Dependencies(fsys, st), dest); err != nil {
+	deps := stacks.Analyze(fsys, st)
+	if err := r.src.Materialize(ctx, commit, deps.Paths, dest); err != nil {
 		return fail(run.Checkout, fmt.Errorf("check out %s at %s: %w", job.Stack, commit.String()[:12], err))
+	}
+	// What the checkout leaves out (a path outside the repository, a link
+	// leaving it) explains a plan that differs from trueline check's.
+	for _, w := range deps.Warnings {
+		log.Warn("not checked out", "why", w)
 	}
 	st.Dir = n.dir
 	log.Info("run started", "commit", commit.String()[:12], "trigger", job.Trigger)
@@ -136,6 +143,10 @@ func (d *Daemon) execute(ctx context.Context, job ledger.Run) (ledger.Result, *n
 		out.Action.Reason += "; " + msg
 	case out.Verdict == drift.InSync:
 		d.closePR(ctx, r, key, fmt.Sprintf("The drift is gone: run %d at %s found the workspace in sync.", job.ID, commit.String()[:12]))
+	}
+	if len(deps.Warnings) > 0 {
+		// At the end, where the excerpt of a long log keeps it.
+		out.Log += "\n\ntrueline: not checked out, so terraform cannot read it here:\n  " + strings.Join(deps.Warnings, "\n  ") + "\n"
 	}
 	return ledger.Result{Verdict: out.Verdict, Findings: out.Result, Log: excerpt(out.Log),
 		DurationMS: time.Since(start).Milliseconds(), Action: out.Action, Failure: out.Failure, Plan: out.Plan}, n
