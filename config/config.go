@@ -7,7 +7,10 @@
 //
 //	binary {
 //	  name    = "tofu"        # terraform | tofu
-//	  version = "~> 1.10"
+//	  version = "~> 1.10"     # the default constraint; a stack's narrows it
+//	  install = true          # install missing terraform versions (never tofu)
+//	  releases_url    = "https://releases.example.com"  # default: HashiCorp's
+//	  public_key_file = "/etc/trueline/releases.asc"    # default: HashiCorp's key
 //	}
 //
 //	limits {
@@ -34,6 +37,7 @@
 package config
 
 import (
+	"bytes"
 	"fmt"
 	"net"
 	"net/netip"
@@ -45,6 +49,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/hashicorp/go-version"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/hashicorp/hcl/v2/hclparse"
@@ -87,7 +93,7 @@ type Config struct {
 	TrustedProxies []netip.Prefix // reverse proxies whose user header is believed; none: nobody's
 	DataDir        string
 	Binary         string // terraform | tofu
-	BinaryVersion  string
+	BinaryVersion  string // the default version constraint, which a stack's narrows
 	BinaryPath     string
 	CLIConfig      string
 	Global         int // concurrent runs in all
@@ -106,6 +112,15 @@ type Config struct {
 	Retention    Retention
 	// Bindings give terraform secrets from the server, never from Git.
 	Bindings []Binding
+
+	// BinaryInstall lets serve install terraform versions no stack finds
+	// installed, from BinaryReleasesURL (empty: HashiCorp's releases site),
+	// checking SHA256SUMS against BinaryPublicKey (armored; empty:
+	// HashiCorp's key).
+	BinaryInstall       bool
+	BinaryReleasesURL   string
+	BinaryPublicKey     string
+	BinaryPublicKeyFile string
 }
 
 // Binding gives terraform one secret from the server's environment or a
@@ -287,10 +302,13 @@ type notifyBlock struct {
 }
 
 type binaryBlock struct {
-	Name    *string  `hcl:"name,optional"`
-	Version *string  `hcl:"version,optional"`
-	Path    *string  `hcl:"path,optional"`
-	Body    hcl.Body `hcl:",body"`
+	Name          *string  `hcl:"name,optional"`
+	Version       *string  `hcl:"version,optional"`
+	Path          *string  `hcl:"path,optional"`
+	Install       *bool    `hcl:"install,optional"`
+	ReleasesURL   *string  `hcl:"releases_url,optional"`
+	PublicKeyFile *string  `hcl:"public_key_file,optional"`
+	Body          hcl.Body `hcl:",body"`
 }
 
 type limitsBlock struct {
@@ -442,11 +460,15 @@ func Parse(filename string, src []byte, getenv func(string) string) (Config, hcl
 			cfg.Binary = *b.Name
 		}
 		if b.Version != nil {
+			if _, err := version.NewConstraint(*b.Version); err != nil {
+				bad(at(b.Body, "version"), "Invalid version constraint", fmt.Sprintf("version = %q: %v; write one such as \"~> 1.13\" or \">= 1.5, < 2\".", *b.Version, err))
+			}
 			cfg.BinaryVersion = *b.Version
 		}
 		if b.Path != nil {
 			cfg.BinaryPath = *b.Path
 		}
+		binaryInstall(b, &cfg, at, bad)
 	}
 	if rb := fs.Retention; rb != nil {
 		if rb.MaxAge != nil {
@@ -694,4 +716,40 @@ func secret(body hcl.Body, name string, env, file *string, getenv func(string) s
 		return Secret{value: strings.TrimSpace(string(b)), Source: "file " + *file}
 	}
 	return Secret{}
+}
+
+// binaryInstall reads the install settings of the binary block: where
+// terraform releases come from and the key that signs them.
+func binaryInstall(b *binaryBlock, cfg *Config, at func(hcl.Body, string) *hcl.Range, bad func(*hcl.Range, string, string)) {
+	if b.Install != nil {
+		cfg.BinaryInstall = *b.Install
+	}
+	for _, name := range []string{"releases_url", "public_key_file"} {
+		if at(b.Body, name) != nil && !cfg.BinaryInstall {
+			bad(at(b.Body, name), "Install settings without install", fmt.Sprintf("%s only says how terraform is installed; add install = true to the binary block, or remove it.", name))
+		}
+	}
+	if b.ReleasesURL != nil {
+		u, err := url.Parse(*b.ReleasesURL)
+		switch {
+		case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "":
+			bad(at(b.Body, "releases_url"), "Invalid releases URL", fmt.Sprintf("releases_url = %q; write the URL of a server laid out like HashiCorp's releases site, e.g. \"https://releases.example.com\".", *b.ReleasesURL))
+		case u.User != nil:
+			bad(at(b.Body, "releases_url"), "Credentials in the releases URL", "releases_url would show its password in logs and errors; use a releases server that needs none.")
+		default:
+			cfg.BinaryReleasesURL = *b.ReleasesURL
+		}
+	}
+	if b.PublicKeyFile != nil {
+		cfg.BinaryPublicKeyFile = *b.PublicKeyFile
+		raw, err := os.ReadFile(*b.PublicKeyFile)
+		if err == nil {
+			_, err = openpgp.ReadArmoredKeyRing(bytes.NewReader(raw))
+		}
+		if err != nil {
+			bad(at(b.Body, "public_key_file"), "Unusable release signing key", fmt.Sprintf("%s: %v; give the armored OpenPGP public key (gpg --armor --export KEYID) that signs the releases' SHA256SUMS.", *b.PublicKeyFile, err))
+			return
+		}
+		cfg.BinaryPublicKey = string(raw)
+	}
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -11,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/ProtonMail/go-crypto/openpgp/armor"
 	"github.com/trueline/trueline/internal/hcldiag"
 )
 
@@ -97,6 +100,12 @@ func TestParseErrors(t *testing.T) {
 		{"bad trusted proxy", "trusted_proxies = [\"10.0.0.0/8\", \"proxy.internal\"]\n", `trueline.hcl:1,19: Invalid trusted proxy: "proxy.internal" is neither`},
 		{"external URL without scheme", "external_url = \"trueline.example.com\"\n", "trueline.hcl:1,16: Invalid external URL"},
 		{"bad binary", "binary {\n  name = \"pulumi\"\n}\n", "Unknown binary"},
+		{"bad binary version", "binary {\n  version = \"about 1.13\"\n}\n", "trueline.hcl:2,13: Invalid version constraint"},
+		{"releases_url without install", "binary {\n  releases_url = \"https://releases.example.com\"\n}\n", "trueline.hcl:2,18: Install settings without install"},
+		{"releases_url not a URL", "binary {\n  install = true\n  releases_url = \"releases.example.com\"\n}\n", "trueline.hcl:3,18: Invalid releases URL"},
+		{"releases_url with a password", "binary {\n  install = true\n  releases_url = \"https://u:pw@releases.example.com\"\n}\n", "trueline.hcl:3,18: Credentials in the releases URL"},
+		{"public key missing", "binary {\n  install = true\n  public_key_file = \"/nonexistent/key.asc\"\n}\n", "trueline.hcl:3,21: Unusable release signing key: /nonexistent/key.asc"},
+		{"public key not a key", "binary {\n  install = true\n  public_key_file = \"config_test.go\"\n}\n", "trueline.hcl:3,21: Unusable release signing key: config_test.go: openpgp"},
 		{"bad limit", "limits {\n  global = 0\n}\n", "global must be at least 1"},
 		{"pass_env of trueline's own", "pass_env = [\"TRUELINE_*\"]\n", "trueline.hcl:1,12: Invalid pass_env entry"},
 		{"pass_env glob inside", "pass_env = [\"A*B\"]\n", "Invalid pass_env entry"},
@@ -253,5 +262,49 @@ repository "infra" {
 	}
 	if a := r.GitHubApp; a == nil || a.AppID != 12 || a.InstallationID != 34 || a.PrivateKey.Value() != "-----BEGIN RSA PRIVATE KEY-----" || a.PrivateKey.String() != "***" {
 		t.Errorf("github app = %+v", a)
+	}
+}
+
+// TestParseBinaryInstall: the binary block's install settings, with a real
+// armored key.
+func TestParseBinaryInstall(t *testing.T) {
+	e, err := openpgp.NewEntity("releases", "", "releases@example.invalid", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var key bytes.Buffer
+	w, err := armor.Encode(&key, openpgp.PublicKeyType, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Serialize(w); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(t.TempDir(), "releases.asc")
+	if err := os.WriteFile(keyFile, key.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, src         string
+		install           bool
+		url, version, key string
+	}{
+		{name: "none", src: "binary {\n  version = \"~> 1.13\"\n}\n", version: "~> 1.13"},
+		{name: "HashiCorp's site and key", src: "binary {\n  install = true\n}\n", install: true},
+		{name: "a mirror and its key", src: fmt.Sprintf("binary {\n  install = true\n  releases_url = \"https://releases.example.com/\"\n  public_key_file = %q\n}\n", keyFile),
+			install: true, url: "https://releases.example.com/", key: key.String()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, diags := Parse("trueline.hcl", []byte(tc.src), env(nil))
+			if diags.HasErrors() {
+				t.Fatal(diags)
+			}
+			if cfg.BinaryInstall != tc.install || cfg.BinaryReleasesURL != tc.url || cfg.BinaryVersion != tc.version || cfg.BinaryPublicKey != tc.key {
+				t.Errorf("install %v, url %q, version %q, key %d bytes", cfg.BinaryInstall, cfg.BinaryReleasesURL, cfg.BinaryVersion, len(cfg.BinaryPublicKey))
+			}
+		})
 	}
 }
