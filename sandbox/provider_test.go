@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -69,6 +70,7 @@ type fixture struct {
 	cloud  sandbox.Store
 	logs   string // provider log file
 	output bytes.Buffer
+	env    map[string]string // what terraform runs with, before setEnv's additions
 }
 
 func newFixture(t *testing.T, bin runner.Binary) *fixture {
@@ -82,18 +84,32 @@ func newFixture(t *testing.T, bin runner.Binary) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tf.SetEnv(map[string]string{
+	f.env = map[string]string{
 		"TF_CLI_CONFIG_FILE":  testenv.CLIConfig(t),
 		"TF_DATA_DIR":         filepath.Join(t.TempDir(), "data"),
 		"TF_PLUGIN_CACHE_DIR": testenv.PluginCache(t),
 		"PATH":                os.Getenv("PATH"),
-	})
+	}
+	if err := tf.SetEnv(f.env); err != nil {
+		t.Fatal(err)
+	}
 	tf.SetLogProvider("TRACE")
 	tf.SetLogPath(f.logs)
 	tf.SetStdout(&f.output)
 	tf.SetStderr(&f.output)
 	f.tf = tf
 	return f
+}
+
+// setEnv runs terraform with the fixture's environment and extra, such as
+// SANDBOX_* settings; a nil extra goes back to the fixture's own.
+func (f *fixture) setEnv(t *testing.T, extra map[string]string) {
+	t.Helper()
+	env := maps.Clone(f.env)
+	maps.Copy(env, extra)
+	if err := f.tf.SetEnv(env); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func (f *fixture) write(t *testing.T, src string) {
