@@ -1,5 +1,6 @@
 // Command terraform-provider-sandbox serves the sandbox provider: a stand-in
-// cloud whose objects are JSON files, used by trueline's tests and demo.
+// cloud whose objects are JSON files, with API latencies and rate-limited
+// accounts, used by trueline's tests, benchmarks and demo.
 package main
 
 import (
