@@ -18,7 +18,6 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
-	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
 	"github.com/robfig/cron/v3"
 	"github.com/trueline/trueline/config"
 	"github.com/trueline/trueline/forge"
@@ -160,15 +159,49 @@ func overHTTP(url string) bool {
 	return strings.HasPrefix(url, "https://") || strings.HasPrefix(url, "http://")
 }
 
+// authFor is trueline's own Git credentials for a repository: over SSH its
+// key, with the server's host key checked against its known_hosts file.
 func authFor(rc config.Repository) (transport.AuthMethod, error) {
 	switch {
 	case rc.SSHKeyFile != "":
-		return gitssh.NewPublicKeysFromFile("git", rc.SSHKeyFile, "")
+		return source.SSHAuth(rc.URL, rc.SSHKeyFile, rc.KnownHostsFile)
 	case rc.Token.IsSet():
 		// GitHub, GitLab and Gitea all accept a token as the password.
 		return &githttp.BasicAuth{Username: "x-access-token", Password: rc.Token.Value()}, nil
 	}
 	return nil, nil
+}
+
+// gitAuthFor is what a repository's configuration gives terraform's Git
+// module fetches: its token (offered on the repository's own host only),
+// its SSH key and known_hosts file; nil when it has none of them.
+func gitAuthFor(rc config.Repository) *runner.GitAuth {
+	if !rc.Token.IsSet() && rc.SSHKeyFile == "" && rc.KnownHostsFile == "" {
+		return nil
+	}
+	return &runner.GitAuth{URL: rc.URL, Token: rc.Token.Value(), SSHKeyFile: rc.SSHKeyFile, KnownHostsFile: rc.KnownHostsFile}
+}
+
+// gitAuth is the Git credentials of one run of repository r, for
+// terraform's module fetches: the configured ones, and a token that
+// changes over time (a GitHub App installation's) taken from the
+// repository's own source at the moment the run starts.
+func (d *Daemon) gitAuth(ctx context.Context, r *repo) (*runner.GitAuth, error) {
+	a := gitAuthFor(r.cfg)
+	if r.src == nil || r.src.AuthFor == nil || !overHTTP(r.cfg.URL) {
+		return a, nil
+	}
+	m, err := r.src.AuthFor(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("git credentials of repository %s: %w", r.cfg.Name, err)
+	}
+	if b, ok := m.(*githttp.BasicAuth); ok {
+		if a == nil {
+			a = &runner.GitAuth{URL: r.cfg.URL}
+		}
+		a.Username, a.Token = b.Username, b.Password
+	}
+	return a, nil
 }
 
 // Run runs until ctx ends, then stops cleanly: no new runs are claimed,

@@ -112,6 +112,9 @@ func (d *Daemon) execute(ctx context.Context, job ledger.Run) (ledger.Result, *n
 	target := reconcile.Target{Stack: st, Workspace: *ws, Policy: pol,
 		BeforeApply: func(ctx context.Context) error { return d.ledger.MarkApplying(ctx, job.ID) }}
 	target.Variables, target.Env = d.bindings(job.Workspace)
+	if target.Git, err = d.gitAuth(ctx, r); err != nil {
+		return fail(run.Init, err)
+	}
 	if job.RetryOf != 0 {
 		// A run interrupted while applying is never applied again by itself.
 		if prev, err := d.ledger.Get(ctx, job.RetryOf); err != nil {

@@ -106,6 +106,9 @@ type Target struct {
 	// everything the run says.
 	Variables map[string]string
 	Env       map[string]string
+	// Git, when set, is the repository's Git credentials for terraform's
+	// module fetches; its token is scrubbed like the secrets above.
+	Git *runner.GitAuth
 	// Hold, when set, says why this run must not apply by its policy (e.g.
 	// the run it retries was interrupted while applying): an apply decision
 	// escalates instead, with this reason. An approval still applies.
@@ -372,6 +375,7 @@ func (r *Reconciler) Run(ctx context.Context, key string, t Target) Outcome {
 		BackendConfig: t.Stack.Config.BackendConfig,
 		Env:           t.Workspace.Env,
 		Variables:     t.Variables,
+		Git:           t.Git,
 		// A workspace the backend lacks is created only when the stack says
 		// so: a typo would otherwise plan creating everything.
 		CreateWorkspace: t.Stack.Config.CreateWorkspaces,
@@ -403,6 +407,9 @@ func (r *Reconciler) Run(ctx context.Context, key string, t Target) Outcome {
 	}
 	for _, v := range t.Env {
 		known = append(known, v)
+	}
+	if t.Git != nil && t.Git.Token != "" {
+		known = append(known, t.Git.Token)
 	}
 	secrets = secrets.Merge(drift.SecretsFrom(known...))
 	plan, err := rn.Plan(ctx, job)
