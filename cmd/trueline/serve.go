@@ -223,12 +223,21 @@ func runServe(cmd *cobra.Command, g *globalFlags, f serveFlags) (err error) {
 			err = fmt.Errorf("close the ledger: %w", cerr)
 		}
 	}()
+	// Installed terraform versions live in the data directory, and are
+	// found there whether or not installing is still on.
+	tools := filepath.Join(cfg.DataDir, "tools")
+	var install *runner.Install
+	if cfg.BinaryInstall {
+		install = &runner.Install{Dir: tools, ReleasesURL: cfg.BinaryReleasesURL, PublicKey: cfg.BinaryPublicKey}
+	}
 	rec := reconcile.New(reconcile.Options{
 		Toolchain: &runner.Toolchain{
-			Default:  cfg.Binary,
-			Path:     cfg.BinaryPath,
-			ToolsDir: os.Getenv("TRUELINE_TOOLS_DIR"),
-			CacheDir: cfg.DataDir,
+			Default:    cfg.Binary,
+			Path:       cfg.BinaryPath,
+			Constraint: cfg.BinaryVersion,
+			ToolsDir:   os.Getenv("TRUELINE_TOOLS_DIR") + string(os.PathListSeparator) + tools,
+			Install:    install,
+			CacheDir:   cfg.DataDir,
 		},
 		WorkDir:     daemon.WorkRoot(cfg.DataDir),
 		CLIConfig:   cfg.CLIConfig,
