@@ -119,6 +119,12 @@ func (e *NotFoundError) Error() string {
 	if e.Hint != "" {
 		b.WriteString("; " + e.Hint)
 	}
+	switch {
+	case e.Server != "" && e.Stack != "":
+		b.WriteString(", or change the stack's version or trueline.hcl's binary version so that both allow one")
+	case e.Constraint != "":
+		b.WriteString(", or change the version constraint")
+	}
 	return b.String()
 }
 
@@ -228,7 +234,7 @@ func Find(ctx context.Context, opts FindOptions) (Binary, error) {
 			}
 			consider(b)
 		}
-		if p := filepath.Join(dir, name); exists(p) {
+		if p := filepath.Join(dir, name); isFile(p) {
 			b, err := probe(p)
 			if err != nil {
 				nf.Problems = append(nf.Problems, err.Error())
@@ -291,12 +297,11 @@ func addHint(name string, dirs []string, installs bool) string {
 	where := fmt.Sprintf("add one as %s/%s/<version>/%s or on PATH", dir, name, name)
 	switch {
 	case name == "tofu":
-		return where + " (trueline installs no OpenTofu), or change the version constraint"
-	case installs:
-		return where + ", or change the version constraint"
-	default:
-		return where + ", let trueline install it (trueline.hcl: binary { install = true }), or change the version constraint"
+		return where + " (trueline installs no OpenTofu)"
+	case !installs:
+		return where + ", let trueline install it (trueline.hcl: binary { install = true })"
 	}
+	return where
 }
 
 // versionDirs lists <dir>/<name>/<version>/<name>, newest first, with the
@@ -354,6 +359,13 @@ func distinct(bins []Binary) []Binary {
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Version.GreaterThan(out[j].Version) })
 	return out
+}
+
+// isFile reports whether path is a file, or a link to one: in a tools
+// directory laid out by version, <dir>/terraform is a directory.
+func isFile(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && !fi.IsDir()
 }
 
 func exists(path string) bool {

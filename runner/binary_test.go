@@ -97,6 +97,11 @@ func TestFindPicksNewestSatisfying(t *testing.T) {
 						t.Errorf("error lacks %q:\n%v", w, err)
 					}
 				}
+				// Only a binary that cannot run is unusable: not the
+				// directories of a layout by version.
+				if !strings.Contains(strings.Join(tc.wantErr, " "), "as its directory does") && strings.Contains(err.Error(), "unusable") {
+					t.Errorf("error calls something unusable:\n%v", err)
+				}
 				return
 			}
 			if err != nil {
