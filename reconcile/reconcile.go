@@ -277,6 +277,10 @@ func (r *Reconciler) Processes() int64 {
 func (r *Reconciler) runnerFor(ctx context.Context, cfg *stacks.Config) (*runner.Runner, error) {
 	bin, err := r.opts.Toolchain.Binary(ctx, cfg.Binary, cfg.Version)
 	if err != nil {
+		var nf *runner.NotFoundError
+		if errors.As(err, &nf) && cfg.VersionDeclared != "" {
+			return nil, fmt.Errorf("%s: %w", cfg.VersionDeclared, err)
+		}
 		return nil, err
 	}
 	r.mu.Lock()

@@ -79,6 +79,9 @@ type Config struct {
 	// (file(var.x), a provider reading a path): serve checks them out and
 	// a commit touching them plans the stack.
 	Watch []string
+	// VersionDeclared is where stack.hcl sets version
+	// ("stacks/web/stack.hcl:4"), for errors about it.
+	VersionDeclared string
 }
 
 // Workspace is one state of a stack.
@@ -314,6 +317,7 @@ func Parse(filename string, src []byte, fsys fs.FS, dir string) (*Config, hcl.Di
 	}
 	if sb.Version != nil {
 		cfg.Version = *sb.Version
+		cfg.VersionDeclared = where(attr("version"))
 		if _, err := version.NewConstraint(*sb.Version); err != nil {
 			diags = append(diags, errAt(attr("version"), "Invalid version constraint",
 				fmt.Sprintf("%v. Write a constraint such as \"~> 1.10\" or \">= 1.5, < 2\".", err)))
