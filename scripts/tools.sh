@@ -115,7 +115,7 @@ else
 	else
 		step "tofu $TOFU_VERSION: building from source (about 5 minutes on 2 cores)"
 		dir=$(module_dir "github.com/opentofu/opentofu@v$TOFU_VERSION")
-		(cd "$dir" && $GO build -mod=mod -trimpath -ldflags "-s -w -X github.com/opentofu/opentofu/version.dev=no" -o "$out.tmp" ./cmd/tofu)
+		(cd "$dir" && $GO build -trimpath -ldflags "-s -w -X github.com/opentofu/opentofu/version.dev=no" -o "$out.tmp" ./cmd/tofu)
 	fi
 	mv -f "$out.tmp" "$out"
 	stamp "$out" "$key"
@@ -151,9 +151,12 @@ terraform_build() {
 		step "terraform $version: moving the earlier build into $VERSIONS"
 		cp -p "$BIN/terraform" "$out.tmp"
 	elif [ "$version" = "$TERRAFORM_COMPAT_VERSION" ]; then
+		# 1.5.7 has no replace directives: go install, into a directory of
+		# its own, then beside its final place like the others.
 		step "terraform $version: building"
-		GOBIN=$(dirname "$out") $GO install -trimpath -ldflags "-s -w" "github.com/hashicorp/terraform@v$version"
-		mv -f "$out" "$out.tmp"
+		GOBIN=$(dirname "$out")/.build $GO install -trimpath -ldflags "-s -w" "github.com/hashicorp/terraform@v$version"
+		mv -f "$(dirname "$out")/.build/terraform" "$out.tmp"
+		rmdir "$(dirname "$out")/.build"
 	else
 		step "terraform $version: building from source (about 10 minutes on 2 cores)"
 		dir=$(module_dir "github.com/hashicorp/terraform@v$version")
