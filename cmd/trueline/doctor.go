@@ -75,12 +75,7 @@ func runDoctor(cmd *cobra.Command, g *globalFlags, f doctorFlags) error {
 		return err
 	}
 	defer func() { _ = os.RemoveAll(tmp) }() // fetched copies; a leftover is harmless
-	p := &prober{cfg: cfg, gitDir: tmp, tools: &runner.Toolchain{
-		Default:  cfg.Binary,
-		Path:     cfg.BinaryPath,
-		ToolsDir: os.Getenv("TRUELINE_TOOLS_DIR"),
-		CacheDir: cfg.DataDir,
-	}}
+	p := &prober{cfg: cfg, gitDir: tmp, tools: toolchainFor(cfg)}
 	out := cmd.OutOrStdout()
 	opts := doctor.Options{ConfigFile: f.config, Timeout: f.timeout, Secrets: drift.SecretsFrom(cfg.Secrets()...)}
 	if f.format == "text" {

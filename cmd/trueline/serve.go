@@ -186,6 +186,27 @@ func inheritedSecrets(cfg config.Config) []string {
 	return names
 }
 
+// toolchainFor finds the binaries a configuration asks for, as serve and
+// doctor both do: the server's binary and version constraint as defaults,
+// TRUELINE_TOOLS_DIR and the data directory's tools/ (where installed
+// terraform versions live, found there whether or not installing is still
+// on) before PATH.
+func toolchainFor(cfg config.Config) *runner.Toolchain {
+	tools := filepath.Join(cfg.DataDir, "tools")
+	var install *runner.Install
+	if cfg.BinaryInstall {
+		install = &runner.Install{Dir: tools, ReleasesURL: cfg.BinaryReleasesURL, PublicKey: cfg.BinaryPublicKey}
+	}
+	return &runner.Toolchain{
+		Default:    cfg.Binary,
+		Path:       cfg.BinaryPath,
+		Constraint: cfg.BinaryVersion,
+		ToolsDir:   os.Getenv("TRUELINE_TOOLS_DIR") + string(os.PathListSeparator) + tools,
+		Install:    install,
+		CacheDir:   cfg.DataDir,
+	}
+}
+
 func repoNameOf(url string) string {
 	name := strings.TrimSuffix(path.Base(strings.TrimRight(url, "/")), ".git")
 	if name == "" || name == "." || name == "/" {
@@ -223,22 +244,8 @@ func runServe(cmd *cobra.Command, g *globalFlags, f serveFlags) (err error) {
 			err = fmt.Errorf("close the ledger: %w", cerr)
 		}
 	}()
-	// Installed terraform versions live in the data directory, and are
-	// found there whether or not installing is still on.
-	tools := filepath.Join(cfg.DataDir, "tools")
-	var install *runner.Install
-	if cfg.BinaryInstall {
-		install = &runner.Install{Dir: tools, ReleasesURL: cfg.BinaryReleasesURL, PublicKey: cfg.BinaryPublicKey}
-	}
 	rec := reconcile.New(reconcile.Options{
-		Toolchain: &runner.Toolchain{
-			Default:    cfg.Binary,
-			Path:       cfg.BinaryPath,
-			Constraint: cfg.BinaryVersion,
-			ToolsDir:   os.Getenv("TRUELINE_TOOLS_DIR") + string(os.PathListSeparator) + tools,
-			Install:    install,
-			CacheDir:   cfg.DataDir,
-		},
+		Toolchain:   toolchainFor(cfg),
 		WorkDir:     daemon.WorkRoot(cfg.DataDir),
 		CLIConfig:   cfg.CLIConfig,
 		PluginCache: filepath.Join(cfg.DataDir, "plugin-cache"),
