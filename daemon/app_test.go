@@ -151,6 +151,11 @@ func TestGitHubAppRepository(t *testing.T) {
 			if _, err := fg.FindOpen(ctx, "trueline/stacks/web/default"); err != nil {
 				t.Fatal(err)
 			}
+			// terraform's module fetches get the same token.
+			ga, err := (&Daemon{}).gitAuth(ctx, &repo{cfg: rc, src: src})
+			if err != nil || ga == nil || ga.Username != "x-access-token" || !gh.tokens[ga.Token] {
+				t.Errorf("gitAuth = %+v, %v; want the installation token", ga, err)
+			}
 			if got := g.Git("rev-parse", "trueline/stacks/web/default^"); got != head.String() {
 				t.Errorf("pushed branch on %s, want %s", got, head)
 			}
