@@ -313,3 +313,25 @@ func TestSubmoduleURL(t *testing.T) {
 		}
 	}
 }
+
+// A checkout directory that does not exist yet is made, 0700: the first run
+// of a workspace, or a benchmark's fresh directory.
+func TestMaterializeMakesTheDirectory(t *testing.T) {
+	ctx := context.Background()
+	g := gittest.New(t)
+	c := g.Commit("files", map[string]string{"stacks/web/main.tf": "# web\n"})
+	r := open(t, g.Dir)
+	if _, err := r.Fetch(ctx); err != nil {
+		t.Fatal(err)
+	}
+	dest := filepath.Join(t.TempDir(), "new", "ws")
+	if err := r.Materialize(ctx, plumbing.NewHash(c), []string{"stacks/web"}, dest); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dest, "stacks", "web", "main.tf")); err != nil || string(b) != "# web\n" {
+		t.Errorf("main.tf = %q, %v", b, err)
+	}
+	if fi, err := os.Stat(dest); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("dest: %v %v", fi.Mode(), err)
+	}
+}

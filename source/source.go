@@ -280,6 +280,9 @@ func (b blobRef) key() string {
 // records and written whole. Nothing is written outside dest: every write
 // goes through an os.Root.
 func (r *Repo) Materialize(ctx context.Context, commit plumbing.Hash, dirs []string, dest string) error {
+	if err := os.MkdirAll(dest, 0o700); err != nil {
+		return fmt.Errorf("checkout directory: %w", err)
+	}
 	root, err := os.OpenRoot(dest)
 	if err != nil {
 		return err
