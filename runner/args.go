@@ -25,11 +25,15 @@ func initOptions(backendConfig []string) []tfexec.InitOption {
 }
 
 // planOptions are the arguments of a plan: the saved plan file, so that
-// apply runs what was planned, the workspace's var files in stack.hcl's
-// order (terraform lets later files win), and how long to wait for a state
-// lock someone else holds (zero: terraform's default, not at all).
-func planOptions(planFile string, varFiles []string, lockTimeout time.Duration) []tfexec.PlanOption {
+// apply runs what was planned, -refresh-only when the job asks for drift
+// alone, the workspace's var files in stack.hcl's order (terraform lets
+// later files win), and how long to wait for a state lock someone else
+// holds (zero: terraform's default, not at all).
+func planOptions(planFile string, refreshOnly bool, varFiles []string, lockTimeout time.Duration) []tfexec.PlanOption {
 	opts := []tfexec.PlanOption{tfexec.Out(planFile)}
+	if refreshOnly {
+		opts = append(opts, tfexec.RefreshOnly(true))
+	}
 	for _, vf := range varFiles {
 		opts = append(opts, tfexec.VarFile(vf))
 	}

@@ -3,6 +3,7 @@ package runner
 import (
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -37,20 +38,25 @@ func TestInitOptions(t *testing.T) {
 
 func TestPlanOptions(t *testing.T) {
 	for _, tc := range []struct {
-		name     string
-		varFiles []string
-		lock     time.Duration
-		want     []tfexec.PlanOption
+		name        string
+		refreshOnly bool
+		varFiles    []string
+		lock        time.Duration
+		want        []tfexec.PlanOption
 	}{
-		{"the saved plan alone", nil, 0,
+		{"the saved plan alone", false, nil, 0,
 			[]tfexec.PlanOption{tfexec.Out("/work/run-1.tfplan")}},
-		{"a lock timeout", nil, 5 * time.Minute,
+		{"a lock timeout", false, nil, 5 * time.Minute,
 			[]tfexec.PlanOption{tfexec.Out("/work/run-1.tfplan"), tfexec.LockTimeout("5m0s")}},
-		{"var files in stack.hcl's order", []string{"prod.tfvars", "../../vars/prod.tfvars"}, 0,
+		{"var files in stack.hcl's order", false, []string{"prod.tfvars", "../../vars/prod.tfvars"}, 0,
 			[]tfexec.PlanOption{tfexec.Out("/work/run-1.tfplan"), tfexec.VarFile("prod.tfvars"), tfexec.VarFile("../../vars/prod.tfvars")}},
+		{"refresh-only", true, nil, 0,
+			[]tfexec.PlanOption{tfexec.Out("/work/run-1.tfplan"), tfexec.RefreshOnly(true)}},
+		{"refresh-only with var files and a lock timeout", true, []string{"prod.tfvars"}, time.Minute,
+			[]tfexec.PlanOption{tfexec.Out("/work/run-1.tfplan"), tfexec.RefreshOnly(true), tfexec.VarFile("prod.tfvars"), tfexec.LockTimeout("1m0s")}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := planOptions("/work/run-1.tfplan", tc.varFiles, tc.lock); !reflect.DeepEqual(got, tc.want) {
+			if got := planOptions("/work/run-1.tfplan", tc.refreshOnly, tc.varFiles, tc.lock); !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("plan options = %s, want %s", describe(got), describe(tc.want))
 			}
 		})
@@ -67,6 +73,19 @@ func TestApplyOptions(t *testing.T) {
 	got = applyOptions("/work/run-1.tfplan", time.Minute)
 	if want := []tfexec.ApplyOption{tfexec.DirOrPlan("/work/run-1.tfplan"), tfexec.LockTimeout("1m0s")}; !reflect.DeepEqual(got, want) {
 		t.Errorf("apply options with a lock timeout = %s, want %s", describe(got), describe(want))
+	}
+}
+
+// A refresh-only plan would only write the refreshed values into the
+// state: Apply refuses it before running anything.
+func TestApplyRefusesRefreshOnlyPlans(t *testing.T) {
+	r := &Runner{WorkDir: t.TempDir()}
+	log, err := r.Apply(t.Context(), &Plan{Job: Job{Key: "k", Dir: t.TempDir(), RefreshOnly: true}, File: "/work/run-1.tfplan"})
+	if err == nil || !strings.Contains(err.Error(), "a refresh-only plan is never applied") || log != "" {
+		t.Errorf("Apply of a refresh-only plan = %q, %v", log, err)
+	}
+	if r.Processes() != 0 {
+		t.Errorf("Apply started %d terraform processes", r.Processes())
 	}
 }
 

@@ -81,6 +81,10 @@ type Job struct {
 	// LockTimeout is how long plan and apply wait for a state lock someone
 	// else holds (a CI apply); zero: they do not wait.
 	LockTimeout time.Duration
+	// RefreshOnly plans with -refresh-only: what changed outside terraform,
+	// without comparing the code. Such a plan only updates state; it is
+	// never applied (see reconcile).
+	RefreshOnly bool
 	// OnLockWait, when set, is told when a command starts waiting for the
 	// state lock (true) and when the wait ends (false).
 	OnLockWait func(waiting bool)
@@ -338,7 +342,7 @@ func (s *session) plan(ctx context.Context, p *Plan) error {
 	start := time.Now()
 	s.r.processes.Add(1)
 	unlock := s.r.lockCache(false)
-	changes, err := s.tf.Plan(ctx, planOptions(p.File, varFiles, s.job.LockTimeout)...)
+	changes, err := s.tf.Plan(ctx, planOptions(p.File, s.job.RefreshOnly, varFiles, s.job.LockTimeout)...)
 	unlock()
 	p.Timing.Plan += time.Since(start)
 	p.Changes = changes
@@ -372,6 +376,11 @@ func (s *session) writeVariables() (string, error) {
 func (r *Runner) Apply(ctx context.Context, p *Plan) (log string, err error) {
 	if p.File == "" {
 		return "", errors.New("apply: the saved plan was discarded")
+	}
+	if p.Job.RefreshOnly {
+		// Applying it would only write the refreshed values into the state,
+		// accepting the drift without a word.
+		return "", run.Fail(run.Apply, errors.New("apply: a refresh-only plan is never applied; plan in full to apply"))
 	}
 	s, err := r.session(p.Job)
 	if err != nil {
