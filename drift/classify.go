@@ -2,8 +2,10 @@
 // tells out-of-band drift (a planned change that reverts a change made
 // outside Terraform) from pending code (a planned change that comes from the
 // configuration in Git), and both from noise (drift that causes no planned
-// change, or that a stack ignores). Everything here is a pure function of
-// the plan; sensitive values are masked before a finding leaves the package.
+// change, or that a stack ignores). A refresh-only plan compares no code:
+// ClassifyRefreshOnly reads its drift alone. Everything here is a pure
+// function of the plan; sensitive values are masked before a finding leaves
+// the package.
 package drift
 
 //go:generate go run ./internal/gen -out testdata
@@ -27,6 +29,28 @@ const (
 	Error             Verdict = "error"
 )
 
+// Mode is how a plan was made, and so what its verdict covers.
+type Mode string
+
+const (
+	// Full plans compare the code with the refreshed state: drift, pending
+	// code and noise.
+	Full Mode = "full"
+	// RefreshOnly plans (-refresh-only) only refresh: they find drift and
+	// never pending code, so their verdict is drifted or in_sync, the
+	// latter meaning "no drift", with the code not compared.
+	RefreshOnly Mode = "refresh-only"
+)
+
+// ParseMode reads a mode as stack.hcl and policies write it.
+func ParseMode(s string) (Mode, error) {
+	switch m := Mode(s); m {
+	case Full, RefreshOnly:
+		return m, nil
+	}
+	return "", fmt.Errorf("mode = %q; use \"full\" (drift and pending code) or \"refresh-only\" (drift alone, the code not compared)", s)
+}
+
 // Finding is one resource's share of a plan.
 type Finding struct {
 	Address    string      `json:"address"`
@@ -49,7 +73,10 @@ type Attribute struct {
 
 // Result is the classification of one plan.
 type Result struct {
-	Verdict Verdict   `json:"verdict"`
+	Verdict Verdict `json:"verdict"`
+	// Mode is how the classified plan was made; empty in results from
+	// before modes existed, which were full.
+	Mode    Mode      `json:"mode,omitempty"`
 	Drift   []Finding `json:"drift"`
 	Pending []Finding `json:"pending"`
 	Noise   []Finding `json:"noise"`
@@ -63,9 +90,10 @@ func InSyncResult() Result {
 	return Result{Verdict: InSync, Drift: []Finding{}, Pending: []Finding{}, Noise: []Finding{}}
 }
 
-// Classify turns a plan into a result. A nil plan is an empty plan.
+// Classify turns a full plan into a result. A nil plan is an empty plan.
 func Classify(plan *tfjson.Plan, ignores []Ignore) Result {
 	res := InSyncResult()
+	res.Mode = Full
 	if plan == nil {
 		return res
 	}
@@ -195,18 +223,7 @@ func Classify(plan *tfjson.Plan, ignores []Ignore) Result {
 		res.Noise = append(res.Noise, Finding{Address: addr, Attributes: attrs, Reason: reason})
 	}
 
-	// Output changes are never drift: they follow whatever else changed.
-	for _, name := range sortedOutputs(plan.OutputChanges) {
-		oc := plan.OutputChanges[name]
-		if oc == nil || actionOf(oc.Actions) == "" {
-			continue
-		}
-		sensitive := anyTrue(oc.BeforeSensitive) || anyTrue(oc.AfterSensitive)
-		res.Noise = append(res.Noise, Finding{Address: "output." + name,
-			Attributes: []Attribute{{Path: "value", Git: mask(oc.After, sensitive), Live: mask(oc.Before, sensitive)}},
-			Reason:     "output values follow the resources"})
-	}
-
+	res.Noise = append(res.Noise, outputNoise(plan, mask, false)...)
 	switch {
 	case len(res.Drift) > 0 && len(res.Pending) > 0:
 		res.Verdict = DriftedAndPending
@@ -216,6 +233,103 @@ func Classify(plan *tfjson.Plan, ignores []Ignore) Result {
 		res.Verdict = Pending
 	}
 	return res
+}
+
+// ClassifyRefreshOnly turns a refresh-only plan into a result. Such a plan
+// changes nothing and compares no code: every managed resource that changed
+// outside Terraform since the last apply is drift (its attributes with the
+// state's value as Git's and the refreshed one as live), unless the stack
+// ignores it; pending code is never found, so the verdict is drifted or
+// in_sync. Unlike a full plan, it cannot tell drift a plan would revert from
+// a change the code leaves alone (an attribute the configuration does not
+// set, ignore_changes): both are drift here. A finding's action is what
+// reverting it takes at least: update, or create for a resource deleted
+// outside Terraform; only a full plan knows whether an update is a replace.
+// A nil plan is an empty plan.
+func ClassifyRefreshOnly(plan *tfjson.Plan, ignores []Ignore) Result {
+	res := InSyncResult()
+	res.Mode = RefreshOnly
+	if plan == nil {
+		return res
+	}
+	secrets := SecretsOf(plan)
+	mask := func(v any, sensitive bool) any {
+		if sensitive {
+			return Masked
+		}
+		return secrets.scrubValue(v)
+	}
+	ignored := func(addr, attr string) bool {
+		for _, ig := range ignores {
+			if ig.Matches(addr, attr) {
+				return true
+			}
+		}
+		return false
+	}
+	drifted := map[string]*tfjson.ResourceChange{}
+	for _, d := range plan.ResourceDrift {
+		if d != nil && d.Mode == tfjson.ManagedResourceMode && d.Change != nil {
+			drifted[d.Address] = d
+		}
+	}
+	for _, addr := range sortedAddrs(drifted) {
+		c := drifted[addr].Change
+		if c.Actions.Delete() {
+			if ignored(addr, "") {
+				res.Noise = append(res.Noise, Finding{Address: addr, Attributes: []Attribute{},
+					Reason: "deleted outside Terraform; ignored by the stack"})
+				continue
+			}
+			res.Drift = append(res.Drift, Finding{Address: addr, Action: "create", Attributes: []Attribute{}})
+			continue
+		}
+		var drift, noise []Attribute
+		for _, l := range diffLeaves("", c.Before, c.After, marksOf(c)) {
+			if l.unknown {
+				continue
+			}
+			a := Attribute{Path: l.path, Git: mask(l.before, l.sensitive), Live: mask(l.after, l.sensitive)}
+			if ignored(addr, l.path) {
+				noise = append(noise, a)
+			} else {
+				drift = append(drift, a)
+			}
+		}
+		if len(drift) > 0 {
+			res.Drift = append(res.Drift, Finding{Address: addr, Action: "update", Attributes: drift})
+		}
+		if len(noise) > 0 {
+			res.Noise = append(res.Noise, Finding{Address: addr, Attributes: noise, Reason: "changed outside Terraform; ignored by the stack"})
+		}
+	}
+	res.Noise = append(res.Noise, outputNoise(plan, mask, true)...)
+	if len(res.Drift) > 0 {
+		res.Verdict = Drifted
+	}
+	return res
+}
+
+// outputNoise lists a plan's output changes: never drift, they follow
+// whatever else changed. A full plan's new value is what Git wants; a
+// refresh-only plan's is what was refreshed, live.
+func outputNoise(plan *tfjson.Plan, mask func(any, bool) any, refreshOnly bool) []Finding {
+	var out []Finding
+	for _, name := range sortedOutputs(plan.OutputChanges) {
+		oc := plan.OutputChanges[name]
+		if oc == nil || actionOf(oc.Actions) == "" {
+			continue
+		}
+		sensitive := anyTrue(oc.BeforeSensitive) || anyTrue(oc.AfterSensitive)
+		git, live := oc.After, oc.Before
+		if refreshOnly {
+			git, live = live, git
+		}
+		out = append(out, Finding{Address: "output." + name,
+			Attributes: []Attribute{{Path: "value", Git: mask(git, sensitive), Live: mask(live, sensitive)}},
+			Reason:     "output values follow the resources"})
+	}
+	return out
 }
 
 // actionOf names a planned action the way findings do; "" for no-op and read.

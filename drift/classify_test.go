@@ -78,6 +78,7 @@ func TestClassify(t *testing.T) {
 			t.Run(name, func(t *testing.T) {
 				got := Classify(load(t, tc.fixture+"."+bin+".json"), tc.ignore)
 				want := tc.want
+				want.Mode = Full
 				for _, l := range []*[]Finding{&want.Drift, &want.Pending, &want.Noise} {
 					if *l == nil {
 						*l = []Finding{}
@@ -89,6 +90,94 @@ func TestClassify(t *testing.T) {
 					t.Errorf("got\n%s\nwant\n%s", g, w)
 				}
 			})
+		}
+	}
+}
+
+// A refresh-only plan (drift/internal/gen's refresh_only_ scenarios) holds
+// no planned change, only resource_drift: every managed resource changed
+// outside Terraform is drift, pending code is never found (the code change
+// of refresh_only_both and refresh_only_unmanaged_and_code is not seen), and
+// an attribute the code leaves to the cloud is drift too, as the docs say.
+// Read as a full plan, the same file would be in sync: the mode decides.
+func TestClassifyRefreshOnly(t *testing.T) {
+	asg := "sandbox_autoscaling_group.web"
+	desiredIgnore, err := ParseIgnore("sandbox_autoscaling_group.*.desired_capacity")
+	if err != nil {
+		t.Fatal(err)
+	}
+	asgIgnore, err := ParseIgnore("sandbox_autoscaling_group.web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	minSizeOutput := Finding{Address: "output.web_min_size", Attributes: attrs("value", 3.0, 4.0), Reason: "output values follow the resources"}
+	tests := []struct {
+		fixture string
+		ignore  []Ignore
+		want    Result
+	}{
+		{"refresh_only_both", nil, Result{Verdict: Drifted,
+			Drift: []Finding{{Address: asg, Action: "update", Attributes: attrs("max_size", 9.0, 12.0, "min_size", 3.0, 4.0)}},
+			Noise: []Finding{minSizeOutput}}},
+		{"refresh_only_deleted", nil, Result{Verdict: Drifted,
+			Drift: []Finding{{Address: asg, Action: "create", Attributes: []Attribute{}}},
+			Noise: []Finding{{Address: "output.web_min_size", Attributes: attrs("value", 3.0, nil), Reason: "output values follow the resources"}}}},
+		{"refresh_only_deleted", []Ignore{asgIgnore}, Result{Verdict: InSync,
+			Noise: []Finding{{Address: asg, Attributes: []Attribute{}, Reason: "deleted outside Terraform; ignored by the stack"},
+				{Address: "output.web_min_size", Attributes: attrs("value", 3.0, nil), Reason: "output values follow the resources"}}}},
+		{"refresh_only_desired_capacity", nil, Result{Verdict: Drifted,
+			Drift: []Finding{{Address: asg, Action: "update", Attributes: attrs("desired_capacity", 3.0, 5.0)}}}},
+		{"refresh_only_desired_capacity", []Ignore{desiredIgnore}, Result{Verdict: InSync,
+			Noise: []Finding{{Address: asg, Attributes: attrs("desired_capacity", 3.0, 5.0), Reason: "changed outside Terraform; ignored by the stack"}}}},
+		{"refresh_only_unmanaged_and_code", nil, Result{Verdict: Drifted,
+			Drift: []Finding{{Address: "sandbox_autoscaling_group.worker", Action: "update", Attributes: attrs("desired_capacity", 1.0, 2.0)}}}},
+		{"refresh_only_password", nil, Result{Verdict: Drifted,
+			Drift: []Finding{{Address: "sandbox_database.main", Action: "update", Attributes: attrs("password", Masked, Masked)}}}},
+	}
+	for _, bin := range fixtureSets {
+		for _, tc := range tests {
+			name := tc.fixture + "." + bin
+			if tc.ignore != nil {
+				name += ".ignored"
+			}
+			t.Run(name, func(t *testing.T) {
+				plan := load(t, tc.fixture+"."+bin+".json")
+				got := ClassifyRefreshOnly(plan, tc.ignore)
+				want := tc.want
+				want.Mode = RefreshOnly
+				for _, l := range []*[]Finding{&want.Drift, &want.Pending, &want.Noise} {
+					if *l == nil {
+						*l = []Finding{}
+					}
+				}
+				if !reflect.DeepEqual(got, want) {
+					g, _ := json.MarshalIndent(got, "", "  ")
+					w, _ := json.MarshalIndent(want, "", "  ")
+					t.Errorf("got\n%s\nwant\n%s", g, w)
+				}
+				if full := Classify(plan, tc.ignore); full.Verdict != InSync || len(full.Drift) != 0 {
+					t.Errorf("read as a full plan: %s with %d drift findings; the fixture is no refresh-only plan", full.Verdict, len(full.Drift))
+				}
+			})
+		}
+	}
+	if got := ClassifyRefreshOnly(nil, nil); got.Verdict != InSync || got.Mode != RefreshOnly || got.Drift == nil {
+		t.Errorf("ClassifyRefreshOnly(nil) = %+v", got)
+	}
+}
+
+func TestParseMode(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want Mode
+		ok   bool
+	}{{"full", Full, true}, {"refresh-only", RefreshOnly, true}, {"refresh_only", "", false}, {"", "", false}, {"Full", "", false}} {
+		got, err := ParseMode(tc.in)
+		if got != tc.want || (err == nil) != tc.ok {
+			t.Errorf("ParseMode(%q) = %q, %v", tc.in, got, err)
+		}
+		if err != nil && !strings.Contains(err.Error(), `use "full" (drift and pending code) or "refresh-only"`) {
+			t.Errorf("ParseMode(%q): the error %q does not say what to write", tc.in, err)
 		}
 	}
 }
@@ -114,15 +203,16 @@ func TestClassifyNeverLeaksSecrets(t *testing.T) {
 			t.Fatal(err)
 		}
 		p := load(t, filepath.Base(f))
-		res := Classify(p, nil)
-		out, _ := json.Marshal(res)
+		full, _ := json.Marshal(Classify(p, nil))
+		refreshOnly, _ := json.Marshal(ClassifyRefreshOnly(p, nil))
+		out := string(full) + string(refreshOnly)
 		secrets := SecretsOf(p)
 		for _, secret := range plantedSecrets {
 			if !strings.Contains(string(raw), secret) {
 				continue
 			}
 			planted[secret] = true
-			if strings.Contains(string(out), secret) {
+			if strings.Contains(out, secret) {
 				t.Errorf("%s: classification contains the secret %q", f, secret)
 			}
 			if got := secrets.Scrub("error: " + secret); strings.Contains(got, secret) {
@@ -161,11 +251,16 @@ func TestClassifySecretShapes(t *testing.T) {
 		{"secret_block_removed", []Finding{{Address: app, Action: "update", Attributes: attrs("rule", Masked, Masked)}}},
 		{"secret_block_changed", []Finding{{Address: app, Action: "update", Attributes: attrs("rule[0].secret", Masked, Masked, "rule[1].name", "second", "renamed")}}},
 		{"secret_attribute", []Finding{{Address: app, Action: "update", Attributes: attrs("api_key", Masked, Masked)}}},
+		{"refresh_only_secret_block_changed", []Finding{{Address: app, Action: "update", Attributes: attrs("rule[0].secret", Masked, Masked, "rule[1].name", "second", "renamed")}}},
 	}
 	for _, bin := range fixtureSets {
 		for _, tc := range tests {
 			t.Run(tc.fixture+"."+bin, func(t *testing.T) {
-				got := Classify(load(t, tc.fixture+"."+bin+".json"), nil)
+				classify := Classify
+				if strings.HasPrefix(tc.fixture, "refresh_only_") {
+					classify = ClassifyRefreshOnly
+				}
+				got := classify(load(t, tc.fixture+"."+bin+".json"), nil)
 				if !reflect.DeepEqual(got.Drift, tc.want) {
 					g, _ := json.MarshalIndent(got, "", "  ")
 					t.Errorf("got\n%s", g)

@@ -11,8 +11,8 @@ import (
 	"github.com/trueline/trueline/drift"
 )
 
-// FuzzClassify feeds plan JSON to Classify (and HashPlan), as trueline
-// reads `show -json`. It must not panic, and every value a finding shows
+// FuzzClassify feeds plan JSON to Classify and ClassifyRefreshOnly (and
+// HashPlan and HashDrift), as trueline reads `show -json`. It must not panic, and every value a finding shows
 // must be masked or come from the plan: Classify never invents a value, and
 // never shows one the plan marks sensitive.
 func FuzzClassify(f *testing.F) {
@@ -66,9 +66,15 @@ func FuzzClassify(f *testing.F) {
 		if a, b := drift.HashPlan(&plan), drift.HashPlan(&plan); a.Plan != b.Plan {
 			t.Errorf("the same plan hashes to %s and %s", a.Plan, b.Plan)
 		}
+		if a, b := drift.HashDrift(&plan), drift.HashDrift(&plan); a.Plan != b.Plan {
+			t.Errorf("the same plan's drift hashes to %s and %s", a.Plan, b.Plan)
+		}
 
-		for _, ig := range [][]drift.Ignore{nil, ignores} {
-			res := drift.Classify(&plan, ig)
+		for _, run := range []struct {
+			classify func(*tfjson.Plan, []drift.Ignore) drift.Result
+			ig       []drift.Ignore
+		}{{drift.Classify, nil}, {drift.Classify, ignores}, {drift.ClassifyRefreshOnly, nil}, {drift.ClassifyRefreshOnly, ignores}} {
+			res := run.classify(&plan, run.ig)
 			for _, group := range [][]drift.Finding{res.Drift, res.Pending, res.Noise} {
 				for _, fd := range group {
 					for _, a := range fd.Attributes {

@@ -54,6 +54,49 @@ func HashPlan(plan *tfjson.Plan) PlanHash {
 		sum := sha256.Sum256(b)
 		h.Resources[rc.Address] = hex.EncodeToString(sum[:])
 	}
+	return h.summed()
+}
+
+// HashDrift identifies exactly what changed outside Terraform, as a plan's
+// resource drift shows it: for each managed resource, its address, how it
+// changed (updated or deleted), and the state's and the refreshed values,
+// sensitive ones as their SHA-256 as in HashPlan. A refresh-only plan
+// changes nothing, so this is what an approval of its run binds to; a full
+// plan made for the same drift has the same drift, and so the same
+// HashDrift. The hashes never equal a HashPlan's. A plan without drift has
+// none.
+func HashDrift(plan *tfjson.Plan) PlanHash {
+	h := PlanHash{Resources: map[string]string{}}
+	if plan == nil {
+		return h
+	}
+	for _, d := range plan.ResourceDrift {
+		if d == nil || d.Change == nil || d.Mode != tfjson.ManagedResourceMode {
+			continue
+		}
+		c := d.Change
+		doc := map[string]any{
+			"drift":            true, // keeps these hashes apart from HashPlan's
+			"address":          d.Address,
+			"actions":          c.Actions,
+			"before":           hashMarked(c.Before, c.BeforeSensitive),
+			"after":            hashMarked(c.After, c.AfterSensitive),
+			"before_sensitive": c.BeforeSensitive,
+			"after_sensitive":  c.AfterSensitive,
+		}
+		b, err := json.Marshal(doc)
+		if err != nil {
+			b = []byte(d.Address + ": " + err.Error())
+		}
+		sum := sha256.Sum256(b)
+		h.Resources[d.Address] = hex.EncodeToString(sum[:])
+	}
+	return h.summed()
+}
+
+// summed sets Plan to the hash of all resources' hashes; empty when there
+// are none.
+func (h PlanHash) summed() PlanHash {
 	if len(h.Resources) == 0 {
 		return h
 	}

@@ -79,3 +79,46 @@ func TestHashPlan(t *testing.T) {
 		t.Error("an empty plan has a hash")
 	}
 }
+
+// A refresh-only plan changes nothing, so its run's approvals bind to its
+// drift: the same drift hashes the same whether a refresh-only or a full
+// plan found it (pending code in the full plan changes nothing of it),
+// other drift differs and says where, and the hashes are never a HashPlan's.
+func TestHashDrift(t *testing.T) {
+	for _, bin := range fixtureSets {
+		t.Run(bin, func(t *testing.T) {
+			hash := func(fixture string) PlanHash { return HashDrift(load(t, fixture+"."+bin+".json")) }
+			refreshOnly := hash("refresh_only_both")
+			if refreshOnly.Plan == "" || len(refreshOnly.Resources) != 1 {
+				t.Fatalf("HashDrift of a refresh-only plan with drift = %+v", refreshOnly)
+			}
+			for _, same := range []string{"console_change", "both"} {
+				if got := hash(same); !reflect.DeepEqual(got, refreshOnly) {
+					t.Errorf("the full plan %s hashes its drift differently: %v", same, refreshOnly.Differences(got))
+				}
+			}
+			if got := refreshOnly.Differences(hash("refresh_only_desired_capacity")); !reflect.DeepEqual(got, []string{"sandbox_autoscaling_group.web changes differently"}) {
+				t.Errorf("other drift: Differences = %q", got)
+			}
+			if got := refreshOnly.Differences(hash("refresh_only_deleted")); !reflect.DeepEqual(got, []string{"sandbox_autoscaling_group.web changes differently"}) {
+				t.Errorf("deleted instead of changed: Differences = %q", got)
+			}
+			if got := hash("code_change"); got.Plan != "" {
+				t.Errorf("a plan without drift has the drift hash %q", got.Plan)
+			}
+			full := load(t, "console_change."+bin+".json")
+			if HashPlan(full).Plan == HashDrift(full).Plan {
+				t.Error("a plan's drift hash equals its plan hash")
+			}
+			out, _ := json.Marshal(hash("refresh_only_password"))
+			for _, secret := range plantedSecrets {
+				if strings.Contains(string(out), secret) {
+					t.Errorf("the drift hash shows %q", secret)
+				}
+			}
+		})
+	}
+	if HashDrift(nil).Plan != "" {
+		t.Error("an empty plan has a drift hash")
+	}
+}

@@ -6,7 +6,8 @@
 // OpenTofu 1.10.10, Terraform 1.13.3, and Terraform 1.5.7 for compatibility.
 //
 // Run it with `make testdata` (go generate ./drift/...) after `make tools`;
-// -binaries terraform@1.13.3 regenerates one set.
+// -binaries terraform@1.13.3 regenerates one set, and -scenarios
+// refresh_only_deleted,password only those scenarios.
 package main
 
 import (
@@ -130,6 +131,13 @@ type scenario struct {
 	base  string                      // the stack; empty means base
 	cloud func(s sandbox.Store) error // the console change
 	code  func(src string) string     // the code change
+	// refreshOnly plans with -refresh-only (stack.hcl mode = "refresh-only").
+	refreshOnly bool
+}
+
+// idleTimeout is the code change of several scenarios: pending code.
+func idleTimeout(src string) string {
+	return strings.Replace(src, "  name = \"web\"\n}", "  name         = \"web\"\n  idle_timeout = 120\n}", 1)
 }
 
 func app(kv map[string]any) func(sandbox.Store) error { return set("sandbox_app_config", "app", kv) }
@@ -146,19 +154,13 @@ func set(typ, id string, kv map[string]any) func(sandbox.Store) error {
 
 var scenarios = []scenario{
 	{name: "console_change", cloud: set("sandbox_autoscaling_group", "web", map[string]any{"min_size": 4, "max_size": 12})},
-	{name: "code_change", code: func(src string) string {
-		return strings.Replace(src, "  name = \"web\"\n}", "  name         = \"web\"\n  idle_timeout = 120\n}", 1)
-	}},
+	{name: "code_change", code: idleTimeout},
 	{name: "both", cloud: set("sandbox_autoscaling_group", "web", map[string]any{"min_size": 4, "max_size": 12}),
-		code: func(src string) string {
-			return strings.Replace(src, "  name = \"web\"\n}", "  name         = \"web\"\n  idle_timeout = 120\n}", 1)
-		}},
+		code: idleTimeout},
 	{name: "deleted", cloud: func(s sandbox.Store) error { return s.Delete("sandbox_autoscaling_group", "web") }},
 	{name: "desired_capacity", cloud: set("sandbox_autoscaling_group", "web", map[string]any{"desired_capacity": 5})},
 	{name: "unmanaged_and_code", cloud: set("sandbox_autoscaling_group", "worker", map[string]any{"desired_capacity": 2}),
-		code: func(src string) string {
-			return strings.Replace(src, "  name = \"web\"\n}", "  name         = \"web\"\n  idle_timeout = 120\n}", 1)
-		}},
+		code: idleTimeout},
 	{name: "password", cloud: set("sandbox_database", "main", map[string]any{"password": "changed-in-console"})},
 	{name: "listener_port", cloud: set("sandbox_lb_listener", "web:80", map[string]any{"port": 8080})},
 	// The shapes of secrets (secretsBase).
@@ -180,12 +182,41 @@ var scenarios = []scenario{
 		j := strings.Index(src, "resource \"sandbox_load_balancer\"")
 		return src[:i] + src[j:]
 	}},
+	// Refresh-only plans: what changed outside terraform, the code not
+	// compared. The same console changes as above, and pending code that
+	// such a plan does not see.
+	{name: "refresh_only_both", refreshOnly: true, cloud: set("sandbox_autoscaling_group", "web", map[string]any{"min_size": 4, "max_size": 12}),
+		code: idleTimeout},
+	{name: "refresh_only_deleted", refreshOnly: true, cloud: func(s sandbox.Store) error { return s.Delete("sandbox_autoscaling_group", "web") }},
+	{name: "refresh_only_desired_capacity", refreshOnly: true, cloud: set("sandbox_autoscaling_group", "web", map[string]any{"desired_capacity": 5})},
+	{name: "refresh_only_unmanaged_and_code", refreshOnly: true, cloud: set("sandbox_autoscaling_group", "worker", map[string]any{"desired_capacity": 2}),
+		code: idleTimeout},
+	{name: "refresh_only_password", refreshOnly: true, cloud: set("sandbox_database", "main", map[string]any{"password": "changed-in-console"})},
+	{name: "refresh_only_secret_block_changed", refreshOnly: true, base: secretsBase, cloud: app(map[string]any{"rule": []any{
+		map[string]any{"name": "first", "secret": "console-PLANTED-value-0c7d"},
+		map[string]any{"name": "renamed", "secret": "db-PLANTED-from-data-8e3b"}}})},
 }
 
 func main() {
 	out := flag.String("out", "testdata", "directory for the plan JSON files")
 	binaries := flag.String("binaries", "tofu@1.10.10,terraform@1.13.3,terraform@1.5.7", "the `name@version` list of binaries to make fixtures with")
+	only := flag.String("scenarios", "", "the `names` of the scenarios to generate, comma-separated; empty: all")
 	flag.Parse()
+	chosen := scenarios
+	if *only != "" {
+		chosen = nil
+		for _, name := range strings.Split(*only, ",") {
+			found := false
+			for _, sc := range scenarios {
+				if sc.name == name {
+					chosen, found = append(chosen, sc), true
+				}
+			}
+			if !found {
+				log.Fatalf("-scenarios: no scenario %q", name)
+			}
+		}
+	}
 	gomod, err := exec.Command("go", "env", "GOMOD").Output()
 	if err != nil {
 		log.Fatal(err)
@@ -202,7 +233,7 @@ func main() {
 		if err != nil {
 			log.Fatalf("%v (run `make tools`)", err)
 		}
-		for _, sc := range scenarios {
+		for _, sc := range chosen {
 			if err := generate(ctx, bin, filepath.Join(tools, "terraformrc"), sc, *out); err != nil {
 				log.Fatalf("%s %s: %v", sc.name, spec, err)
 			}
@@ -259,6 +290,7 @@ func generate(ctx context.Context, bin runner.Binary, cliConfig string, sc scena
 			return err
 		}
 	}
+	job.RefreshOnly = sc.refreshOnly
 	p, err = r.Plan(ctx, job)
 	if err != nil {
 		return fmt.Errorf("%v\n%s", err, p.Log)
