@@ -11,12 +11,14 @@
 //	  version    = "~> 1.10"              # a version constraint for the binary
 //	  backend_config = ["backend.hcl"]    # -backend-config files or key=value
 //	  watch      = ["../shared/**"]       # what the code reads that cannot be found statically
+//	  mode       = "refresh-only"         # or "full" (default): see Config.Mode
 //	  ignore {
 //	    attributes = ["sandbox_autoscaling_group.*.desired_capacity"]
 //	  }
 //	  workspace "staging" {
 //	    var_files = ["staging.tfvars"]
 //	    env       = { TF_VAR_size = "small" }
+//	    mode      = "full"                # overrides the stack's mode
 //	  }
 //	}
 //
@@ -82,6 +84,11 @@ type Config struct {
 	// VersionDeclared is where stack.hcl sets version
 	// ("stacks/web/stack.hcl:4"), for errors about it.
 	VersionDeclared string
+	// Mode is how the stack's workspaces are planned: drift.Full, or
+	// drift.RefreshOnly (drift alone, cheaper where pending code does not
+	// matter); empty when stack.hcl does not say, and then the policy's
+	// mode, or full, applies. Workspace.Mode is what a run uses.
+	Mode drift.Mode
 }
 
 // Workspace is one state of a stack.
@@ -92,6 +99,9 @@ type Workspace struct {
 	// Declared is where stack.hcl declares it ("stacks/web/stack.hcl:3"),
 	// for errors about it.
 	Declared string
+	// Mode is the workspace block's mode, else the stack's; empty when
+	// neither says (the policy's mode, or full, applies).
+	Mode drift.Mode
 }
 
 // CronParser accepts five fields and descriptors such as @nightly. Read
@@ -161,6 +171,7 @@ type stackBlock struct {
 	Create         *bool            `hcl:"create_workspaces,optional"`
 	LockTimeout    *string          `hcl:"lock_timeout,optional"`
 	Watch          []string         `hcl:"watch,optional"`
+	Mode           *string          `hcl:"mode,optional"`
 	Body           hcl.Body         `hcl:",body"`
 	DefRange       hcl.Range        `hcl:",def_range"`
 }
@@ -169,6 +180,7 @@ type workspaceBlock struct {
 	Name     string            `hcl:"name,label"`
 	VarFiles []string          `hcl:"var_files,optional"`
 	Env      map[string]string `hcl:"env,optional"`
+	Mode     *string           `hcl:"mode,optional"`
 	Body     hcl.Body          `hcl:",body"`
 	DefRange hcl.Range         `hcl:",def_range"`
 }
@@ -209,6 +221,17 @@ func Parse(filename string, src []byte, fsys fs.FS, dir string) (*Config, hcl.Di
 	sb := fsch.Stacks[0]
 	cfg := &Config{Timezone: time.UTC, BackendConfig: sb.BackendConfig}
 	attr := func(name string) *hcl.Range { return attrRange(sb.Body, name, sb.DefRange) }
+	mode := func(body hcl.Body, v *string, def hcl.Range) drift.Mode {
+		if v == nil {
+			return ""
+		}
+		m, err := drift.ParseMode(*v)
+		if err != nil {
+			diags = append(diags, errAt(attrRange(body, "mode", def), "Invalid mode", err.Error()+"."))
+		}
+		return m
+	}
+	cfg.Mode = mode(sb.Body, sb.Mode, sb.DefRange)
 
 	seen := map[string]bool{}
 	for _, name := range sb.Workspaces {
@@ -222,7 +245,7 @@ func Parse(filename string, src []byte, fsys fs.FS, dir string) (*Config, hcl.Di
 				fmt.Sprintf("Workspace %q is listed twice.", name)))
 		}
 		seen[name] = true
-		cfg.Workspaces = append(cfg.Workspaces, Workspace{Name: name, Declared: where(attr("workspaces"))})
+		cfg.Workspaces = append(cfg.Workspaces, Workspace{Name: name, Declared: where(attr("workspaces")), Mode: cfg.Mode})
 	}
 	for _, wb := range sb.WorkspaceBlock {
 		if seen[wb.Name] {
@@ -267,10 +290,14 @@ func Parse(filename string, src []byte, fsys fs.FS, dir string) (*Config, hcl.Di
 					fmt.Sprintf("env may not set %s: %s. Remove it from workspace %q; pass inputs as TF_VAR_name or var_files.", k, reason, wb.Name)))
 			}
 		}
-		cfg.Workspaces = append(cfg.Workspaces, Workspace{Name: wb.Name, VarFiles: wb.VarFiles, Env: wb.Env, Declared: where(wb.DefRange.Ptr())})
+		ws := Workspace{Name: wb.Name, VarFiles: wb.VarFiles, Env: wb.Env, Declared: where(wb.DefRange.Ptr()), Mode: cfg.Mode}
+		if m := mode(wb.Body, wb.Mode, wb.DefRange); m != "" {
+			ws.Mode = m
+		}
+		cfg.Workspaces = append(cfg.Workspaces, ws)
 	}
 	if len(cfg.Workspaces) == 0 {
-		cfg.Workspaces = []Workspace{{Name: "default", Declared: where(sb.DefRange.Ptr())}}
+		cfg.Workspaces = []Workspace{{Name: "default", Declared: where(sb.DefRange.Ptr()), Mode: cfg.Mode}}
 	}
 	if sb.Create != nil {
 		cfg.CreateWorkspaces = *sb.Create

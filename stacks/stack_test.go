@@ -11,6 +11,8 @@ import (
 	"testing"
 	"testing/fstest"
 	"time"
+
+	"github.com/trueline/trueline/drift"
 )
 
 func write(t *testing.T, dir string, files map[string]string) {
@@ -71,6 +73,42 @@ stack {
 	}
 }
 
+// A stack's mode applies to its workspaces; a workspace block's own mode
+// wins; and where stack.hcl says nothing, Mode stays empty so that the
+// policy's mode can apply.
+func TestParseMode(t *testing.T) {
+	for _, tc := range []struct {
+		name, src string
+		stack     drift.Mode
+		want      map[string]drift.Mode
+	}{
+		{"not said", "stack {\n  workspaces = [\"a\"]\n  workspace \"b\" {}\n}\n", "",
+			map[string]drift.Mode{"a": "", "b": ""}},
+		{"the stack's, for every workspace", "stack {\n  mode = \"refresh-only\"\n  workspaces = [\"a\"]\n  workspace \"b\" {}\n}\n", drift.RefreshOnly,
+			map[string]drift.Mode{"a": drift.RefreshOnly, "b": drift.RefreshOnly}},
+		{"the default workspace", "stack {\n  mode = \"refresh-only\"\n}\n", drift.RefreshOnly,
+			map[string]drift.Mode{"default": drift.RefreshOnly}},
+		{"a workspace overrides", "stack {\n  mode = \"refresh-only\"\n  workspaces = [\"a\"]\n  workspace \"prod\" {\n    mode = \"full\"\n  }\n}\n", drift.RefreshOnly,
+			map[string]drift.Mode{"a": drift.RefreshOnly, "prod": drift.Full}},
+		{"only a workspace says", "stack {\n  workspace \"a\" {\n    mode = \"refresh-only\"\n  }\n  workspace \"b\" {}\n}\n", "",
+			map[string]drift.Mode{"a": drift.RefreshOnly, "b": ""}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, diags := Parse("stack.hcl", []byte(tc.src), nil, ".")
+			if diags.HasErrors() {
+				t.Fatal(diags)
+			}
+			got := map[string]drift.Mode{}
+			for _, w := range cfg.Workspaces {
+				got[w.Name] = w.Mode
+			}
+			if cfg.Mode != tc.stack || !maps.Equal(got, tc.want) {
+				t.Errorf("stack mode %q, workspaces %v; want %q, %v", cfg.Mode, got, tc.stack, tc.want)
+			}
+		})
+	}
+}
+
 func TestParseDefaults(t *testing.T) {
 	cfg, diags := Parse("stack.hcl", []byte("stack {}\n"), nil, ".")
 	if diags.HasErrors() {
@@ -105,6 +143,9 @@ func TestParseErrorsNameFileAndLine(t *testing.T) {
 		{"watch .. in braces", "stack {\n  watch = [\"{a,..}/x\"]\n}\n", `stack.hcl:2,12: Invalid watch glob: watch glob "{a,..}/x" uses .. inside braces`},
 		{"empty watch", "stack {\n  watch = [\"\"]\n}\n", `stack.hcl:2,12: Invalid watch glob: watch glob "" is empty`},
 		{"watch backslash", "stack {\n  watch = [\"a\\\\*\"]\n}\n", `holds a backslash`},
+		{"bad mode", "stack {\n  mode = \"refresh\"\n}\n", `stack.hcl:2,10: Invalid mode: mode = "refresh"; use "full" (drift and pending code) or "refresh-only"`},
+		{"bad workspace mode", "stack {\n  workspace \"prod\" {\n    mode = \"drift\"\n  }\n}\n", `stack.hcl:3,12: Invalid mode: mode = "drift"; use "full"`},
+		{"mode not a string", "stack {\n  mode = [\"full\"]\n}\n", `stack.hcl:2,10: Unsuitable value type`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
