@@ -15,7 +15,13 @@
 //	    timezone = "Europe/Berlin"
 //	  }
 //	  notify = ["slack.infra"]
+//	  mode   = "refresh-only"        # full (default) | refresh-only
 //	}
+//
+// A policy's mode is the one its stacks plan with unless stack.hcl says
+// (the stack's, or its workspace block's, wins; see ModeFor). A refresh-only
+// plan is never applied: an apply decision on its drift makes reconcile plan
+// in full, and this policy judges that plan as usual.
 //
 // A stack without a policy is reported only. Every decision carries its
 // reason, e.g. "escalated to pull_request: plan replaces
@@ -67,6 +73,23 @@ type Policy struct {
 	// ApproveWithin bounds how old a run's plan may be when a person
 	// approves it on the dashboard or the API (default 24h).
 	ApproveWithin time.Duration
+	// Mode is how the policy's stacks plan when stack.hcl does not say;
+	// empty: full.
+	Mode drift.Mode
+}
+
+// ModeFor is the mode a workspace plans with: stack.hcl's (the workspace
+// block's, else the stack block's) when it says, else the policy's, else
+// full. The stack wins because it knows its own code; a policy shared by
+// many stacks only sets their default. A nil policy is report only.
+func (p *Policy) ModeFor(stack drift.Mode) drift.Mode {
+	switch {
+	case stack != "":
+		return stack
+	case p != nil && p.Mode != "":
+		return p.Mode
+	}
+	return drift.Full
 }
 
 // DefaultApproveWithin is how long a plan stays approvable by default.
@@ -110,6 +133,7 @@ type policyBlock struct {
 	Notify     []string     `hcl:"notify,optional"`
 	Window     *windowBlock `hcl:"apply_window,block"`
 	Approve    *string      `hcl:"approve_within,optional"`
+	Mode       *string      `hcl:"mode,optional"`
 	Body       hcl.Body     `hcl:",body"`
 	DefRange   hcl.Range    `hcl:",def_range"`
 }
@@ -251,6 +275,14 @@ func Parse(filename string, src []byte) ([]parsed, hcl.Diagnostics) {
 				p.ApproveWithin = d
 			}
 		}
+		if b.Mode != nil {
+			m, err := drift.ParseMode(*b.Mode)
+			if err != nil {
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid mode",
+					Detail: err.Error() + ".", Subject: hcldiag.AttrRange(b.Body, "mode")})
+			}
+			p.Mode = m
+		}
 		p.OnDrift = action(b.Body, "on_drift", b.OnDrift, Report, &diags, Apply, PullRequest, Report)
 		p.OnPending = action(b.Body, "on_pending", b.OnPending, Report, &diags, Apply, PullRequest, Report)
 		p.Escalate = action(b.Body, "escalate", b.Escalate, Report, &diags, PullRequest, Report)
@@ -327,6 +359,9 @@ func (p *Policy) Decide(res drift.Result, now time.Time) Decision {
 	var why string
 	switch res.Verdict {
 	case drift.InSync:
+		if res.Mode == drift.RefreshOnly {
+			return Decision{Action: None, Reason: "no drift (refresh-only: the code was not compared)"}
+		}
 		return Decision{Action: None, Reason: "in sync"}
 	case drift.Error:
 		return Decision{Action: Report, Reason: "the run failed"}

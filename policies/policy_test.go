@@ -80,6 +80,10 @@ func TestDecide(t *testing.T) {
 		{"mixed verdict needs both to apply", "review", drift.Result{Verdict: drift.DriftedAndPending, Drift: []drift.Finding{asgUpdate}, Pending: []drift.Finding{asgUpdate}}, monday10,
 			PullRequest, "drift and pending code"},
 		{"errors are reported", "guarded", drift.Result{Verdict: drift.Error}, monday10, Report, "the run failed"},
+		{"refresh-only without drift", "guarded", drift.Result{Verdict: drift.InSync, Mode: drift.RefreshOnly}, monday10, None,
+			"no drift (refresh-only: the code was not compared)"},
+		{"refresh-only drift on a review policy", "review", drift.Result{Verdict: drift.Drifted, Mode: drift.RefreshOnly, Drift: []drift.Finding{asgUpdate}}, monday10,
+			PullRequest, "on_drift = pull_request"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -107,6 +111,7 @@ func TestLoadErrors(t *testing.T) {
 		{"policy \"p\" {\n  apply_window {\n    cron = \"0 9 30 2 *\"\n    duration = \"1h\"\n  }\n}\n", "policies/p.hcl:3,12: Invalid apply_window cron: never fires: no time matches within a year"},
 		{"policy \"p\" {\n  on_drif = \"apply\"\n}\n", `Did you mean "on_drift"?`},
 		{"policy \"p\" {}\npolicy \"p\" {}\n", "Duplicate policy"},
+		{"policy \"p\" {\n  mode = \"refresh\"\n}\n", `policies/p.hcl:2,10: Invalid mode: mode = "refresh"; use "full" (drift and pending code) or "refresh-only"`},
 	}
 	for _, tc := range tests {
 		_, err := Load(fstest.MapFS{"policies/p.hcl": {Data: []byte(tc.src)}})
@@ -116,6 +121,36 @@ func TestLoadErrors(t *testing.T) {
 	}
 	if ps, err := Load(fstest.MapFS{}); err != nil || len(ps) != 0 {
 		t.Errorf("a repository without policies: %v %v", ps, err)
+	}
+}
+
+// The stack's mode (its workspace block's, else its stack block's, as
+// stacks.Parse resolves it) wins over the policy's; with neither, full.
+func TestModeFor(t *testing.T) {
+	ps, err := Load(fstest.MapFS{"policies/p.hcl": {Data: []byte("policy \"cheap\" {\n  mode = \"refresh-only\"\n}\npolicy \"plain\" {}\npolicy \"full\" {\n  mode = \"full\"\n}\n")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		policy *Policy
+		stack  drift.Mode
+		want   drift.Mode
+	}{
+		{ps["cheap"], "", drift.RefreshOnly},
+		{ps["cheap"], drift.Full, drift.Full},
+		{ps["plain"], "", drift.Full},
+		{ps["plain"], drift.RefreshOnly, drift.RefreshOnly},
+		{ps["full"], drift.RefreshOnly, drift.RefreshOnly},
+		{ReportOnly, "", drift.Full},
+		{nil, drift.RefreshOnly, drift.RefreshOnly},
+	} {
+		name := "nil"
+		if tc.policy != nil {
+			name = tc.policy.Name
+		}
+		if got := tc.policy.ModeFor(tc.stack); got != tc.want {
+			t.Errorf("policy %s, stack mode %q: ModeFor = %q, want %q", name, tc.stack, got, tc.want)
+		}
 	}
 }
 
