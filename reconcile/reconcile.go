@@ -1,6 +1,15 @@
 // Package reconcile wires one run together: for each selected workspace it
 // plans with the runner, classifies the plan with drift, and reports the
 // outcome. It is the one place a reader can follow a run top to bottom.
+//
+// A workspace whose mode is refresh-only (stack.hcl, else its policy) plans
+// with -refresh-only: drift alone. Such a plan is never applied, whatever
+// the policy says: applying it would only write the drift into the state.
+// When the policy would apply its drift, the run plans again in full and
+// the policy judges that plan as usual, the reason saying so; a pull
+// request is made from the refresh-only findings as from any others, and
+// approving it (or merging its revert pull request) approves reverting
+// exactly that drift (see approvedDrift).
 package reconcile
 
 import (
@@ -28,6 +37,9 @@ import (
 type Outcome struct {
 	Stack     string `json:"stack"`
 	Workspace string `json:"workspace"`
+	// Result is the classification; its Mode ("mode") says which plan
+	// produced it: "refresh-only" (drift alone, the code not compared) or
+	// "full", also when a refresh-only run planned in full to apply.
 	drift.Result
 	// Failure says why and at which stage the run failed; nil when it did
 	// not. In JSON: "error" (its message, or null) and "stage".
@@ -75,6 +87,15 @@ type Timing struct {
 func timingOf(t runner.Timing) Timing {
 	return Timing{InitMS: t.Init.Milliseconds(), WorkspaceMS: t.Workspace.Milliseconds(),
 		PlanMS: t.Plan.Milliseconds(), ShowMS: t.Show.Milliseconds(), LockWaitMS: t.LockWait.Milliseconds()}
+}
+
+// add counts a second plan of the same run.
+func (t *Timing) add(u Timing) {
+	t.InitMS += u.InitMS
+	t.WorkspaceMS += u.WorkspaceMS
+	t.PlanMS += u.PlanMS
+	t.ShowMS += u.ShowMS
+	t.LockWaitMS += u.LockWaitMS
 }
 
 // Failed reports whether the run ended in an error.
@@ -363,13 +384,20 @@ func (r *Reconciler) Run(ctx context.Context, key string, t Target) Outcome {
 	finish := func(o Outcome) Outcome {
 		scrubOutcome(&o, secrets)
 		o.DurationMS = time.Since(start).Milliseconds()
-		log.Info("run finished", "verdict", o.Verdict, "drift", len(o.Drift), "pending", len(o.Pending),
+		log.Info("run finished", "verdict", o.Verdict, "mode", o.Mode, "drift", len(o.Drift), "pending", len(o.Pending),
 			"noise", len(o.Noise), "init", o.Init, "duration_ms", o.DurationMS)
 		return o
 	}
+	pol := t.Policy
+	if pol == nil {
+		pol = policies.ReportOnly
+	}
+	mode := pol.ModeFor(t.Workspace.Mode)
 	rn, err := r.runnerFor(ctx, t.Stack.Config)
 	if err != nil {
-		return finish(errorOutcome(t.Stack.Path, t.Workspace.Name, run.Init, fmt.Errorf("%s (workspace %s): %w", t.Stack.Path, t.Workspace.Name, err)))
+		o := errorOutcome(t.Stack.Path, t.Workspace.Name, run.Init, fmt.Errorf("%s (workspace %s): %w", t.Stack.Path, t.Workspace.Name, err))
+		o.Mode = mode
+		return finish(o)
 	}
 	job := runner.Job{
 		Key:           key,
@@ -384,6 +412,9 @@ func (r *Reconciler) Run(ctx context.Context, key string, t Target) Outcome {
 		// so: a typo would otherwise plan creating everything.
 		CreateWorkspace: t.Stack.Config.CreateWorkspaces,
 		LockTimeout:     max(r.opts.LockTimeout, 0),
+		// A run carrying an approval means to apply, and a refresh-only
+		// plan is never applied: it plans in full.
+		RefreshOnly: mode == drift.RefreshOnly && t.Approved == nil,
 	}
 	if t.Stack.Config.LockTimeout > 0 {
 		job.LockTimeout = t.Stack.Config.LockTimeout
@@ -421,45 +452,54 @@ func (r *Reconciler) Run(ctx context.Context, key string, t Target) Outcome {
 		defer plan.Discard()
 	}
 	if err != nil {
-		switch {
-		case errors.Is(ctx.Err(), context.DeadlineExceeded):
-			err = fmt.Errorf("timed out after %s: %w", r.opts.Timeout, err)
-		case errors.Is(err, runner.ErrNoWorkspace):
-			err = fmt.Errorf("%w; %s declares it: create it with `%s workspace new %s`, or set create_workspaces = true in the stack block",
-				err, t.Workspace.Declared, rn.Binary.Name, t.Workspace.Name)
-		}
-		o := errorOutcome(t.Stack.Path, t.Workspace.Name, run.Plan, fmt.Errorf("%s (workspace %s): %w", t.Stack.Path, t.Workspace.Name, err))
-		// terraform-exec's errors answer both context errors; the run's own
-		// context says which it was.
-		o.Failure.TimedOut = errors.Is(ctx.Err(), context.DeadlineExceeded)
-		o.Failure.Interrupted = errors.Is(ctx.Err(), context.Canceled)
-		if plan != nil {
-			o.Log, o.Init, o.Timing = plan.Log, plan.Init.Ran, timingOf(plan.Timing)
-		}
-		o = finish(o)
-		log.Warn("run failed", "stage", o.Failure.Stage, "error", o.Failure.Message)
-		return o
+		return r.planFailed(ctx, rn, t, job, plan, err, Outcome{}, log, finish)
 	}
 	secrets = secrets.Merge(drift.SecretsOf(plan.JSON))
 	o := Outcome{Stack: t.Stack.Path, Workspace: t.Workspace.Name, Init: plan.Init.Ran, Log: plan.Log,
 		Timing: timingOf(plan.Timing)}
 	// An empty plan is in sync: nothing to show or classify.
-	o.Result = drift.Classify(plan.JSON, t.Stack.Config.Ignore)
-	o.Plan = drift.HashPlan(plan.JSON)
+	o.Result, o.Plan = classify(plan, t.Stack.Config.Ignore)
 
-	pol := t.Policy
-	if pol == nil {
-		pol = policies.ReportOnly
-	}
 	now := r.opts.Now()
 	dec := pol.Decide(o.Result, now)
+	if job.RefreshOnly && dec.Action == policies.Apply {
+		// Never applied: its saved plan would only write the drift into the
+		// state. A full plan shows what reverting it takes, with any pending
+		// code, and the policy judges that one.
+		found := addresses(o.Drift)
+		job.RefreshOnly = false
+		full, err := rn.Plan(ctx, job)
+		if full != nil {
+			defer full.Discard()
+		}
+		if err != nil {
+			return r.planFailed(ctx, rn, t, job, full, fmt.Errorf("the full plan after the refresh-only plan found drift: %w", err), o, log, finish)
+		}
+		secrets = secrets.Merge(drift.SecretsOf(full.JSON))
+		plan = full
+		o.Log += "\n" + full.Log
+		o.Init = o.Init || full.Init.Ran
+		o.Timing.add(timingOf(full.Timing))
+		o.Result, o.Plan = classify(full, t.Stack.Config.Ignore)
+		dec = pol.Decide(o.Result, now)
+		dec.Reason = fmt.Sprintf("the refresh-only plan found drift in %s and on_drift = apply; a refresh-only plan is never applied, so trueline planned in full: %s",
+			found, dec.Reason)
+	}
 	if t.Hold != "" && dec.Action == policies.Apply {
 		dec = policies.Decision{Action: pol.Escalate, Escalated: true, Reason: fmt.Sprintf("escalated to %s: %s", pol.Escalate, t.Hold)}
 	}
 	if t.Approved != nil && o.Verdict != drift.InSync {
-		dec = approved(t.Approved, o.Plan, pol, dec, now)
+		if mode == drift.RefreshOnly && t.Approved.Plan.Plan != o.Plan.Plan {
+			// Not this full plan's hash: an approval of a refresh-only
+			// run's drift.
+			dec = approvedDrift(t.Approved, drift.HashDrift(plan.JSON), o.Result, pol, dec, now)
+		} else {
+			dec = approved(t.Approved, o.Plan, pol, dec, now)
+		}
 	}
 	o.Action = run.Action{Kind: dec.Action, Reason: dec.Reason, Escalated: dec.Escalated}
+	// Only a full plan gets here with an apply decision (and the runner
+	// refuses to apply a refresh-only one).
 	if dec.Action == policies.Apply {
 		if !r.opts.Act {
 			o.Action.Result = run.DryRun
@@ -468,6 +508,59 @@ func (r *Reconciler) Run(ctx context.Context, key string, t Target) Outcome {
 		}
 	}
 	return finish(o)
+}
+
+// planFailed is the outcome of a run whose plan failed: the first, or the
+// full plan after a refresh-only one (then prev holds the refresh-only
+// plan's log and timing).
+func (r *Reconciler) planFailed(ctx context.Context, rn *runner.Runner, t Target, job runner.Job, plan *runner.Plan, err error, prev Outcome, log *slog.Logger, finish func(Outcome) Outcome) Outcome {
+	switch {
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		err = fmt.Errorf("timed out after %s: %w", r.opts.Timeout, err)
+	case errors.Is(err, runner.ErrNoWorkspace):
+		err = fmt.Errorf("%w; %s declares it: create it with `%s workspace new %s`, or set create_workspaces = true in the stack block",
+			err, t.Workspace.Declared, rn.Binary.Name, t.Workspace.Name)
+	}
+	o := errorOutcome(t.Stack.Path, t.Workspace.Name, run.Plan, fmt.Errorf("%s (workspace %s): %w", t.Stack.Path, t.Workspace.Name, err))
+	o.Mode = drift.Full
+	if job.RefreshOnly {
+		o.Mode = drift.RefreshOnly
+	}
+	// terraform-exec's errors answer both context errors; the run's own
+	// context says which it was.
+	o.Failure.TimedOut = errors.Is(ctx.Err(), context.DeadlineExceeded)
+	o.Failure.Interrupted = errors.Is(ctx.Err(), context.Canceled)
+	o.Log, o.Init, o.Timing = prev.Log, prev.Init, prev.Timing
+	if plan != nil {
+		if o.Log != "" {
+			o.Log += "\n"
+		}
+		o.Log += plan.Log
+		o.Init = o.Init || plan.Init.Ran
+		o.Timing.add(timingOf(plan.Timing))
+	}
+	o = finish(o)
+	log.Warn("run failed", "stage", o.Failure.Stage, "error", o.Failure.Message)
+	return o
+}
+
+// classify reads a plan by the mode it was made in: a refresh-only plan's
+// drift alone, hashed as drift (it changes nothing an approval could bind
+// to), or a full plan's drift, pending code and noise.
+func classify(p *runner.Plan, ignores []drift.Ignore) (drift.Result, drift.PlanHash) {
+	if p.Job.RefreshOnly {
+		return drift.ClassifyRefreshOnly(p.JSON, ignores), drift.HashDrift(p.JSON)
+	}
+	return drift.Classify(p.JSON, ignores), drift.HashPlan(p.JSON)
+}
+
+// addresses lists findings' addresses for a reason.
+func addresses(fs []drift.Finding) string {
+	var out []string
+	for _, f := range fs {
+		out = append(out, f.Address)
+	}
+	return strings.Join(out, ", ")
 }
 
 // apply carries out an apply decision: exactly the saved plan that was
@@ -534,12 +627,60 @@ func approved(a *Approval, now drift.PlanHash, pol *policies.Policy, dec policie
 			a.By, strings.Join(diffs, ", "), dec.Reason)
 		return dec
 	}
-	if pol.Window != nil && !pol.Window.Contains(at) {
-		return policies.Decision{Action: policies.Report, Escalated: true,
-			Reason: fmt.Sprintf("approved (%s), but outside the apply window (%s for %s); not applied — approve again inside it",
-				a.By, pol.Window.Spec, pol.Window.Duration)}
+	if closed, ok := outsideWindow(a, pol, at); ok {
+		return closed
 	}
 	return policies.Decision{Action: policies.Apply, Reason: fmt.Sprintf("approved (%s): the plan has exactly the reviewed changes", a.By)}
+}
+
+// approvedDrift decides a run of a refresh-only workspace carrying an
+// approval of a refresh-only run, which binds to the drift it found
+// (drift.HashDrift): the run planned in full, and applies that plan only
+// when it finds exactly the reviewed drift (seen, the full plan's drift
+// hash) and does nothing but revert it: no pending code, no replace (the
+// reviewer saw updates, and re-creations of deleted resources), nothing the
+// stack ignores; and only inside the apply window. Otherwise the policy's
+// own decision stands, saying why the approval was not used.
+func approvedDrift(a *Approval, seen drift.PlanHash, res drift.Result, pol *policies.Policy, dec policies.Decision, at time.Time) policies.Decision {
+	notUsed := func(format string, args ...any) policies.Decision {
+		dec.Reason = fmt.Sprintf("approval (%s) not used: %s; %s", a.By, fmt.Sprintf(format, args...), dec.Reason)
+		return dec
+	}
+	if diffs := a.Plan.Differences(seen); len(diffs) > 0 || a.Plan.Plan != seen.Plan {
+		if len(diffs) == 0 {
+			diffs = []string{"the plan as a whole"}
+		}
+		return notUsed("the plan differs from the reviewed one: %s", strings.Join(diffs, ", "))
+	}
+	if len(res.Pending) > 0 {
+		return notUsed("the full plan also changes %s for pending code, which the reviewed refresh-only run did not compare", addresses(res.Pending))
+	}
+	for _, f := range res.Drift {
+		if f.Action != "update" && f.Action != "create" {
+			return notUsed("the full plan %ss %s, where the reviewed refresh-only run showed drift to update", f.Action, f.Address)
+		}
+	}
+	for _, f := range res.Noise {
+		if f.Planned {
+			return notUsed("the full plan would also change %s, which the stack ignores", f.Address)
+		}
+	}
+	if closed, ok := outsideWindow(a, pol, at); ok {
+		return closed
+	}
+	return policies.Decision{Action: policies.Apply,
+		Reason: fmt.Sprintf("approved (%s): the full plan reverts exactly the drift the reviewed refresh-only run found", a.By)}
+}
+
+// outsideWindow is the decision for an approval outside the policy's apply
+// window; ok is false inside it.
+func outsideWindow(a *Approval, pol *policies.Policy, at time.Time) (policies.Decision, bool) {
+	if pol.Window == nil || pol.Window.Contains(at) {
+		return policies.Decision{}, false
+	}
+	return policies.Decision{Action: policies.Report, Escalated: true,
+		Reason: fmt.Sprintf("approved (%s), but outside the apply window (%s for %s); not applied — approve again inside it",
+			a.By, pol.Window.Spec, pol.Window.Duration)}, true
 }
 
 // scrubOutcome removes secrets from the free text of an outcome: the log

@@ -438,3 +438,171 @@ resource "sandbox_app_config" "app" {
 		t.Errorf("variable files outlived the plan: %v", left)
 	}
 }
+
+// refreshPolicies are policies for refresh-only workspaces: one proposing a
+// pull request, one applying (its own mode refresh-only, for stacks that
+// do not say), and one applying only at night.
+const refreshPolicies = `
+policy "review" {
+  on_drift   = "pull_request"
+  on_pending = "pull_request"
+}
+
+policy "cheap" {
+  mode       = "refresh-only"
+  on_drift   = "apply"
+  on_pending = "apply"
+  allow      = ["update"]
+  protect    = ["sandbox_database.*"]
+  escalate   = "pull_request"
+}
+`
+
+// runMode runs the stack with a stack.hcl mode (empty: not said) and an
+// approval (nil: none); applying fails the test unless mayApply.
+func (f *fixture) runMode(t *testing.T, policy string, mode drift.Mode, a *reconcile.Approval, mayApply bool) reconcile.Outcome {
+	t.Helper()
+	pols, err := policies.Load(fstest.MapFS{"policies/r.hcl": {Data: []byte(refreshPolicies)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol := pols[policy]
+	if pol == nil {
+		pol = f.pols[policy]
+	}
+	ws := stacks.Workspace{Name: "default", Mode: mode}
+	st := stacks.Stack{Path: "stacks/web", Dir: f.dir, Config: &stacks.Config{Mode: mode, Workspaces: []stacks.Workspace{ws}}}
+	return f.rec.Run(context.Background(), "test/stacks/web/default", reconcile.Target{Stack: st, Workspace: ws, Policy: pol, Approved: a,
+		BeforeApply: func(context.Context) error {
+			if !mayApply {
+				t.Error("this run must not apply")
+				return errors.New("not this run")
+			}
+			return nil
+		}})
+}
+
+// A refresh-only run finds drift and nothing of the code: pending code (the
+// database removed from the code, which a full plan would delete) is not
+// seen, and without drift the verdict is in_sync with mode refresh-only.
+// Its remediation is a pull request from the drift it found; it is never
+// applied, and the outcome says the mode in its JSON.
+func TestRefreshOnlyProposesAndNeverApplies(t *testing.T) {
+	f := newFixture(t, true)
+	f.write(t, false) // pending code: a full plan deletes the database
+
+	o := f.runMode(t, "review", drift.RefreshOnly, nil, false)
+	if o.Failure != nil || o.Verdict != drift.InSync || o.Mode != drift.RefreshOnly || len(o.Pending) != 0 || o.Action.Kind != policies.None ||
+		o.Action.Reason != "no drift (refresh-only: the code was not compared)" {
+		t.Fatalf("pending code alone: %s %s %+v %v\n%s", o.Verdict, o.Mode, o.Action, o.Failure, o.Log)
+	}
+	if full := f.runMode(t, "review", "", nil, false); full.Verdict != drift.Pending || full.Mode != drift.Full {
+		t.Fatalf("the same workspace planned in full: %s %s %v", full.Verdict, full.Mode, full.Failure)
+	}
+
+	f.consoleChange(t)
+	o = f.runMode(t, "review", drift.RefreshOnly, nil, false)
+	want := []drift.Finding{{Address: "sandbox_autoscaling_group.web", Action: "update", Attributes: []drift.Attribute{
+		{Path: "max_size", Git: 9.0, Live: 12.0}, {Path: "min_size", Git: 3.0, Live: 4.0}}}}
+	if o.Failure != nil || o.Verdict != drift.Drifted || o.Mode != drift.RefreshOnly || fmt.Sprint(o.Drift) != fmt.Sprint(want) || len(o.Pending) != 0 {
+		t.Fatalf("console change: %s %s drift %+v pending %+v %v\n%s", o.Verdict, o.Mode, o.Drift, o.Pending, o.Failure, o.Log)
+	}
+	if o.Action.Kind != policies.PullRequest || o.Action.Result != "" || !strings.Contains(o.Action.Reason, "on_drift = pull_request") {
+		t.Errorf("action = %+v, want a pull request", o.Action)
+	}
+	if o.Plan.Plan == "" || o.Plan.Resources["sandbox_autoscaling_group.web"] == "" {
+		t.Errorf("a refresh-only run with drift has no hash to bind an approval to: %+v", o.Plan)
+	}
+	if got := f.sizes(t); got != "4/12" {
+		t.Errorf("the group is %s after a refresh-only run, want the console's 4/12", got)
+	}
+	out, err := json.Marshal(o)
+	if err != nil || !strings.Contains(string(out), `"mode":"refresh-only"`) {
+		t.Errorf("the outcome's JSON does not say the mode: %s %v", out, err)
+	}
+
+	// Even a policy that applies does not apply the refresh-only plan: with
+	// the pending code in the full plan, guardrails escalate it.
+	o = f.runMode(t, "cheap", "", nil, false)
+	if o.Failure != nil || o.Verdict != drift.DriftedAndPending || o.Mode != drift.Full || o.Action.Kind != policies.PullRequest || !o.Action.Escalated ||
+		!strings.Contains(o.Action.Reason, "the refresh-only plan found drift in sandbox_autoscaling_group.web and on_drift = apply; a refresh-only plan is never applied, so trueline planned in full: escalated to pull_request: plan deletes sandbox_database.main, protected") {
+		t.Errorf("an applying policy with pending code: %s %s %+v %v", o.Verdict, o.Mode, o.Action, o.Failure)
+	}
+	if got := f.sizes(t); got != "4/12" {
+		t.Errorf("an escalated run changed the group to %s", got)
+	}
+}
+
+// When the policy would apply a refresh-only run's drift, the run plans in
+// full and the policy judges that plan as usual: within guardrails it is
+// applied and converges, the reason saying how it came to be. The policy's
+// own mode applies to a stack that does not say, and stack.hcl's wins.
+func TestRefreshOnlyApplyPlansInFull(t *testing.T) {
+	f := newFixture(t, true)
+	f.consoleChange(t)
+	o := f.runMode(t, "cheap", "", nil, true)
+	if o.Failure != nil || o.Verdict != drift.Drifted || o.Mode != drift.Full || o.Action.Kind != policies.Apply || o.Action.Result != run.Converged {
+		t.Fatalf("outcome = %s %s %+v %v\n%s", o.Verdict, o.Mode, o.Action, o.Failure, o.Log)
+	}
+	if !strings.HasPrefix(o.Action.Reason, "the refresh-only plan found drift in sandbox_autoscaling_group.web and on_drift = apply; a refresh-only plan is never applied, so trueline planned in full: drift: on_drift = apply (policy cheap), within guardrails") {
+		t.Errorf("reason = %q", o.Action.Reason)
+	}
+	if got := f.sizes(t); got != "3/9" {
+		t.Errorf("the group is %s after the apply, want Git's 3/9", got)
+	}
+	// Converged: the next refresh-only run finds no drift.
+	if o := f.runMode(t, "cheap", "", nil, false); o.Verdict != drift.InSync || o.Mode != drift.RefreshOnly || o.Action.Kind != policies.None {
+		t.Errorf("after converging: %s %s %+v", o.Verdict, o.Mode, o.Action)
+	}
+	// stack.hcl's full wins over the policy's refresh-only: one plan, applied.
+	f.consoleChange(t)
+	o = f.runMode(t, "cheap", drift.Full, nil, true)
+	if o.Mode != drift.Full || o.Action.Result != run.Converged || strings.Contains(o.Action.Reason, "refresh-only") {
+		t.Errorf("stack mode full: %s %+v %v", o.Mode, o.Action, o.Failure)
+	}
+}
+
+// Approving a refresh-only run (on the dashboard, or by merging its revert
+// pull request) approves reverting exactly the drift it found: the approved
+// run plans in full and applies only a plan that does nothing else.
+func TestRefreshOnlyApproval(t *testing.T) {
+	f := newFixture(t, true)
+	f.consoleChange(t)
+	seen := f.runMode(t, "review", drift.RefreshOnly, nil, false)
+	if seen.Action.Kind != policies.PullRequest || seen.Plan.Plan == "" {
+		t.Fatalf("the reviewed run: %+v, plan %q", seen.Action, seen.Plan.Plan)
+	}
+	a := &reconcile.Approval{Plan: seen.Plan, By: "run 1, merged branch trueline/stacks/web/default"}
+
+	// Pending code in the full plan: not what was reviewed.
+	f.write(t, false)
+	o := f.runMode(t, "review", drift.RefreshOnly, a, false)
+	if o.Action.Kind == policies.Apply || o.Mode != drift.Full ||
+		!strings.Contains(o.Action.Reason, "approval (run 1, merged branch trueline/stacks/web/default) not used: the full plan also changes sandbox_database.main for pending code") {
+		t.Errorf("with pending code: %s %+v", o.Mode, o.Action)
+	}
+	f.write(t, true)
+
+	// Other drift than the reviewed one.
+	if err := f.cloud.Update("sandbox_autoscaling_group", "web", func(o map[string]any) { o["max_size"] = 15 }); err != nil {
+		t.Fatal(err)
+	}
+	o = f.runMode(t, "review", drift.RefreshOnly, a, false)
+	if o.Action.Kind == policies.Apply || !strings.Contains(o.Action.Reason, "not used: the plan differs from the reviewed one: sandbox_autoscaling_group.web changes differently") {
+		t.Errorf("other drift: %+v", o.Action)
+	}
+	if got := f.sizes(t); got != "4/15" {
+		t.Errorf("a refused approval changed the group to %s", got)
+	}
+
+	// Exactly the reviewed drift: the full plan reverts it, and is applied.
+	f.consoleChange(t)
+	o = f.runMode(t, "review", drift.RefreshOnly, a, true)
+	if o.Failure != nil || o.Mode != drift.Full || o.Action.Kind != policies.Apply || o.Action.Result != run.Converged ||
+		o.Action.Reason != "approved (run 1, merged branch trueline/stacks/web/default): the full plan reverts exactly the drift the reviewed refresh-only run found" {
+		t.Errorf("the reviewed drift: %s %+v %v\n%s", o.Mode, o.Action, o.Failure, o.Log)
+	}
+	if got := f.sizes(t); got != "3/9" {
+		t.Errorf("after the approved apply the group is %s, want Git's 3/9", got)
+	}
+}
