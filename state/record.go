@@ -15,25 +15,30 @@ const SchemaID = "https://trueline.dev/schema/run-record.v1.json"
 
 // Record is what trueline writes beside the state for one run.
 type Record struct {
-	Schema     string          `json:"$schema"`
-	Version    int             `json:"version"`
-	RunID      int64           `json:"run_id"`
-	Repository string          `json:"repository"`
-	Commit     string          `json:"commit"`
-	Stack      string          `json:"stack"`
-	Workspace  string          `json:"workspace"`
-	Trigger    string          `json:"trigger"`
-	Triggers   []string        `json:"triggers"`
-	QueuedAt   time.Time       `json:"queued_at"`
-	StartedAt  time.Time       `json:"started_at"`
-	FinishedAt time.Time       `json:"finished_at"`
-	Verdict    drift.Verdict   `json:"verdict"`
-	Drift      []drift.Finding `json:"drift"`
-	Pending    []drift.Finding `json:"pending"`
-	Noise      []drift.Finding `json:"noise"`
-	Action     run.Action      `json:"action"`
-	Error      *string         `json:"error"`
-	Stage      run.Stage       `json:"stage,omitempty"`
+	Schema     string        `json:"$schema"`
+	Version    int           `json:"version"`
+	RunID      int64         `json:"run_id"`
+	Repository string        `json:"repository"`
+	Commit     string        `json:"commit"`
+	Stack      string        `json:"stack"`
+	Workspace  string        `json:"workspace"`
+	Trigger    string        `json:"trigger"`
+	Triggers   []string      `json:"triggers"`
+	QueuedAt   time.Time     `json:"queued_at"`
+	StartedAt  time.Time     `json:"started_at"`
+	FinishedAt time.Time     `json:"finished_at"`
+	Verdict    drift.Verdict `json:"verdict"`
+	// Mode is how the plan behind the verdict was made: "refresh-only"
+	// (drift alone; in_sync means no drift, the code not compared) or
+	// "full". Absent for a run that failed before planning; records from
+	// before modes existed were full.
+	Mode    drift.Mode      `json:"mode,omitempty"`
+	Drift   []drift.Finding `json:"drift"`
+	Pending []drift.Finding `json:"pending"`
+	Noise   []drift.Finding `json:"noise"`
+	Action  run.Action      `json:"action"`
+	Error   *string         `json:"error"`
+	Stage   run.Stage       `json:"stage,omitempty"`
 	// LastAppliedCommit is the commit of the last run that applied and converged.
 	LastAppliedCommit *string `json:"last_applied_commit"`
 	// DriftedSince is when the first run of the current drift incident started.
