@@ -75,7 +75,9 @@ type Run struct {
 // Result is what a finished run found and did.
 type Result struct {
 	Verdict drift.Verdict `json:"verdict,omitempty"`
-	// Findings are what the plan held, masked: drift, pending and noise.
+	// Findings are what the plan held, masked: drift, pending and noise,
+	// and the plan's mode (Mode), stored with them; in JSON "findings", and
+	// the mode also as "mode".
 	Findings drift.Result `json:"-"`
 	// Action is what the policy decided and what came of it; in JSON
 	// "action", "action_reason", "action_result" and "escalated".
@@ -124,6 +126,12 @@ func (r Run) Approvable(latest int64, within time.Duration, now time.Time) error
 // in sync afterwards: whatever it found, it left the workspace remediated.
 func (r Result) Converged() bool { return r.Action.Converged() }
 
+// Mode is how the plan behind the verdict was made: drift.RefreshOnly
+// (drift alone: an in_sync verdict means no drift, the code not compared)
+// or drift.Full; empty for a run that failed before planning, and for runs
+// recorded before modes existed, which were full.
+func (r Result) Mode() drift.Mode { return r.Findings.Mode }
+
 // runWire is a run's JSON form (the API's, and what `trueline plan` and
 // `trueline runs` read): the action and the failure as flat fields beside
 // the rest, the findings as they are stored, and the log when it was read.
@@ -132,6 +140,7 @@ type runWire struct {
 	ActionReason string        `json:"action_reason,omitempty"`
 	ActionResult run.Result    `json:"action_result,omitempty"`
 	Escalated    bool          `json:"escalated,omitempty"`
+	Mode         drift.Mode    `json:"mode,omitempty"`
 	Error        string        `json:"error,omitempty"`
 	Stage        run.Stage     `json:"stage,omitempty"`
 	Findings     *drift.Result `json:"findings,omitempty"`
@@ -142,7 +151,7 @@ type runWire struct {
 func (r Run) MarshalJSON() ([]byte, error) {
 	type plain Run
 	w := runWire{Action: string(r.Action.Kind), ActionReason: r.Action.Reason, ActionResult: r.Action.Result,
-		Escalated: r.Action.Escalated, Log: r.Log}
+		Escalated: r.Action.Escalated, Mode: r.Mode(), Log: r.Log}
 	if r.Findings.Verdict != "" {
 		w.Findings = &r.Findings
 	}
@@ -172,6 +181,9 @@ func (r *Run) UnmarshalJSON(b []byte) error {
 	}
 	if v.Findings != nil {
 		r.Findings = *v.Findings
+	}
+	if v.Mode != "" {
+		r.Findings.Mode = v.Mode
 	}
 	r.Log = v.Log
 	return nil
