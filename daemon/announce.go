@@ -58,7 +58,7 @@ func (d *Daemon) recordOf(ctx context.Context, job ledger.Run, n *notice, where 
 	key := job.Workspace.Key()
 	rec := state.Record{Schema: state.SchemaID, Version: 1, RunID: job.ID, Repository: job.Repository, Commit: job.Commit,
 		Stack: job.Stack, Workspace: job.Workspace.Name, Trigger: job.Trigger, Triggers: job.Triggers, QueuedAt: job.QueuedAt,
-		StartedAt: job.StartedAt, FinishedAt: job.FinishedAt, Verdict: job.Verdict,
+		StartedAt: job.StartedAt, FinishedAt: job.FinishedAt, Verdict: job.Verdict, Mode: job.Mode(),
 		Drift: job.Findings.Drift, Pending: job.Findings.Pending, Noise: job.Findings.Noise, Action: job.Action, State: where}
 	for _, l := range []*[]drift.Finding{&rec.Drift, &rec.Pending, &rec.Noise} {
 		if *l == nil {
