@@ -39,6 +39,11 @@ func newCheckCmd(g *globalFlags) *cobra.Command {
 		Long: `check plans every matching workspace of the repository at its current
 checkout, in parallel, classifies each plan, and prints a report.
 
+A workspace whose mode is refresh-only (stack.hcl, or its policy) plans
+with -refresh-only: it finds drift alone, and its in_sync means no drift,
+the code not compared; the report says so ("mode" in JSON). check never
+applies anything.
+
 Exit status: 0 when every workspace is in sync, 2 when any is drifted or
 pending, 1 when any run failed (errors win over drift).`,
 		Example: `  trueline check

@@ -345,3 +345,96 @@ func deref(s *string) string {
 	}
 	return *s
 }
+
+// A refresh-only stack finds the console change and not the pending code:
+// the JSON report says its mode, the text says the code was not compared,
+// and one whose only change is in the code is in sync (exit 0). A full
+// stack's outcome says mode full.
+func TestCheckRefreshOnly(t *testing.T) {
+	bin := testenv.Binary(t, "tofu")
+	e := env{repo: t.TempDir(), cloud: t.TempDir(), bin: bin, workDir: t.TempDir()}
+	t.Setenv(sandbox.RootEnv, e.cloud)
+	cloud := sandbox.Store{Root: e.cloud}
+	files := map[string]string{
+		"stacks/cheap/stack.hcl":   "stack {\n  mode = \"refresh-only\"\n}\n",
+		"stacks/cheap/main.tf":     providerBlock + asg("cheap", "") + lb("cheap", 60),
+		"stacks/quiet/stack.hcl":   "stack {\n  mode = \"refresh-only\"\n}\n",
+		"stacks/quiet/main.tf":     providerBlock + lb("quiet", 60),
+		"stacks/full/stack.hcl":    "stack {}\n",
+		"stacks/full/main.tf":      providerBlock + lb("full", 60),
+		"stacks/badmode/stack.hcl": "stack {\n  mode = \"fast\"\n}\n",
+	}
+	testenv.WriteFiles(t, e.repo, files)
+	r := testenv.Runner(t, bin)
+	for _, stack := range []string{"cheap", "quiet", "full"} {
+		dir := filepath.Join(e.repo, "stacks", stack)
+		p, err := r.Plan(context.Background(), runner.Job{Key: dir, Dir: dir})
+		if err != nil {
+			t.Fatalf("plan %s: %v\n%s", dir, err, p.Log)
+		}
+		if _, err := r.Apply(context.Background(), p); err != nil {
+			t.Fatalf("apply %s: %v", dir, err)
+		}
+		p.Discard()
+	}
+	if err := cloud.Update("sandbox_autoscaling_group", "cheap", func(o map[string]any) { o["min_size"], o["max_size"] = 4, 12 }); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WriteFiles(t, e.repo, map[string]string{
+		"stacks/cheap/main.tf": providerBlock + asg("cheap", "") + lb("cheap", 120),
+		"stacks/quiet/main.tf": providerBlock + lb("quiet", 120),
+		"stacks/full/main.tf":  providerBlock + lb("full", 120),
+	})
+
+	stdout, stderr, code := e.check(t, "--format", "json")
+	if code != 1 {
+		t.Errorf("exit code = %d, want 1 (the bad mode)\n%s", code, stderr)
+	}
+	var rep struct {
+		Workspaces []struct {
+			Stack   string    `json:"stack"`
+			Verdict string    `json:"verdict"`
+			Mode    string    `json:"mode"`
+			Drift   []finding `json:"drift"`
+			Pending []finding `json:"pending"`
+			Error   *string   `json:"error"`
+		} `json:"workspaces"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+		t.Fatalf("output is not the JSON report: %v\n%s", err, stdout)
+	}
+	got := map[string]string{}
+	for _, w := range rep.Workspaces {
+		got[w.Stack] = fmt.Sprintf("%s %s drift %d pending %d", w.Verdict, w.Mode, len(w.Drift), len(w.Pending))
+		if w.Stack == "stacks/badmode" && (w.Error == nil || !strings.Contains(*w.Error, `stacks/badmode/stack.hcl:2,10: Invalid mode: mode = "fast"`)) {
+			t.Errorf("a bad mode's error does not name the file and line: %v", deref(w.Error))
+		}
+	}
+	for stack, want := range map[string]string{
+		"stacks/cheap":   "drifted refresh-only drift 1 pending 0",
+		"stacks/quiet":   "in_sync refresh-only drift 0 pending 0",
+		"stacks/full":    "pending full drift 0 pending 1",
+		"stacks/badmode": "error  drift 0 pending 0",
+	} {
+		if got[stack] != want {
+			t.Errorf("%s: %q, want %q", stack, got[stack], want)
+		}
+	}
+
+	text, progress, code := e.check(t, "--stack", "stacks/cheap", "--stack", "stacks/quiet")
+	if code != 2 {
+		t.Errorf("refresh-only drift: exit %d, want 2", code)
+	}
+	for _, want := range []string{"pending -  noise 0", "(refresh-only: the code was not compared)", "drifted (refresh-only: the code was not compared)",
+		"min_size: git 3, live 4"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("text report lacks %q:\n%s", want, text)
+		}
+	}
+	if !strings.Contains(progress, "stacks/cheap/default: drifted, refresh-only") {
+		t.Errorf("progress lacks the mode:\n%s", progress)
+	}
+	if _, _, code := e.check(t, "--stack", "stacks/quiet"); code != 0 {
+		t.Errorf("refresh-only with pending code only: exit %d, want 0 (no drift)", code)
+	}
+}

@@ -81,7 +81,17 @@ func (ew *errWriter) printf(format string, args ...any) {
 	_, ew.err = fmt.Fprintf(ew.w, format, args...)
 }
 
-// writeText prints one line per workspace, then the attribute diffs.
+// modeNote says what a refresh-only verdict leaves out; "" for a full plan.
+func modeNote(o reconcile.Outcome) string {
+	if o.Mode == drift.RefreshOnly {
+		return "refresh-only: the code was not compared"
+	}
+	return ""
+}
+
+// writeText prints one line per workspace, then the attribute diffs. A
+// refresh-only run's pending count is "-": its plan does not compare the
+// code, so it cannot say.
 func writeText(out io.Writer, outcomes []reconcile.Outcome, color bool) error {
 	w := &errWriter{w: out}
 	p := palette{on: color}
@@ -92,15 +102,23 @@ func writeText(out io.Writer, outcomes []reconcile.Outcome, color bool) error {
 	counts := map[drift.Verdict]int{}
 	for _, o := range outcomes {
 		counts[o.Verdict]++
-		w.printf("%-*s  %-19s drift %d  pending %d  noise %d  %s\n", width, name(o),
-			p.verdict(o.Verdict), len(o.Drift), len(o.Pending), len(o.Noise),
-			(time.Duration(o.DurationMS) * time.Millisecond).Round(10*time.Millisecond))
+		pending, note := fmt.Sprint(len(o.Pending)), ""
+		if n := modeNote(o); n != "" {
+			pending, note = "-", "  ("+n+")"
+		}
+		w.printf("%-*s  %-19s drift %d  pending %s  noise %d  %s%s\n", width, name(o),
+			p.verdict(o.Verdict), len(o.Drift), pending, len(o.Noise),
+			(time.Duration(o.DurationMS) * time.Millisecond).Round(10*time.Millisecond), note)
 	}
 	for _, o := range outcomes {
 		if o.Verdict == drift.InSync && len(o.Noise) == 0 {
 			continue
 		}
-		w.printf("\n%s  %s\n", p.paint("1", name(o)), p.verdict(o.Verdict))
+		head := p.verdict(o.Verdict)
+		if n := modeNote(o); n != "" {
+			head += " (" + n + ")"
+		}
+		w.printf("\n%s  %s\n", p.paint("1", name(o)), head)
 		if o.Failure != nil {
 			if o.Failure.Stage != "" {
 				w.printf("    failed at %s:\n", o.Failure.Stage)
@@ -197,7 +215,11 @@ func (p *progress) event(e reconcile.Event) {
 	if p.tty {
 		prefix = "\r\x1b[K"
 	}
-	p.w.printf("%s[%d/%d] %s: %s (%s)\n", prefix, e.Done, e.Total, name(o), o.Verdict,
+	verdict := string(o.Verdict)
+	if o.Mode == drift.RefreshOnly {
+		verdict += ", refresh-only"
+	}
+	p.w.printf("%s[%d/%d] %s: %s (%s)\n", prefix, e.Done, e.Total, name(o), verdict,
 		(time.Duration(o.DurationMS) * time.Millisecond).Round(10*time.Millisecond))
 }
 
