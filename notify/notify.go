@@ -277,7 +277,7 @@ func (s *Slack) message(e Event) (string, []slack.Block) {
 	fields := []*slack.TextBlockObject{
 		slack.NewTextBlockObject("mrkdwn", "*Repository*\n"+s.scrub(e.Repository), false, false),
 		slack.NewTextBlockObject("mrkdwn", "*Commit*\n`"+commit+"`", false, false),
-		slack.NewTextBlockObject("mrkdwn", "*Verdict*\n"+e.Verdict, false, false),
+		slack.NewTextBlockObject("mrkdwn", "*Verdict*\n"+verdictLine(e), false, false),
 	}
 	if e.Action != "" {
 		fields = append(fields, slack.NewTextBlockObject("mrkdwn", "*Action*\n"+e.Action, false, false))
@@ -306,6 +306,16 @@ func (s *Slack) message(e Event) (string, []slack.Block) {
 		blocks = append(blocks, slack.NewContextBlock("", ctxParts...))
 	}
 	return s.scrub(title), blocks
+}
+
+// verdictLine is the verdict as people read it: a refresh-only run's says
+// that the code was not compared (its in_sync means no drift, and pending
+// code is unknown).
+func verdictLine(e Event) string {
+	if e.Result.Mode == drift.RefreshOnly {
+		return e.Verdict + " (refresh-only: the code was not compared)"
+	}
+	return e.Verdict
 }
 
 func findingLines(r drift.Result) string {
