@@ -1,6 +1,25 @@
-// Package ledger keeps runs and the run queue. The embedded implementation
-// is SQLite (modernc.org/sqlite, no cgo, WAL); Ledger is the interface a
-// Postgres implementation can fill for several replicas.
+// Package ledger keeps runs and the run queue, in SQLite (embedded, the
+// default: modernc.org/sqlite, no cgo, WAL) or in PostgreSQL (pgx v5), which
+// several trueline processes can share. Open picks the database by URL.
+//
+// One implementation, DB, serves both: its SQL is written once, with "?"
+// placeholders, and a small dialect (dialect.go) gives each database its
+// placeholders, column types (Postgres: timestamptz and boolean), and
+// locking. SQLite has one writer, the ledger's only connection. Postgres
+// claims with SELECT ... FOR UPDATE SKIP LOCKED, so two processes never
+// claim one run; serialises claims in one repository with an advisory lock,
+// so a per-repository limit holds across processes; and runs a transaction
+// that lost a race to another process (two enqueues of one workspace) again.
+// Migrations are versioned (schema_migrations) and applied at open, each in
+// a transaction that first takes the database's write lock (an advisory lock
+// on Postgres), so ledgers opened at once migrate once.
+//
+// A job queue beside the ledger: on Postgres, DB is a database/sql *sql.DB
+// over pgx's stdlib driver, drawn from a pgxpool.Pool (stdlib.OpenDBFromPool).
+// A ledger transaction is a *sql.Tx (txn.Tx), so River's riverdatabasesql
+// driver can insert a job inside it (InsertTx) and the job commits, or
+// vanishes, with the run it is for; the pool beneath serves what
+// database/sql cannot, such as River's LISTEN/NOTIFY listener (riverpgxv5).
 //
 // Invariants, enforced by the schema and not only by the code: at most one
 // queued and one running run per workspace; a run's record is written in
