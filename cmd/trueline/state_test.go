@@ -19,10 +19,11 @@ import (
 )
 
 // TestServeRecordsBesideS3State: stacks on the s3 backend (versitygw, with
-// use_lockfile) get their run records beside the state key, in the schema;
-// wrong credentials leave an error in the ledger and lose no run.
+// use_lockfile) get their run records beside the state key, in the schema,
+// saying the mode of the run's plan (prod is refresh-only); wrong
+// credentials leave an error in the ledger and lose no run.
 func TestServeRecordsBesideS3State(t *testing.T) {
-	r := newS3Repo(t, map[string]string{"stacks/web/stack.hcl": "stack {\n  workspaces = [\"default\", \"prod\"]\n}\n"},
+	r := newS3Repo(t, map[string]string{"stacks/web/stack.hcl": "stack {\n  workspaces = [\"default\"]\n  workspace \"prod\" {\n    mode = \"refresh-only\"\n  }\n}\n"},
 		`resource "sandbox_autoscaling_group" "web" {
   name     = "web-${terraform.workspace}"
   min_size = 3
@@ -46,9 +47,9 @@ func TestServeRecordsBesideS3State(t *testing.T) {
 	}
 
 	schema := compileSchema(t)
-	for _, tc := range []struct{ prefix, verdict string }{
-		{"web/terraform.tfstate.trueline/", "drifted"},
-		{"env:/prod/web/terraform.tfstate.trueline/", "in_sync"},
+	for _, tc := range []struct{ prefix, verdict, mode string }{
+		{"web/terraform.tfstate.trueline/", "drifted", "full"},
+		{"env:/prod/web/terraform.tfstate.trueline/", "in_sync", "refresh-only"},
 	} {
 		raw, ok := s3.Get(t, "state", tc.prefix+"latest.json")
 		if !ok {
@@ -60,6 +61,7 @@ func TestServeRecordsBesideS3State(t *testing.T) {
 		}
 		var rec struct {
 			Verdict string `json:"verdict"`
+			Mode    string `json:"mode"`
 			Drift   []struct {
 				Address    string `json:"address"`
 				Attributes []struct {
@@ -74,7 +76,7 @@ func TestServeRecordsBesideS3State(t *testing.T) {
 			} `json:"state"`
 		}
 		json.Unmarshal(raw, &rec)
-		if rec.Verdict != tc.verdict || rec.State.Record != "s3://state/"+tc.prefix {
+		if rec.Verdict != tc.verdict || rec.Mode != tc.mode || rec.State.Record != "s3://state/"+tc.prefix {
 			t.Errorf("%s: record = %s", tc.prefix, raw)
 		}
 		if tc.verdict == "drifted" && (len(rec.Drift) != 1 || fmt.Sprint(rec.Drift[0].Attributes) != "[{min_size 3 4}]" || rec.DriftedSince == nil) {
