@@ -23,6 +23,10 @@
 //	  runs_per_workspace = 500    # and more than this many per workspace
 //	}
 //
+//	database {
+//	  url_env = "TRUELINE_DATABASE_URL"  # or url_file; postgres://... (default: SQLite in data_dir)
+//	}
+//
 //	repository "infra" {
 //	  url       = "https://github.com/acme/infra.git"
 //	  branch    = "main"
@@ -110,6 +114,9 @@ type Config struct {
 	Notify       []Notify
 	Report       *Report
 	Retention    Retention
+	// Database is the ledger's URL (postgres://user:password@host/db), a
+	// secret for its password; unset: SQLite in DataDir.
+	Database Secret
 	// Bindings give terraform secrets from the server, never from Git.
 	Bindings []Binding
 
@@ -242,6 +249,7 @@ type fileSchema struct {
 	Notify         []notifyBlock     `hcl:"notify,block"`
 	Report         *reportBlock      `hcl:"report,block"`
 	Retention      *retentionBlock   `hcl:"retention,block"`
+	Database       *databaseBlock    `hcl:"database,block"`
 	Secrets        []secretBlock     `hcl:"secret,block"`
 	Body           hcl.Body          `hcl:",body"`
 }
@@ -272,6 +280,14 @@ type appBlock struct {
 	PrivateKeyFile *string   `hcl:"private_key_file,optional"`
 	Body           hcl.Body  `hcl:",body"`
 	DefRange       hcl.Range `hcl:",def_range"`
+}
+
+type databaseBlock struct {
+	URL      *string   `hcl:"url,optional"`
+	URLEnv   *string   `hcl:"url_env,optional"`
+	URLFile  *string   `hcl:"url_file,optional"`
+	Body     hcl.Body  `hcl:",body"`
+	DefRange hcl.Range `hcl:",def_range"`
 }
 
 type retentionBlock struct {
@@ -584,6 +600,23 @@ func Parse(filename string, src []byte, getenv func(string) string) (Config, hcl
 		}
 		cfg.Repositories = append(cfg.Repositories, r)
 	}
+	if db := fs.Database; db != nil {
+		if db.URL != nil {
+			bad(at(db.Body, "url"), "Inline secret", "The database URL holds a password: name it with url_env = \"TRUELINE_DATABASE_URL\" or url_file = \"/run/secrets/db-url\".")
+		}
+		if db.URLEnv == nil && db.URLFile == nil && db.URL == nil {
+			bad(db.DefRange.Ptr(), "Database without a URL", "Set url_env = \"TRUELINE_DATABASE_URL\" or url_file = \"/run/secrets/db-url\" to a postgres://user:password@host:5432/database URL, or remove the block for SQLite in data_dir.")
+		}
+		cfg.Database = secret(db.Body, "url", db.URLEnv, db.URLFile, getenv, bad)
+		if u := cfg.Database.Value(); u != "" && !strings.HasPrefix(u, "postgres://") && !strings.HasPrefix(u, "postgresql://") && !strings.HasPrefix(u, "sqlite://") {
+			name := "url_env"
+			if db.URLFile != nil {
+				name = "url_file"
+			}
+			// The value is not quoted: it may be a password in the wrong place.
+			bad(at(db.Body, name), "Not a database URL", fmt.Sprintf("The %s holds no postgres:// URL; write postgres://user:password@host:5432/database (or sqlite:///path/to/trueline.db) there.", cfg.Database.Source))
+		}
+	}
 	if rb := fs.Report; rb != nil {
 		rep := &Report{Schedule: rb.Schedule, Timezone: "UTC", Since: 24 * time.Hour, Notify: rb.Notify}
 		if _, err := stacks.ParseCron(rb.Schedule); err != nil {
@@ -688,6 +721,7 @@ func (c Config) Secrets() []string {
 			add(r.GitHubApp.PrivateKey)
 		}
 	}
+	add(c.Database)
 	for _, n := range c.Notify {
 		add(n.WebhookURL)
 		add(n.Token)
