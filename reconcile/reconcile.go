@@ -13,6 +13,7 @@
 package reconcile
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -392,7 +393,9 @@ func (r *Reconciler) Run(ctx context.Context, key string, t Target) Outcome {
 	if pol == nil {
 		pol = policies.ReportOnly
 	}
-	mode := pol.ModeFor(t.Workspace.Mode)
+	// stacks.Parse gives each workspace the stack's mode unless its block
+	// says; a target built by hand may only have the stack's.
+	mode := pol.ModeFor(cmp.Or(t.Workspace.Mode, t.Stack.Config.Mode))
 	rn, err := r.runnerFor(ctx, t.Stack.Config)
 	if err != nil {
 		o := errorOutcome(t.Stack.Path, t.Workspace.Name, run.Init, fmt.Errorf("%s (workspace %s): %w", t.Stack.Path, t.Workspace.Name, err))

@@ -470,7 +470,9 @@ func (f *fixture) runMode(t *testing.T, policy string, mode drift.Mode, a *recon
 	if pol == nil {
 		pol = f.pols[policy]
 	}
-	ws := stacks.Workspace{Name: "default", Mode: mode}
+	// The stack's mode only: the workspace's (as stacks.Parse fills it)
+	// is the serve tests' (cmd/trueline).
+	ws := stacks.Workspace{Name: "default"}
 	st := stacks.Stack{Path: "stacks/web", Dir: f.dir, Config: &stacks.Config{Mode: mode, Workspaces: []stacks.Workspace{ws}}}
 	return f.rec.Run(context.Background(), "test/stacks/web/default", reconcile.Target{Stack: st, Workspace: ws, Policy: pol, Approved: a,
 		BeforeApply: func(context.Context) error {
