@@ -13,6 +13,7 @@ type giteaForge struct {
 	mu          sync.Mutex // the SDK client holds one context at a time
 	c           *gitea.Client
 	owner, name string
+	self        self // the user comments are written as
 }
 
 func newGitea(o Options, host, owner, name string, hc *http.Client) (Forge, error) {

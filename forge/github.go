@@ -13,6 +13,8 @@ type gitHub struct {
 	c           *github.Client
 	owner, name string
 	app         bool // authenticated as a GitHub App installation
+	appSrc      *App // that installation's app, which names its bot user
+	self        self // the user comments are written as
 }
 
 func newGitHub(o Options, host, owner, name string, hc *http.Client) (Forge, error) {
@@ -30,7 +32,7 @@ func newGitHub(o Options, host, owner, name string, hc *http.Client) (Forge, err
 			return nil, fmt.Errorf("github API URL %q: %w", api, err)
 		}
 	}
-	return &gitHub{c: c, owner: owner, name: name, app: o.App != nil}, nil
+	return &gitHub{c: c, owner: owner, name: name, app: o.App != nil, appSrc: o.App}, nil
 }
 
 // githubAPI is the API base for a repository on host: api, when given;

@@ -11,6 +11,7 @@ import (
 type gitLab struct {
 	c       *gitlab.Client
 	project string // owner/name, the API takes it URL-encoded
+	self    self   // the user comments are written as
 }
 
 func newGitLab(o Options, host, owner, name string, hc *http.Client) (Forge, error) {
