@@ -235,8 +235,17 @@ func runServe(cmd *cobra.Command, g *globalFlags, f serveFlags) (err error) {
 	if err := prepareDataDir(cfg.DataDir); err != nil {
 		return err
 	}
-	led, err := ledger.OpenSQLite(ctx, filepath.Join(cfg.DataDir, "trueline.db"))
+	// The configured database (its errors never show the URL), else
+	// SQLite in the data directory.
+	ledgerURL := filepath.Join(cfg.DataDir, "trueline.db")
+	if cfg.Database.IsSet() {
+		ledgerURL = cfg.Database.Value()
+	}
+	led, err := ledger.Open(ctx, ledgerURL)
 	if err != nil {
+		if cfg.Database.IsSet() {
+			return fmt.Errorf("%w; check the URL in trueline.hcl's database block (%s) and that the database takes connections", err, cfg.Database.Source)
+		}
 		return err
 	}
 	defer func() {
