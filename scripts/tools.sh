@@ -48,6 +48,12 @@ stamp() { printf '%s' "$2" >"$1.stamp"; }
 # versioned NAME VERSION: where that version of terraform or tofu lives.
 versioned() { printf '%s' "$VERSIONS/$1/$2/$1"; }
 
+# pg_initdb: Debian's initdb (the ledger's PostgreSQL tests run a cluster
+# with it), on PATH or in /usr/lib/postgresql/<version>/bin; empty if none.
+pg_initdb() {
+	command -v initdb 2>/dev/null || ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort -V | tail -n 1
+}
+
 if [ "${1:-}" = "--check" ]; then
 	missing=0
 	for t in tofu terraform versitygw golangci-lint terraform-provider-sandbox gitea; do
@@ -68,6 +74,7 @@ if [ "${1:-}" = "--check" ]; then
 	done
 	[ -f "$TOOLS/terraformrc" ] || { echo "missing $TOOLS/terraformrc (run: make tools)" >&2; missing=1; }
 	command -v chromium >/dev/null 2>&1 || { echo "missing chromium (run: make tools, as root, or apt-get install chromium)" >&2; missing=1; }
+	[ -n "$(pg_initdb)" ] || { echo "missing PostgreSQL's initdb (run: make tools, as root, or apt-get install postgresql)" >&2; missing=1; }
 	exit $missing
 fi
 
@@ -198,6 +205,20 @@ elif command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 else
 	echo "chromium is missing and cannot be installed here: install Debian's chromium (apt-get install chromium) as root" >&2
+	exit 1
+fi
+
+# PostgreSQL: the ledger's tests run throwaway clusters (internal/pgtest)
+# with Debian's initdb and postgres; no cluster is created here.
+if [ -n "$(pg_initdb)" ]; then
+	step "postgresql: $(pg_initdb)"
+elif command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+	step "postgresql: installing Debian's package"
+	apt-get update -qq >/dev/null
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+	[ -n "$(pg_initdb)" ] || { echo "postgresql installed, but no initdb in /usr/lib/postgresql/*/bin" >&2; exit 1; }
+else
+	echo "PostgreSQL is missing and cannot be installed here: install Debian's postgresql (apt-get install postgresql) as root" >&2
 	exit 1
 fi
 
