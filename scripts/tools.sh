@@ -209,11 +209,16 @@ else
 fi
 
 # PostgreSQL: the ledger's tests run throwaway clusters (internal/pgtest)
-# with Debian's initdb and postgres; no cluster is created here.
+# with Debian's initdb and postgres.
 if [ -n "$(pg_initdb)" ]; then
 	step "postgresql: $(pg_initdb)"
 elif command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
 	step "postgresql: installing Debian's package"
+	# Tests make their own clusters: no "main" cluster on port 5432 for them to meet.
+	if [ ! -e /etc/postgresql-common/createcluster.conf ]; then
+		mkdir -p /etc/postgresql-common
+		echo "create_main_cluster = false" >/etc/postgresql-common/createcluster.conf
+	fi
 	apt-get update -qq >/dev/null
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
 	[ -n "$(pg_initdb)" ] || { echo "postgresql installed, but no initdb in /usr/lib/postgresql/*/bin" >&2; exit 1; }
