@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/robfig/cron/v3"
 )
 
@@ -23,8 +24,7 @@ func mustParse(t *testing.T, spec string) cron.Schedule {
 
 func TestJitterSpreadsNightlyRuns(t *testing.T) {
 	s := New(5*time.Minute, func(string) {})
-	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
-	s.now = func() time.Time { return now }
+	s.clock = clockwork.NewFakeClockAt(time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC))
 	nightly := mustParse(t, "0 2 * * *")
 	seconds := map[int64]bool{}
 	for i := 0; i < 500; i++ {
@@ -50,8 +50,7 @@ func TestJitterSpreadsNightlyRuns(t *testing.T) {
 
 func TestTimezone(t *testing.T) {
 	s := New(0, func(string) {})
-	now := time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC)
-	s.now = func() time.Time { return now }
+	s.clock = clockwork.NewFakeClockAt(time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC))
 	berlin, _ := time.LoadLocation("Europe/Berlin")
 	s.Set("k", "0 2 * * *", mustParse(t, "0 2 * * *"), berlin)
 	// 02:00 in Berlin in summer is 00:00 UTC: the next one is the day after.
