@@ -4,7 +4,8 @@
 //
 //	stack {
 //	  workspaces = ["default"]            # or workspace blocks, below
-//	  schedule   = "0 2 * * *"            # cron, or a descriptor such as @nightly
+//	  schedule   = "0 2 * * *"            # cron, a descriptor such as @daily, or "nightly" (needs a window)
+//	  window     = "01:00-05:00"          # run once a day at the workspace's slot in this window
 //	  timezone   = "Europe/Berlin"        # default UTC
 //	  policy     = "guarded"              # a policy from policies/*.hcl
 //	  binary     = "tofu"                 # terraform (default) or tofu
@@ -45,6 +46,7 @@ import (
 	"github.com/robfig/cron/v3"
 	"github.com/trueline/trueline/drift"
 	"github.com/trueline/trueline/internal/hcldiag"
+	"github.com/trueline/trueline/scheduler"
 	"github.com/zclconf/go-cty/cty"
 )
 
@@ -64,7 +66,7 @@ type Config struct {
 	Workspaces    []Workspace
 	Schedule      string // empty: no scheduled runs
 	Timezone      *time.Location
-	Cron          cron.Schedule // nil when Schedule is empty
+	Cron          cron.Schedule // nil when Schedule is empty; every day for "nightly"
 	Policy        string        // empty: report only
 	Binary        string        // "terraform" or "tofu"; empty: the server's default
 	Version       string        // version constraint; empty: any
@@ -89,6 +91,10 @@ type Config struct {
 	// matter); empty when stack.hcl does not say, and then the policy's
 	// mode, or full, applies. Workspace.Mode is what a run uses.
 	Mode drift.Mode
+	// Window, when set, runs each workspace once on every day Cron picks,
+	// at the workspace's slot in the window (scheduler.Slots), in Timezone;
+	// nil: at Cron's own times.
+	Window *scheduler.Window
 }
 
 // Workspace is one state of a stack.
@@ -104,9 +110,16 @@ type Workspace struct {
 	Mode drift.Mode
 }
 
-// CronParser accepts five fields and descriptors such as @nightly. Read
+// CronParser accepts five fields and descriptors such as @daily. Read
 // schedules from files with ParseCron, which also refuses ones that never fire.
 var CronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+
+// Nightly is the schedule that runs each workspace once a day inside the
+// stack's window.
+const Nightly = "nightly"
+
+// everyDay picks every day for "nightly"; the window gives the time.
+var everyDay, _ = CronParser.Parse("@daily")
 
 // ErrNeverFires is wrapped by ParseCron's error for a schedule with no time
 // within a year, such as "0 0 30 2 *" (30 February).
@@ -151,7 +164,7 @@ func CronDetail(err error, example string) string {
 	if errors.Is(err, ErrNeverFires) {
 		return err.Error() + "."
 	}
-	return fmt.Sprintf("%v. Use five cron fields (minute hour day-of-month month day-of-week), e.g. %q, or a descriptor such as @nightly or @every 1h.", err, example)
+	return fmt.Sprintf("%v. Use five cron fields (minute hour day-of-month month day-of-week), e.g. %q, or a descriptor such as @daily or @every 1h.", err, example)
 }
 
 type fileSchema struct {
@@ -162,6 +175,7 @@ type stackBlock struct {
 	Workspaces     []string         `hcl:"workspaces,optional"`
 	WorkspaceBlock []workspaceBlock `hcl:"workspace,block"`
 	Schedule       *string          `hcl:"schedule,optional"`
+	Window         *string          `hcl:"window,optional"`
 	Timezone       *string          `hcl:"timezone,optional"`
 	Policy         *string          `hcl:"policy,optional"`
 	Binary         *string          `hcl:"binary,optional"`
@@ -207,7 +221,7 @@ func Parse(filename string, src []byte, fsys fs.FS, dir string) (*Config, hcl.Di
 	case 0:
 		return nil, hcl.Diagnostics{{
 			Severity: hcl.DiagError, Summary: "Missing stack block",
-			Detail:  `A stack.hcl needs one stack block, e.g. stack { schedule = "@nightly" }.`,
+			Detail:  `A stack.hcl needs one stack block, e.g. stack { schedule = "@daily" }.`,
 			Subject: &hcl.Range{Filename: filename, Start: hcl.InitialPos, End: hcl.InitialPos},
 		}}
 	case 1:
@@ -323,11 +337,28 @@ func Parse(filename string, src []byte, fsys fs.FS, dir string) (*Config, hcl.Di
 	}
 	if sb.Schedule != nil {
 		cfg.Schedule = *sb.Schedule
-		sched, err := ParseCron(*sb.Schedule)
-		if err != nil {
+		if *sb.Schedule == Nightly {
+			if sb.Window == nil {
+				diags = append(diags, errAt(attr("schedule"), "Nightly schedule without a window",
+					`schedule = "nightly" runs each workspace once a day inside a window; add window = "01:00-05:00" (in the stack's timezone).`))
+			}
+			cfg.Cron = everyDay
+		} else if sched, err := ParseCron(*sb.Schedule); err != nil {
 			diags = append(diags, errAt(attr("schedule"), "Invalid schedule", CronDetail(err, "0 2 * * *")))
 		} else {
 			cfg.Cron = sched
+		}
+	}
+	if sb.Window != nil {
+		w, err := scheduler.ParseWindow(*sb.Window)
+		switch {
+		case err != nil:
+			diags = append(diags, errAt(attr("window"), "Invalid window", err.Error()+"."))
+		case sb.Schedule == nil:
+			diags = append(diags, errAt(attr("window"), "Window without a schedule",
+				`window sets the time of day of a schedule; add schedule = "nightly" for every day, or a cron that picks the days, e.g. "0 0 * * 1-5".`))
+		default:
+			cfg.Window = &w
 		}
 	}
 	if sb.Policy != nil {

@@ -161,6 +161,75 @@ func TestParseErrorsNameFileAndLine(t *testing.T) {
 	}
 }
 
+func TestParseScheduleWindow(t *testing.T) {
+	tests := []struct {
+		name    string
+		src     string
+		window  string // the parsed window; empty: none
+		daily   bool   // Cron picks every day
+		wantErr string
+	}{
+		{name: "nightly in a window", src: "stack {\n  schedule = \"nightly\"\n  window = \"01:00-05:00\"\n  timezone = \"Europe/Berlin\"\n}\n",
+			window: "01:00-05:00", daily: true},
+		{name: "a window past midnight", src: "stack {\n  schedule = \"nightly\"\n  window = \"22:00-02:00\"\n}\n", window: "22:00-02:00", daily: true},
+		{name: "a cron picks the days, the window the time", src: "stack {\n  schedule = \"0 0 * * 1-5\"\n  window = \"01:00-05:00\"\n}\n", window: "01:00-05:00"},
+		{name: "a cron without a window", src: "stack {\n  schedule = \"0 2 * * *\"\n}\n"},
+		{name: "nightly without a window", src: "stack {\n  schedule = \"nightly\"\n}\n",
+			wantErr: `stack.hcl:2,14: Nightly schedule without a window: schedule = "nightly" runs each workspace once a day inside a window; add window = "01:00-05:00"`},
+		{name: "a window without a schedule", src: "stack {\n  policy = \"guarded\"\n  window = \"01:00-05:00\"\n}\n",
+			wantErr: `stack.hcl:3,12: Window without a schedule: window sets the time of day of a schedule; add schedule = "nightly"`},
+		{name: "a window that is no window", src: "stack {\n  schedule = \"nightly\"\n  window = \"1am-5am\"\n}\n",
+			wantErr: `stack.hcl:3,12: Invalid window: window "1am-5am": start is not a time of day`},
+		{name: "an empty window", src: "stack {\n  schedule = \"nightly\"\n  window = \"03:00-03:00\"\n}\n",
+			wantErr: `stack.hcl:3,12: Invalid window: window "03:00-03:00" starts and ends at the same time; for the whole day write "00:00-24:00"`},
+		{name: "a hostile window is not quoted back", src: "stack {\n  schedule = \"nightly\"\n  window = \"" + strings.Repeat("9", 1<<20) + "\"\n}\n",
+			wantErr: `stack.hcl:3,12: Invalid window: window is 1048576 characters long; write it as "HH:MM-HH:MM"`},
+		{name: "@nightly is not a cron descriptor", src: "stack {\n  schedule = \"@nightly\"\n}\n",
+			wantErr: `stack.hcl:2,14: Invalid schedule: unrecognized descriptor: @nightly. Use five cron fields (minute hour day-of-month month day-of-week), e.g. "0 2 * * *", or a descriptor such as @daily`},
+		{name: "window not a string", src: "stack {\n  schedule = \"nightly\"\n  window = [\"01:00\", \"05:00\"]\n}\n",
+			wantErr: `stack.hcl:3,12: Unsuitable value type`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, diags := Parse("stack.hcl", []byte(tc.src), nil, ".")
+			if tc.wantErr != "" {
+				if !diags.HasErrors() {
+					t.Fatal("no error")
+				}
+				got := (&DiagnosticsError{Diags: diags}).Error()
+				if !strings.Contains(got, tc.wantErr) {
+					t.Errorf("error %q does not contain %q", got, tc.wantErr)
+				}
+				if len(got) > 1000 {
+					t.Errorf("the error is %d bytes: it quotes the input", len(got))
+				}
+				return
+			}
+			if diags.HasErrors() {
+				t.Fatal(diags)
+			}
+			switch {
+			case tc.window == "" && cfg.Window != nil:
+				t.Errorf("window = %v, want none", cfg.Window)
+			case tc.window != "" && (cfg.Window == nil || cfg.Window.String() != tc.window):
+				t.Errorf("window = %v, want %s", cfg.Window, tc.window)
+			}
+			if cfg.Cron == nil {
+				t.Fatal("no cron")
+			}
+			// Every day of a week, or only some.
+			days := 0
+			from := time.Date(2026, 6, 1, 0, 0, 0, 0, cfg.Timezone) // a Monday
+			for at := cfg.Cron.Next(from.Add(-time.Second)); at.Before(from.AddDate(0, 0, 7)); at = cfg.Cron.Next(at) {
+				days++
+			}
+			if tc.daily && days != 7 {
+				t.Errorf("nightly picks %d days of a week, want 7", days)
+			}
+		})
+	}
+}
+
 func TestDiscover(t *testing.T) {
 	root := t.TempDir()
 	write(t, root, map[string]string{
