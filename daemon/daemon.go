@@ -356,6 +356,7 @@ func (d *Daemon) process(ctx context.Context, job ledger.Run) {
 	if d.Observe != nil {
 		d.Observe(finished, res)
 	}
+	d.expect(finished)
 	// The record first: an announcement links to a run whose record is written.
 	d.record(bg, finished, notice)
 	d.announce(bg, finished, notice)

@@ -11,6 +11,7 @@ import (
 	"github.com/trueline/trueline/ledger"
 	"github.com/trueline/trueline/remediate"
 	"github.com/trueline/trueline/run"
+	"github.com/trueline/trueline/scheduler"
 	"github.com/trueline/trueline/source"
 	"github.com/trueline/trueline/stacks"
 )
@@ -183,6 +184,7 @@ func workspacesOf(s stacks.Stack, before []stacks.Stack) []string {
 // register brings the scheduler in line with a repository's stacks: new
 // workspaces are added, changed schedules replaced, gone ones removed.
 func (d *Daemon) register(repoName string, old, all []stacks.Stack) {
+	expected := d.expectedDurations(context.Background())
 	seen := map[string]bool{}
 	for _, s := range all {
 		if s.Config == nil {
@@ -198,7 +200,7 @@ func (d *Daemon) register(repoName string, old, all []stacks.Stack) {
 			d.mu.Lock()
 			d.keys[key] = run.Workspace{Repository: repoName, Stack: s.Path, Name: ws.Name}
 			d.mu.Unlock()
-			d.sched.Set(key, s.Config.Schedule, s.Config.Cron, s.Config.Timezone)
+			d.sched.SetSpec(key, scheduleOf(s.Config, expected[key]))
 		}
 	}
 	var ws []ledger.Workspace
@@ -207,7 +209,7 @@ func (d *Daemon) register(repoName string, old, all []stacks.Stack) {
 			continue
 		}
 		for _, w := range s.Config.Workspaces {
-			ws = append(ws, ledger.Workspace{Workspace: run.Workspace{Repository: repoName, Stack: s.Path, Name: w.Name}, Schedule: s.Config.Schedule, Timezone: s.Config.Timezone.String()})
+			ws = append(ws, ledger.Workspace{Workspace: run.Workspace{Repository: repoName, Stack: s.Path, Name: w.Name}, Schedule: scheduleText(s.Config), Timezone: s.Config.Timezone.String()})
 		}
 	}
 	if err := d.ledger.SetWorkspaces(context.Background(), repoName, ws); err != nil {
@@ -221,4 +223,67 @@ func (d *Daemon) register(repoName string, old, all []stacks.Stack) {
 			d.sched.Remove(key)
 		}
 	}
+}
+
+// scheduleOf is how the scheduler runs a stack's workspace; expected is
+// how long its runs take, which places it in a window.
+func scheduleOf(cfg *stacks.Config, expected time.Duration) scheduler.Spec {
+	sp := scheduler.Spec{Text: cfg.Schedule, Schedule: cfg.Cron, Location: cfg.Timezone, Window: cfg.Window}
+	if cfg.Window != nil {
+		sp.Expected = expected
+		sp.Account, sp.Weight = slotAccount(cfg)
+	}
+	return sp
+}
+
+// slotAccount is whose cloud budget a stack's runs spend, and how many of
+// them the budget lets overlap: the scheduler spreads each account's
+// workspaces over a window on their own (scheduler.Item). Stacks name no
+// account yet, so every workspace is in one account with room for one run
+// at a time; an account and its budget go here.
+func slotAccount(*stacks.Config) (account string, weight float64) { return "", 1 }
+
+// scheduleText is a workspace's schedule as the ledger, the dashboard and
+// the API show it: the schedule, and its window ("nightly in 01:00-05:00").
+// With a window it is no cron: the report does not take its cron's times
+// for the run's.
+func scheduleText(cfg *stacks.Config) string {
+	if cfg.Window == nil {
+		return cfg.Schedule
+	}
+	return cfg.Schedule + " in " + cfg.Window.String()
+}
+
+// expectedDurations is how long each workspace's runs take, from its latest
+// finished run, for placing it in its window; empty when the ledger cannot
+// say (the workspaces are then placed by their keys alone).
+func (d *Daemon) expectedDurations(ctx context.Context) map[string]time.Duration {
+	all, err := d.ledger.Summaries(ctx)
+	if err != nil {
+		d.log.Warn("cannot read the runs' durations; windows are spread without them", "error", err)
+		return nil
+	}
+	out := make(map[string]time.Duration, len(all))
+	for _, sm := range all {
+		if sm.Latest != nil {
+			out[sm.Workspace.Key()] = expectedOf(sm.Latest.DurationMS)
+		}
+	}
+	return out
+}
+
+// expectedOf rounds a run's duration up to the minute, so that a run a few
+// seconds slower than the last does not move the slots of its window.
+func expectedOf(ms int64) time.Duration {
+	if ms <= 0 {
+		return 0
+	}
+	return (time.Duration(ms)*time.Millisecond + time.Minute - 1).Truncate(time.Minute)
+}
+
+// expect tells the scheduler how long a finished run took: its window's
+// slots follow, so a restart, which reads the same durations from the
+// ledger, spreads them the same way.
+func (d *Daemon) expect(finished ledger.Run) {
+	d.sched.SetExpected(finished.Workspace.Key(), expectedOf(finished.DurationMS))
 }

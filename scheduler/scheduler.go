@@ -75,6 +75,14 @@ func New(maxJitter time.Duration, fire func(key string)) *Scheduler {
 		groups: map[groupKey]*group{}, dirty: map[groupKey]bool{}}
 }
 
+// SetClock replaces the clock the scheduler reads and waits on, for tests
+// of its users; call it before registering workspaces.
+func (s *Scheduler) SetClock(c clockwork.Clock) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.clock = c
+}
+
 // Spec is how a workspace is scheduled.
 type Spec struct {
 	// Text is the schedule's source text: setting the same text, window,
