@@ -107,6 +107,9 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request, forge, repo, ki
 			event = "push"
 		}
 	}
+	if pullRequestEvent(forge, event) {
+		return s.pullRequestWebhook(r.Context(), forge, repo, event, body)
+	}
 	if event != "push" {
 		return HookIgnored, http.StatusAccepted, fmt.Sprintf("event %q ignored; trueline acts on push", event)
 	}
