@@ -3,7 +3,9 @@
 // SDK). trueline keeps one pull request per stack workspace, on branch
 // trueline/<stack>/<workspace>, found again by that branch on later runs.
 // A forge is reached with a token or, on GitHub, as a GitHub App
-// installation (App), whose token also serves Git over HTTPS.
+// installation (App), whose token also serves Git over HTTPS. For plans of
+// other people's pull requests, Reviews lists them, keeps one comment on
+// each, sets commit statuses and tells who may push.
 package forge
 
 import (
@@ -77,8 +79,9 @@ type Options struct {
 	// App authenticates to GitHub as an app installation instead of Token
 	// (see NewApp).
 	App *App
-	// Timeout bounds each call (FindOpen, Create, Update, Close), every
-	// request and retry in it included; zero means DefaultTimeout.
+	// Timeout bounds each call (FindOpen, Create, Update, Close, and
+	// those of Reviews), every request and retry in it included; zero
+	// means DefaultTimeout.
 	Timeout time.Duration
 }
 

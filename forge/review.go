@@ -624,6 +624,10 @@ func (g *giteaForge) CanWrite(ctx context.Context, user string) (bool, error) {
 	if resp != nil && resp.StatusCode == http.StatusNotFound {
 		return false, nil // no such user
 	}
+	if resp != nil && resp.StatusCode == http.StatusForbidden {
+		// Gitea tells a user's permission only to that user and to admins.
+		return false, fmt.Errorf("gitea: permission of %s on %s/%s: %w; fix: make the token's user an administrator of the repository (Settings, Collaborators)", user, g.owner, g.name, err)
+	}
 	if err != nil {
 		return false, fmt.Errorf("gitea: permission of %s on %s/%s: %w", user, g.owner, g.name, err)
 	}

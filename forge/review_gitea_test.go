@@ -81,7 +81,7 @@ func TestReviewsGitea(t *testing.T) {
 	gt := giteatest.Start(t)
 	gt.CreateRepo("infra")
 	contributor := gt.NewUser("contributor")
-	gt.NewUser("writer")
+	writer := gt.NewUser("writer")
 	gt.API("PUT", "/api/v1/repos/trueline/infra/collaborators/writer", map[string]any{"permission": "write"}, nil)
 
 	git := gittest.New(t)
@@ -212,6 +212,19 @@ func TestReviewsGitea(t *testing.T) {
 			if err != nil || got != want {
 				t.Errorf("CanWrite(%s) = %v, %v; want %v", user, got, err, want)
 			}
+		}
+		// A collaborator may ask about itself only: Gitea tells others'
+		// permissions to admins.
+		f, err := New(Options{Kind: "gitea", URL: gt.URL + "/trueline/infra.git", Token: writer})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := reviewsOf(t, f)
+		if got, err := w.CanWrite(ctx, "writer"); err != nil || !got {
+			t.Errorf("the writer's CanWrite(writer) = %v, %v; want true", got, err)
+		}
+		if got, err := w.CanWrite(ctx, "contributor"); err == nil || !strings.Contains(err.Error(), "fix: make the token's user an administrator of the repository") {
+			t.Errorf("the writer's CanWrite(contributor) = %v, %v; want the fix", got, err)
 		}
 	})
 }
