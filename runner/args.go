@@ -27,9 +27,10 @@ func initOptions(backendConfig []string) []tfexec.InitOption {
 // planOptions are the arguments of a plan: the saved plan file, so that
 // apply runs what was planned, -refresh-only when the job asks for drift
 // alone, the workspace's var files in stack.hcl's order (terraform lets
-// later files win), and how long to wait for a state lock someone else
-// holds (zero: terraform's default, not at all).
-func planOptions(planFile string, refreshOnly bool, varFiles []string, lockTimeout time.Duration) []tfexec.PlanOption {
+// later files win), how long to wait for a state lock someone else
+// holds (zero: terraform's default, not at all), and how many API calls
+// terraform makes at once (zero: terraform's default, 10).
+func planOptions(planFile string, refreshOnly bool, varFiles []string, lockTimeout time.Duration, parallelism int) []tfexec.PlanOption {
 	opts := []tfexec.PlanOption{tfexec.Out(planFile)}
 	if refreshOnly {
 		opts = append(opts, tfexec.RefreshOnly(true))
@@ -40,17 +41,24 @@ func planOptions(planFile string, refreshOnly bool, varFiles []string, lockTimeo
 	if lockTimeout > 0 {
 		opts = append(opts, tfexec.LockTimeout(lockTimeout.String()))
 	}
+	if parallelism > 0 {
+		opts = append(opts, tfexec.Parallelism(parallelism))
+	}
 	return opts
 }
 
 // applyOptions are the arguments of an apply: the saved plan alone. No
 // variables, targets or replacements: what was planned, and perhaps
 // reviewed, is exactly what is applied.
-// The lock timeout is how long to wait for the state lock, not a change.
-func applyOptions(planFile string, lockTimeout time.Duration) []tfexec.ApplyOption {
+// The lock timeout is how long to wait for the state lock, and the
+// parallelism how many API calls go at once: neither changes what is applied.
+func applyOptions(planFile string, lockTimeout time.Duration, parallelism int) []tfexec.ApplyOption {
 	opts := []tfexec.ApplyOption{tfexec.DirOrPlan(planFile)}
 	if lockTimeout > 0 {
 		opts = append(opts, tfexec.LockTimeout(lockTimeout.String()))
+	}
+	if parallelism > 0 {
+		opts = append(opts, tfexec.Parallelism(parallelism))
 	}
 	return opts
 }

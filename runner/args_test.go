@@ -42,21 +42,24 @@ func TestPlanOptions(t *testing.T) {
 		refreshOnly bool
 		varFiles    []string
 		lock        time.Duration
+		parallelism int
 		want        []tfexec.PlanOption
 	}{
-		{"the saved plan alone", false, nil, 0,
+		{"the saved plan alone", false, nil, 0, 0,
 			[]tfexec.PlanOption{tfexec.Out("/work/run-1.tfplan")}},
-		{"a lock timeout", false, nil, 5 * time.Minute,
+		{"a lock timeout", false, nil, 5 * time.Minute, 0,
 			[]tfexec.PlanOption{tfexec.Out("/work/run-1.tfplan"), tfexec.LockTimeout("5m0s")}},
-		{"var files in stack.hcl's order", false, []string{"prod.tfvars", "../../vars/prod.tfvars"}, 0,
+		{"var files in stack.hcl's order", false, []string{"prod.tfvars", "../../vars/prod.tfvars"}, 0, 0,
 			[]tfexec.PlanOption{tfexec.Out("/work/run-1.tfplan"), tfexec.VarFile("prod.tfvars"), tfexec.VarFile("../../vars/prod.tfvars")}},
-		{"refresh-only", true, nil, 0,
+		{"refresh-only", true, nil, 0, 0,
 			[]tfexec.PlanOption{tfexec.Out("/work/run-1.tfplan"), tfexec.RefreshOnly(true)}},
-		{"refresh-only with var files and a lock timeout", true, []string{"prod.tfvars"}, time.Minute,
+		{"refresh-only with var files and a lock timeout", true, []string{"prod.tfvars"}, time.Minute, 0,
 			[]tfexec.PlanOption{tfexec.Out("/work/run-1.tfplan"), tfexec.RefreshOnly(true), tfexec.VarFile("prod.tfvars"), tfexec.LockTimeout("1m0s")}},
+		{"a parallelism from the account's budget", false, nil, time.Minute, 4,
+			[]tfexec.PlanOption{tfexec.Out("/work/run-1.tfplan"), tfexec.LockTimeout("1m0s"), tfexec.Parallelism(4)}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := planOptions("/work/run-1.tfplan", tc.refreshOnly, tc.varFiles, tc.lock); !reflect.DeepEqual(got, tc.want) {
+			if got := planOptions("/work/run-1.tfplan", tc.refreshOnly, tc.varFiles, tc.lock, tc.parallelism); !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("plan options = %s, want %s", describe(got), describe(tc.want))
 			}
 		})
@@ -66,13 +69,17 @@ func TestPlanOptions(t *testing.T) {
 // Apply gets the saved plan and nothing else: no var file, variable,
 // target or replacement that could make it apply something not planned.
 func TestApplyOptions(t *testing.T) {
-	got := applyOptions("/work/run-1.tfplan", 0)
+	got := applyOptions("/work/run-1.tfplan", 0, 0)
 	if want := []tfexec.ApplyOption{tfexec.DirOrPlan("/work/run-1.tfplan")}; !reflect.DeepEqual(got, want) {
 		t.Errorf("apply options = %s, want %s", describe(got), describe(want))
 	}
-	got = applyOptions("/work/run-1.tfplan", time.Minute)
+	got = applyOptions("/work/run-1.tfplan", time.Minute, 0)
 	if want := []tfexec.ApplyOption{tfexec.DirOrPlan("/work/run-1.tfplan"), tfexec.LockTimeout("1m0s")}; !reflect.DeepEqual(got, want) {
 		t.Errorf("apply options with a lock timeout = %s, want %s", describe(got), describe(want))
+	}
+	got = applyOptions("/work/run-1.tfplan", 0, 3)
+	if want := []tfexec.ApplyOption{tfexec.DirOrPlan("/work/run-1.tfplan"), tfexec.Parallelism(3)}; !reflect.DeepEqual(got, want) {
+		t.Errorf("apply options with a parallelism = %s, want %s", describe(got), describe(want))
 	}
 }
 

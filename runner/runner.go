@@ -94,6 +94,9 @@ type Job struct {
 	// Git, when set, are the credentials init's Git module fetches and the
 	// lookups of module branches use (see GitAuth).
 	Git *GitAuth
+	// Parallelism is terraform's -parallelism for plan and apply: how many
+	// API calls go at once; zero: terraform's default (10).
+	Parallelism int
 }
 
 // ErrNoWorkspace says that the backend has no state of the job's workspace.
@@ -342,7 +345,7 @@ func (s *session) plan(ctx context.Context, p *Plan) error {
 	start := time.Now()
 	s.r.processes.Add(1)
 	unlock := s.r.lockCache(false)
-	changes, err := s.tf.Plan(ctx, planOptions(p.File, s.job.RefreshOnly, varFiles, s.job.LockTimeout)...)
+	changes, err := s.tf.Plan(ctx, planOptions(p.File, s.job.RefreshOnly, varFiles, s.job.LockTimeout, s.job.Parallelism)...)
 	unlock()
 	p.Timing.Plan += time.Since(start)
 	p.Changes = changes
@@ -388,7 +391,7 @@ func (r *Runner) Apply(ctx context.Context, p *Plan) (log string, err error) {
 	}
 	r.processes.Add(1)
 	unlock := r.lockCache(false)
-	err = s.tf.Apply(ctx, applyOptions(p.File, p.Job.LockTimeout)...)
+	err = s.tf.Apply(ctx, applyOptions(p.File, p.Job.LockTimeout, p.Job.Parallelism)...)
 	unlock()
 	p.Timing.LockWait += s.out.waited()
 	if err != nil {
