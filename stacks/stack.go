@@ -13,6 +13,7 @@
 //	  backend_config = ["backend.hcl"]    # -backend-config files or key=value
 //	  watch      = ["../shared/**"]       # what the code reads that cannot be found statically
 //	  mode       = "refresh-only"         # or "full" (default): see Config.Mode
+//	  account    = "aws-prod"             # the cloud account its API calls count against
 //	  ignore {
 //	    attributes = ["sandbox_autoscaling_group.*.desired_capacity"]
 //	  }
@@ -20,6 +21,7 @@
 //	    var_files = ["staging.tfvars"]
 //	    env       = { TF_VAR_size = "small" }
 //	    mode      = "full"                # overrides the stack's mode
+//	    account   = "aws-staging"         # overrides the stack's account
 //	  }
 //	}
 //
@@ -34,6 +36,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -95,6 +98,11 @@ type Config struct {
 	// at the workspace's slot in the window (scheduler.Slots), in Timezone;
 	// nil: at Cron's own times.
 	Window *scheduler.Window
+	// Account names the cloud account whose API rate limit the stack's
+	// runs count against ("aws-prod"); trueline.hcl's budget of that
+	// account spreads them. Empty: none. Workspace.Account is what a run
+	// uses.
+	Account string
 }
 
 // Workspace is one state of a stack.
@@ -108,7 +116,17 @@ type Workspace struct {
 	// Mode is the workspace block's mode, else the stack's; empty when
 	// neither says (the policy's mode, or full, applies).
 	Mode drift.Mode
+	// Account is the workspace block's account, else the stack's.
+	Account string
 }
+
+// accountName is what an account may be called: one label of trueline.hcl's
+// budget blocks, and a metrics label value.
+var accountName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$`)
+
+// ValidAccount reports whether name may name an account: 1 to 64 letters,
+// digits, '.', '_', ':' or '-', starting with a letter or a digit.
+func ValidAccount(name string) bool { return accountName.MatchString(name) }
 
 // CronParser accepts five fields and descriptors such as @daily. Read
 // schedules from files with ParseCron, which also refuses ones that never fire.
@@ -186,6 +204,7 @@ type stackBlock struct {
 	LockTimeout    *string          `hcl:"lock_timeout,optional"`
 	Watch          []string         `hcl:"watch,optional"`
 	Mode           *string          `hcl:"mode,optional"`
+	Account        *string          `hcl:"account,optional"`
 	Body           hcl.Body         `hcl:",body"`
 	DefRange       hcl.Range        `hcl:",def_range"`
 }
@@ -195,6 +214,7 @@ type workspaceBlock struct {
 	VarFiles []string          `hcl:"var_files,optional"`
 	Env      map[string]string `hcl:"env,optional"`
 	Mode     *string           `hcl:"mode,optional"`
+	Account  *string           `hcl:"account,optional"`
 	Body     hcl.Body          `hcl:",body"`
 	DefRange hcl.Range         `hcl:",def_range"`
 }
@@ -246,6 +266,18 @@ func Parse(filename string, src []byte, fsys fs.FS, dir string) (*Config, hcl.Di
 		return m
 	}
 	cfg.Mode = mode(sb.Body, sb.Mode, sb.DefRange)
+	account := func(body hcl.Body, v *string, def hcl.Range) string {
+		if v == nil {
+			return ""
+		}
+		if !accountName.MatchString(*v) {
+			diags = append(diags, errAt(attrRange(body, "account", def), "Invalid account",
+				fmt.Sprintf("account = %q; name the cloud account in 1 to 64 letters, digits, '.', '_', ':' or '-', starting with a letter or a digit, as trueline.hcl's budget block names it (e.g. \"aws-prod\").", *v)))
+			return ""
+		}
+		return *v
+	}
+	cfg.Account = account(sb.Body, sb.Account, sb.DefRange)
 
 	seen := map[string]bool{}
 	for _, name := range sb.Workspaces {
@@ -259,7 +291,7 @@ func Parse(filename string, src []byte, fsys fs.FS, dir string) (*Config, hcl.Di
 				fmt.Sprintf("Workspace %q is listed twice.", name)))
 		}
 		seen[name] = true
-		cfg.Workspaces = append(cfg.Workspaces, Workspace{Name: name, Declared: where(attr("workspaces")), Mode: cfg.Mode})
+		cfg.Workspaces = append(cfg.Workspaces, Workspace{Name: name, Declared: where(attr("workspaces")), Mode: cfg.Mode, Account: cfg.Account})
 	}
 	for _, wb := range sb.WorkspaceBlock {
 		if seen[wb.Name] {
@@ -304,14 +336,17 @@ func Parse(filename string, src []byte, fsys fs.FS, dir string) (*Config, hcl.Di
 					fmt.Sprintf("env may not set %s: %s. Remove it from workspace %q; pass inputs as TF_VAR_name or var_files.", k, reason, wb.Name)))
 			}
 		}
-		ws := Workspace{Name: wb.Name, VarFiles: wb.VarFiles, Env: wb.Env, Declared: where(wb.DefRange.Ptr()), Mode: cfg.Mode}
+		ws := Workspace{Name: wb.Name, VarFiles: wb.VarFiles, Env: wb.Env, Declared: where(wb.DefRange.Ptr()), Mode: cfg.Mode, Account: cfg.Account}
 		if m := mode(wb.Body, wb.Mode, wb.DefRange); m != "" {
 			ws.Mode = m
+		}
+		if a := account(wb.Body, wb.Account, wb.DefRange); a != "" {
+			ws.Account = a
 		}
 		cfg.Workspaces = append(cfg.Workspaces, ws)
 	}
 	if len(cfg.Workspaces) == 0 {
-		cfg.Workspaces = []Workspace{{Name: "default", Declared: where(sb.DefRange.Ptr()), Mode: cfg.Mode}}
+		cfg.Workspaces = []Workspace{{Name: "default", Declared: where(sb.DefRange.Ptr()), Mode: cfg.Mode, Account: cfg.Account}}
 	}
 	if sb.Create != nil {
 		cfg.CreateWorkspaces = *sb.Create

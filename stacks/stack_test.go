@@ -109,6 +109,39 @@ func TestParseMode(t *testing.T) {
 	}
 }
 
+// A stack's account applies to its workspaces; a workspace block's own
+// account wins.
+func TestParseAccount(t *testing.T) {
+	for _, tc := range []struct {
+		name, src string
+		stack     string
+		want      map[string]string
+	}{
+		{"not said", "stack {\n  workspaces = [\"a\"]\n}\n", "", map[string]string{"a": ""}},
+		{"the stack's, for every workspace", "stack {\n  account = \"aws-prod\"\n  workspaces = [\"a\"]\n  workspace \"b\" {}\n}\n", "aws-prod",
+			map[string]string{"a": "aws-prod", "b": "aws-prod"}},
+		{"the default workspace", "stack {\n  account = \"123456789012\"\n}\n", "123456789012", map[string]string{"default": "123456789012"}},
+		{"a workspace overrides", "stack {\n  account = \"aws-prod\"\n  workspace \"staging\" {\n    account = \"aws:staging\"\n  }\n}\n", "aws-prod",
+			map[string]string{"staging": "aws:staging"}},
+		{"only a workspace says", "stack {\n  workspace \"a\" {\n    account = \"gcp.ops\"\n  }\n  workspace \"b\" {}\n}\n", "",
+			map[string]string{"a": "gcp.ops", "b": ""}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, diags := Parse("stack.hcl", []byte(tc.src), nil, ".")
+			if diags.HasErrors() {
+				t.Fatal(diags)
+			}
+			got := map[string]string{}
+			for _, w := range cfg.Workspaces {
+				got[w.Name] = w.Account
+			}
+			if cfg.Account != tc.stack || !maps.Equal(got, tc.want) {
+				t.Errorf("stack account %q, workspaces %v; want %q, %v", cfg.Account, got, tc.stack, tc.want)
+			}
+		})
+	}
+}
+
 func TestParseDefaults(t *testing.T) {
 	cfg, diags := Parse("stack.hcl", []byte("stack {}\n"), nil, ".")
 	if diags.HasErrors() {
@@ -146,6 +179,10 @@ func TestParseErrorsNameFileAndLine(t *testing.T) {
 		{"bad mode", "stack {\n  mode = \"refresh\"\n}\n", `stack.hcl:2,10: Invalid mode: mode = "refresh"; use "full" (drift and pending code) or "refresh-only"`},
 		{"bad workspace mode", "stack {\n  workspace \"prod\" {\n    mode = \"drift\"\n  }\n}\n", `stack.hcl:3,12: Invalid mode: mode = "drift"; use "full"`},
 		{"mode not a string", "stack {\n  mode = [\"full\"]\n}\n", `stack.hcl:2,10: Unsuitable value type`},
+		{"empty account", "stack {\n  account = \"\"\n}\n", `stack.hcl:2,13: Invalid account: account = ""; name the cloud account in 1 to 64 letters`},
+		{"account with a space", "stack {\n  account = \"aws prod\"\n}\n", `stack.hcl:2,13: Invalid account: account = "aws prod"`},
+		{"account too long", "stack {\n  workspace \"a\" {\n    account = \"" + strings.Repeat("a", 65) + "\"\n  }\n}\n", `stack.hcl:3,15: Invalid account`},
+		{"account with a newline", "stack {\n  account = \"aws\\nprod\"\n}\n", `stack.hcl:2,13: Invalid account`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
