@@ -14,8 +14,12 @@
 //	}
 //
 //	limits {
-//	  global         = 4
+//	  global         = 32   # the most runs at once; the limit adapts between the CPU count and this
 //	  per_repository = 2
+//	}
+//
+//	budget "aws-prod" {      # the account's runs (stack.hcl account) spread to stay under
+//	  requests_per_second = 20
 //	}
 //
 //	retention {
@@ -59,6 +63,7 @@ import (
 	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/hashicorp/hcl/v2/hclparse"
 	"github.com/trueline/trueline/internal/hcldiag"
+	"github.com/trueline/trueline/limiter"
 	"github.com/trueline/trueline/stacks"
 )
 
@@ -100,7 +105,7 @@ type Config struct {
 	BinaryVersion  string // the default version constraint, which a stack's narrows
 	BinaryPath     string
 	CLIConfig      string
-	Global         int // concurrent runs in all
+	Global         int // the most concurrent runs in all; the adaptive limit moves between the CPU count and this
 	PerRepository  int // concurrent runs per repository
 	ScheduleJitter time.Duration
 	GracePeriod    time.Duration
@@ -119,6 +124,9 @@ type Config struct {
 	Database Secret
 	// Bindings give terraform secrets from the server, never from Git.
 	Bindings []Binding
+	// Budgets are API requests a second per cloud account (budget
+	// blocks), by the account stacks name in stack.hcl.
+	Budgets []limiter.Budget
 
 	// BinaryInstall lets serve install terraform versions no stack finds
 	// installed, from BinaryReleasesURL (empty: HashiCorp's releases site),
@@ -251,6 +259,7 @@ type fileSchema struct {
 	Retention      *retentionBlock   `hcl:"retention,block"`
 	Database       *databaseBlock    `hcl:"database,block"`
 	Secrets        []secretBlock     `hcl:"secret,block"`
+	Budgets        []budgetBlock     `hcl:"budget,block"`
 	Body           hcl.Body          `hcl:",body"`
 }
 
@@ -326,6 +335,17 @@ type binaryBlock struct {
 	PublicKeyFile *string  `hcl:"public_key_file,optional"`
 	Body          hcl.Body `hcl:",body"`
 }
+
+type budgetBlock struct {
+	Account           string    `hcl:"account,label"`
+	RequestsPerSecond float64   `hcl:"requests_per_second"`
+	Body              hcl.Body  `hcl:",body"`
+	DefRange          hcl.Range `hcl:",def_range"`
+}
+
+// maxBudget bounds a budget: more requests a second than any cloud
+// allows one account is a typo.
+const maxBudget = 1e6
 
 type limitsBlock struct {
 	Global        *int     `hcl:"global,optional"`
@@ -514,6 +534,20 @@ func Parse(filename string, src []byte, getenv func(string) string) (Config, hcl
 			}
 			cfg.PerRepository = *l.PerRepository
 		}
+	}
+	budgets := map[string]bool{}
+	for _, b := range fs.Budgets {
+		switch {
+		case !stacks.ValidAccount(b.Account):
+			bad(b.DefRange.Ptr(), "Invalid budget account", fmt.Sprintf("budget %q: name the account as stack.hcl's account does: 1 to 64 letters, digits, '.', '_', ':' or '-', starting with a letter or a digit.", b.Account))
+		case budgets[b.Account]:
+			bad(b.DefRange.Ptr(), "Duplicate budget", fmt.Sprintf("budget %q is declared twice; keep one block per account.", b.Account))
+		case !(b.RequestsPerSecond > 0 && b.RequestsPerSecond <= maxBudget): // NaN too
+			bad(at(b.Body, "requests_per_second"), "Invalid budget", fmt.Sprintf("budget %q: requests_per_second = %g; write the requests a second trueline may send the account, more than 0 and at most %g, e.g. 80%% of its API rate limit.", b.Account, b.RequestsPerSecond, maxBudget))
+		default:
+			cfg.Budgets = append(cfg.Budgets, limiter.Budget{Account: b.Account, RequestsPerSecond: b.RequestsPerSecond})
+		}
+		budgets[b.Account] = true
 	}
 
 	seen := map[string]bool{}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
 	"github.com/trueline/trueline/internal/hcldiag"
+	"github.com/trueline/trueline/limiter"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -107,6 +109,13 @@ func TestParseErrors(t *testing.T) {
 		{"public key missing", "binary {\n  install = true\n  public_key_file = \"/nonexistent/key.asc\"\n}\n", "trueline.hcl:3,21: Unusable release signing key: /nonexistent/key.asc"},
 		{"public key not a key", "binary {\n  install = true\n  public_key_file = \"config_test.go\"\n}\n", "trueline.hcl:3,21: Unusable release signing key: config_test.go: openpgp"},
 		{"bad limit", "limits {\n  global = 0\n}\n", "global must be at least 1"},
+		{"budget of nothing", "budget \"aws-prod\" {\n  requests_per_second = 0\n}\n", `trueline.hcl:2,25: Invalid budget: budget "aws-prod": requests_per_second = 0; write the requests a second`},
+		{"negative budget", "budget \"aws-prod\" {\n  requests_per_second = -5\n}\n", "trueline.hcl:2,25: Invalid budget"},
+		{"budget past the bound", "budget \"aws-prod\" {\n  requests_per_second = 1e9\n}\n", "at most 1e+06"},
+		{"budget without a rate", "budget \"aws-prod\" {\n}\n", `The argument "requests_per_second" is required`},
+		{"budget without an account", "budget {\n  requests_per_second = 5\n}\n", "trueline.hcl:1,8: Missing account for budget"},
+		{"budget of a bad account", "budget \"aws prod\" {\n  requests_per_second = 5\n}\n", `trueline.hcl:1,1: Invalid budget account: budget "aws prod": name the account as stack.hcl's account does`},
+		{"budget twice", "budget \"a\" {\n  requests_per_second = 5\n}\nbudget \"a\" {\n  requests_per_second = 6\n}\n", `trueline.hcl:4,1: Duplicate budget: budget "a" is declared twice`},
 		{"pass_env of trueline's own", "pass_env = [\"TRUELINE_*\"]\n", "trueline.hcl:1,12: Invalid pass_env entry"},
 		{"pass_env glob inside", "pass_env = [\"A*B\"]\n", "Invalid pass_env entry"},
 		{"known_hosts missing", "repository \"a\" {\n  url = \"x\"\n  ssh {\n    known_hosts_file = \"/nonexistent/known_hosts\"\n  }\n}\n", "trueline.hcl:4,24: Unreadable known_hosts file"},
@@ -122,6 +131,27 @@ func TestParseErrors(t *testing.T) {
 			}
 			if got := (&hcldiag.Error{Diags: diags}).Error(); !strings.Contains(got, tc.want) {
 				t.Errorf("error %q does not contain %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseBudgets(t *testing.T) {
+	for _, tc := range []struct {
+		name, src string
+		want      []limiter.Budget
+	}{
+		{"none", "", nil},
+		{"two accounts, in the file's order", "budget \"aws-prod\" {\n  requests_per_second = 20\n}\nbudget \"123456789012\" {\n  requests_per_second = 0.5\n}\n",
+			[]limiter.Budget{{Account: "aws-prod", RequestsPerSecond: 20}, {Account: "123456789012", RequestsPerSecond: 0.5}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, diags := Parse("trueline.hcl", []byte(tc.src), env(nil))
+			if diags.HasErrors() {
+				t.Fatal(diags)
+			}
+			if !reflect.DeepEqual(cfg.Budgets, tc.want) {
+				t.Errorf("budgets %+v, want %+v", cfg.Budgets, tc.want)
 			}
 		})
 	}
