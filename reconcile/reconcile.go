@@ -10,6 +10,10 @@
 // request is made from the refresh-only findings as from any others, and
 // approving it (or merging its revert pull request) approves reverting
 // exactly that drift (see approvedDrift).
+//
+// How many runs go at once, and when a run of a rate-limited cloud account
+// may start, is the limiter's: Check takes a slot for each run, and Run
+// waits for the account's budget before it plans (see package limiter).
 package reconcile
 
 import (
@@ -27,11 +31,11 @@ import (
 	"time"
 
 	"github.com/trueline/trueline/drift"
+	"github.com/trueline/trueline/limiter"
 	"github.com/trueline/trueline/policies"
 	"github.com/trueline/trueline/run"
 	"github.com/trueline/trueline/runner"
 	"github.com/trueline/trueline/stacks"
-	"golang.org/x/sync/errgroup"
 )
 
 // Outcome is what one run of one workspace found.
@@ -56,6 +60,18 @@ type Outcome struct {
 	Plan drift.PlanHash `json:"-"`
 	// Log is terraform's combined output, capped; it is not part of the report.
 	Log string `json:"-"`
+	// Account is the cloud account the run's API calls count against
+	// (stack.hcl's account); empty: none.
+	Account string `json:"account,omitempty"`
+	// BudgetWaitMS is how long the run waited for its account's budget
+	// before it started; it is not part of DurationMS.
+	BudgetWaitMS int64 `json:"budget_wait_ms,omitempty"`
+	// Requests is the API requests terraform's output shows (refreshes,
+	// data source reads, creates, updates, deletes): the next run's
+	// estimate. Throttled is the throttling it shows: each error or log
+	// line saying a request was over the account's rate limit.
+	Requests  int `json:"requests"`
+	Throttled int `json:"throttled"`
 }
 
 // MarshalJSON writes the failure as "error" (the message, or null) and
@@ -223,7 +239,7 @@ type Options struct {
 	PluginCache string            // shared TF_PLUGIN_CACHE_DIR; empty keeps the CLI config's
 	Env         map[string]string // extra environment for every run
 	PassEnv     []string          // what terraform inherits of trueline's environment; nil: runner.DefaultPassEnv
-	Parallel    int               // concurrent runs; zero means the number of CPUs
+	Parallel    int               // the most runs at once, the adaptive limit's ceiling (its floor: the CPUs); zero: the CPUs
 	Grace       time.Duration     // how long terraform may take to stop after an interrupt
 	// Timeout bounds one run (plan, and any apply and converge plan); when
 	// it passes, terraform is interrupted, then killed after Grace. Zero: none.
@@ -244,6 +260,10 @@ type Options struct {
 	// trueline passes to terraform); they are scrubbed from every log and
 	// error, as are the values each plan marks sensitive.
 	Secrets drift.Secrets
+	// Limiter holds the run slots Check takes and the account budgets Run
+	// waits for (serve shares it with its own run slots); nil: one
+	// between the number of CPUs and Parallel, without budgets.
+	Limiter *limiter.Limiter
 }
 
 // Event reports progress.
@@ -282,8 +302,14 @@ func New(opts Options) *Reconciler {
 	if opts.LockTimeout == 0 {
 		opts.LockTimeout = DefaultLockTimeout
 	}
+	if opts.Limiter == nil {
+		opts.Limiter = limiter.New(limiter.Options{Ceiling: opts.Parallel, Logger: opts.Logger})
+	}
 	return &Reconciler{opts: opts, runners: map[string]*runner.Runner{}}
 }
+
+// Limiter is the reconciler's limiter: its run slots and account budgets.
+func (r *Reconciler) Limiter() *limiter.Limiter { return r.opts.Limiter }
 
 // Processes reports how many terraform commands all runs have started.
 func (r *Reconciler) Processes() int64 {
@@ -322,11 +348,13 @@ func (r *Reconciler) runnerFor(ctx context.Context, cfg *stacks.Config) (*runner
 	return rn, nil
 }
 
-// Check plans every target, at most Parallel at a time, and returns the
-// outcomes sorted by stack and workspace. Targets start longest-expected
-// first (by last durations, when given; unknown ones first of all), so one
-// slow stack does not finish last. One failing workspace never stops the
-// others; cancelling ctx interrupts the running plans.
+// Check plans every target, as many at a time as the limiter's slots allow
+// (from the number of CPUs up to Parallel, as the machine has room), and
+// returns the outcomes sorted by stack and workspace. Targets take slots
+// longest-expected first (by last durations, when given; unknown ones
+// first of all), so one slow stack does not finish last. One failing
+// workspace never stops the others; cancelling ctx interrupts the running
+// plans.
 func (r *Reconciler) Check(ctx context.Context, repo string, targets []Target, last map[string]int64) []Outcome {
 	key := func(t Target) string { return repo + "/" + t.Stack.Path + "/" + t.Workspace.Name }
 	targets = append([]Target(nil), targets...)
@@ -341,10 +369,16 @@ func (r *Reconciler) Check(ctx context.Context, repo string, targets []Target, l
 	out := make([]Outcome, len(targets))
 	var done int
 	var mu sync.Mutex
-	g := new(errgroup.Group)
-	g.SetLimit(r.opts.Parallel)
+	var wg sync.WaitGroup
 	for i, t := range targets {
-		g.Go(func() error {
+		release, err := r.opts.Limiter.Acquire(ctx)
+		if err != nil {
+			// ctx ended: the run fails at once, interrupted, like a
+			// running one.
+			release = func() {}
+		}
+		wg.Go(func() {
+			defer release()
 			r.progress(Event{Started: true, Target: t, Total: len(targets)})
 			o := r.Run(ctx, key(t), t)
 			out[i] = o
@@ -353,12 +387,35 @@ func (r *Reconciler) Check(ctx context.Context, repo string, targets []Target, l
 			n := done
 			mu.Unlock()
 			r.progress(Event{Target: t, Outcome: o, Done: n, Total: len(targets)})
-			return nil
 		})
 	}
-	_ = g.Wait() // every run returns nil: its failure is in its outcome
+	wg.Wait()
 	SortOutcomes(out)
 	return out
+}
+
+// accountOf is the account a target's API calls count against: its
+// workspace's, else its stack's (a target built by hand may only have the
+// stack's).
+func accountOf(t Target) string {
+	if t.Workspace.Account != "" || t.Stack.Config == nil {
+		return t.Workspace.Account
+	}
+	return t.Stack.Config.Account
+}
+
+// admit waits until the target's account's budget admits the requests its
+// run is expected to make (see limiter.Limiter.Estimate); at once for an
+// account without a budget. It returns how long it waited.
+func (r *Reconciler) admit(ctx context.Context, key string, t Target, account string) (time.Duration, error) {
+	lim := r.opts.Limiter
+	if !lim.Budgeted(account) {
+		return 0, nil
+	}
+	n := lim.Estimate(key, account, func() (int, bool) { return limiter.LocalState(t.Stack.Dir, t.Workspace.Name) })
+	start := time.Now()
+	err := lim.Admit(ctx, account, n)
+	return time.Since(start), err
 }
 
 func (r *Reconciler) progress(e Event) {
@@ -371,6 +428,18 @@ func (r *Reconciler) progress(e Event) {
 // the workspace across runs (it names its persistent working directory);
 // t.Stack.Dir is the stack's directory at the commit being run.
 func (r *Reconciler) Run(ctx context.Context, key string, t Target) Outcome {
+	account := accountOf(t)
+	// The budget's wait comes before the run's timeout and duration: the
+	// run has not started.
+	waited, err := r.admit(ctx, key, t, account)
+	if err != nil {
+		o := errorOutcome(t.Stack.Path, t.Workspace.Name, run.Plan,
+			fmt.Errorf("%s (workspace %s): waiting for account %s's budget: %w", t.Stack.Path, t.Workspace.Name, account, err))
+		o.Failure.TimedOut = errors.Is(err, context.DeadlineExceeded)
+		o.Failure.Interrupted = errors.Is(err, context.Canceled)
+		o.Account, o.BudgetWaitMS = account, waited.Milliseconds()
+		return o
+	}
 	if r.opts.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, r.opts.Timeout)
@@ -385,8 +454,11 @@ func (r *Reconciler) Run(ctx context.Context, key string, t Target) Outcome {
 	finish := func(o Outcome) Outcome {
 		scrubOutcome(&o, secrets)
 		o.DurationMS = time.Since(start).Milliseconds()
+		o.Account, o.BudgetWaitMS = account, waited.Milliseconds()
+		o.Requests, o.Throttled = limiter.Requests(o.Log), limiter.Throttles(o.Log)
+		r.opts.Limiter.Report(key, account, o.Requests, o.Throttled)
 		log.Info("run finished", "verdict", o.Verdict, "mode", o.Mode, "drift", len(o.Drift), "pending", len(o.Pending),
-			"noise", len(o.Noise), "init", o.Init, "duration_ms", o.DurationMS)
+			"noise", len(o.Noise), "init", o.Init, "duration_ms", o.DurationMS, "requests", o.Requests, "throttled", o.Throttled)
 		return o
 	}
 	pol := t.Policy
@@ -418,6 +490,9 @@ func (r *Reconciler) Run(ctx context.Context, key string, t Target) Outcome {
 		// A run carrying an approval means to apply, and a refresh-only
 		// plan is never applied: it plans in full.
 		RefreshOnly: mode == drift.RefreshOnly && t.Approved == nil,
+		// Fewer API calls at once after the account throttled, and never
+		// more than one second of its budget.
+		Parallelism: r.opts.Limiter.Parallelism(account),
 	}
 	if t.Stack.Config.LockTimeout > 0 {
 		job.LockTimeout = t.Stack.Config.LockTimeout
