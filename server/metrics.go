@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,7 +24,16 @@ type Metrics struct {
 	applies  *prometheus.CounterVec
 	failures *prometheus.CounterVec
 	webhooks *prometheus.CounterVec
+
+	throttled *prometheus.CounterVec
+	mu        sync.Mutex
+	accounts  map[string]bool // the accounts that have a series of throttled
 }
+
+// maxThrottledAccounts bounds the series of trueline_run_throttled_total:
+// accounts come from stack.hcl, which anyone who can push writes; past
+// the bound they count as "other".
+const maxThrottledAccounts = 64
 
 func failureKind(f *run.Failure) string {
 	switch {
@@ -62,7 +72,11 @@ func NewMetrics(led gaugeSource) *Metrics {
 			m.webhooks.WithLabelValues(forge, string(res))
 		}
 	}
-	m.reg.MustRegister(m.runs, m.duration, m.applies, m.failures, m.webhooks, &ledgerCollector{led: led},
+	m.throttled = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "trueline_run_throttled_total",
+		Help: "Throttling runs' output showed (requests over a cloud account's rate limit), by the account the runs named (\"none\": none)."},
+		[]string{"account"})
+	m.accounts = map[string]bool{}
+	m.reg.MustRegister(m.runs, m.duration, m.applies, m.failures, m.webhooks, m.throttled, &ledgerCollector{led: led},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -81,6 +95,26 @@ func (m *Metrics) ObserveRun(run ledger.Run, res ledger.Result) {
 	if f := res.Failure; f != nil && f.Stage != "" {
 		m.failures.WithLabelValues(string(f.Stage), failureKind(f)).Inc()
 	}
+}
+
+// ObserveThrottled counts the throttling one run's output showed, by its
+// account.
+func (m *Metrics) ObserveThrottled(account string, n int) {
+	if n <= 0 {
+		return
+	}
+	if account == "" {
+		account = "none"
+	}
+	m.mu.Lock()
+	if !m.accounts[account] {
+		if len(m.accounts) >= maxThrottledAccounts {
+			account = "other"
+		}
+		m.accounts[account] = true
+	}
+	m.mu.Unlock()
+	m.throttled.WithLabelValues(account).Add(float64(n))
 }
 
 func (m *Metrics) observeWebhook(forge string, res WebhookResult) {
