@@ -1,8 +1,10 @@
 // Package daemon is `trueline serve`: it owns the Git checkouts of every
 // configured repository, decides when each workspace is planned (its cron
 // schedule, a new commit that touches it, a webhook, a manual trigger), and
-// runs the queue from the ledger with bounded concurrency. Each run itself
-// is reconcile.Run.
+// runs the queue from the ledger with bounded concurrency: a run is claimed
+// only when it can have one of the limiter's slots, whose number adapts
+// between the CPU count and limits { global } (see package limiter). Each
+// run itself is reconcile.Run.
 package daemon
 
 import (
@@ -22,6 +24,7 @@ import (
 	"github.com/trueline/trueline/config"
 	"github.com/trueline/trueline/forge"
 	"github.com/trueline/trueline/ledger"
+	"github.com/trueline/trueline/limiter"
 	"github.com/trueline/trueline/notify"
 	"github.com/trueline/trueline/reconcile"
 	"github.com/trueline/trueline/run"
@@ -44,6 +47,9 @@ type Daemon struct {
 	repos  map[string]*repo
 	order  []string // repository names as configured
 	work   chan struct{}
+	// slots bound the runs in progress: the planner's limiter, shared
+	// with its account budgets, when it has one.
+	slots *limiter.Limiter
 
 	mu      sync.Mutex
 	keys    map[string]run.Workspace     // scheduler key (Workspace.Key) -> the workspace
@@ -60,6 +66,12 @@ type Daemon struct {
 // (reconcile.Reconciler).
 type Planner interface {
 	Run(ctx context.Context, key string, t reconcile.Target) reconcile.Outcome
+}
+
+// limited is a Planner with a limiter (reconcile.Reconciler): the daemon's
+// run slots are its slots.
+type limited interface {
+	Limiter() *limiter.Limiter
 }
 
 type repo struct {
@@ -85,6 +97,11 @@ func New(cfg config.Config, led ledger.Ledger, rec Planner, logger *slog.Logger)
 	}
 	d := &Daemon{cfg: cfg, ledger: led, rec: rec, log: logger, repos: map[string]*repo{},
 		work: make(chan struct{}, 1), keys: map[string]run.Workspace{}, running: map[int64]context.CancelFunc{},
+	}
+	if l, ok := rec.(limited); ok {
+		d.slots = l.Limiter()
+	} else {
+		d.slots = limiter.New(limiter.Options{Floor: max(1, cfg.Global), Ceiling: max(1, cfg.Global), Logger: logger})
 	}
 	targets := map[string]notify.Sender{}
 	for _, n := range cfg.Notify {
@@ -237,10 +254,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		defer c.Stop()
 	}
 	var workers sync.WaitGroup
-	for i := 0; i < max(1, d.cfg.Global); i++ {
-		workers.Add(1)
-		go func() { defer workers.Done(); d.worker(ctx) }()
-	}
+	workers.Go(func() { d.dispatch(ctx, &workers) })
 	<-ctx.Done()
 	d.log.Info("stopping: no new runs; interrupting running ones", "grace", d.cfg.GracePeriod)
 	d.mu.Lock()
@@ -293,7 +307,7 @@ func (d *Daemon) enqueue(ctx context.Context, req ledger.Request) (ledger.Run, b
 	return run, joined, nil
 }
 
-// wake tells an idle worker there may be work.
+// wake tells the idle dispatcher there may be work.
 func (d *Daemon) wake() {
 	select {
 	case d.work <- struct{}{}:
@@ -301,14 +315,22 @@ func (d *Daemon) wake() {
 	}
 }
 
-// worker claims and executes runs until ctx ends.
-func (d *Daemon) worker(ctx context.Context) {
+// dispatch claims runs until ctx ends, each once it holds a free slot,
+// and executes each in its own goroutine (counted in runs), which gives
+// the slot back when the run ends. One claimer, however many slots: an
+// idle daemon asks the ledger once a second, or when woken.
+func (d *Daemon) dispatch(ctx context.Context, runs *sync.WaitGroup) {
 	for ctx.Err() == nil {
+		release, err := d.slots.Acquire(ctx)
+		if err != nil {
+			return
+		}
 		run, err := d.ledger.Claim(ctx, ledger.Limits{PerRepository: d.cfg.PerRepository})
 		if err != nil && ctx.Err() == nil {
 			d.log.Error("claim", "error", err)
 		}
 		if run == nil {
+			release()
 			select {
 			case <-ctx.Done():
 				return
@@ -317,12 +339,12 @@ func (d *Daemon) worker(ctx context.Context) {
 			}
 			continue
 		}
-		// Pass the wake-up on: another run may be startable too.
-		select {
-		case d.work <- struct{}{}:
-		default:
-		}
-		d.process(ctx, *run)
+		runs.Go(func() {
+			defer release()
+			d.process(ctx, *run)
+			// Its repository may have a run waiting for this one's place.
+			d.wake()
+		})
 	}
 }
 
