@@ -22,6 +22,7 @@ import (
 	"github.com/trueline/trueline/internal/hcldiag"
 	"github.com/trueline/trueline/internal/redact"
 	"github.com/trueline/trueline/ledger"
+	"github.com/trueline/trueline/limiter"
 	"github.com/trueline/trueline/reconcile"
 	"github.com/trueline/trueline/runner"
 	"github.com/trueline/trueline/server"
@@ -253,6 +254,8 @@ func runServe(cmd *cobra.Command, g *globalFlags, f serveFlags) (err error) {
 			err = fmt.Errorf("close the ledger: %w", cerr)
 		}
 	}()
+	// One limiter for the daemon's run slots and the accounts' budgets.
+	limits := limiter.New(limiter.Options{Ceiling: cfg.Global, Budgets: cfg.Budgets, Logger: logger})
 	rec := reconcile.New(reconcile.Options{
 		Toolchain:   toolchainFor(cfg),
 		WorkDir:     daemon.WorkRoot(cfg.DataDir),
@@ -269,6 +272,7 @@ func runServe(cmd *cobra.Command, g *globalFlags, f serveFlags) (err error) {
 		// trueline's own secrets never reach terraform, but are scrubbed
 		// from anything terraform says all the same.
 		Secrets: drift.SecretsFrom(cfg.Secrets()...),
+		Limiter: limits,
 	})
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "plugin-cache"), 0o755); err != nil {
 		return fmt.Errorf("plugin cache: %w", err)
@@ -279,6 +283,7 @@ func runServe(cmd *cobra.Command, g *globalFlags, f serveFlags) (err error) {
 	}
 	metrics := server.NewMetrics(led)
 	d.Observe = metrics.ObserveRun
+	limits.Observe(metrics.ObserveThrottled)
 	auth, err := authFromEnv(cfg)
 	if err != nil {
 		return err
