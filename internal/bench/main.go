@@ -9,7 +9,11 @@
 // workspace (through a wrapper that logs every invocation of the real
 // binary), the share of time spent in init, and trueline's own CPU.
 //
-// Usage: go run ./internal/bench [-n 20,50] [-binary tofu] [-smoke]
+// The sandbox cloud part (latency.go) plans stacks whose API calls take
+// time, once without a rate limit and once against an account's limit
+// with a budget.
+//
+// Usage: go run ./internal/bench [-n 20,50] [-binary tofu] [-smoke] [-only check|cloud|checkout|serve]
 package main
 
 import (
@@ -36,11 +40,17 @@ func main() {
 	sizes := flag.String("n", "20,50,200", "comma-separated numbers of stacks")
 	binName := flag.String("binary", "tofu", "terraform or tofu")
 	smoke := flag.Bool("smoke", false, "a quick run with few stacks and no bars (for CI)")
-	only := flag.String("only", "", "run only one part: check, checkout or serve")
+	only := flag.String("only", "", "run only one part: check, cloud, checkout or serve")
+	cloudStacks := flag.Int("cloud-stacks", 0, "stacks of the sandbox cloud part (default 200; 6 with -smoke)")
+	pass := flag.String(passFlag, "", "internal: run one trueline pass from this JSON spec and print its result")
 	daemonStacks := flag.Int("serve-stacks", 200, "stacks in the repository trueline serve watches")
 	pushes := flag.Int("pushes", 20, "one-stack pushes to time")
 	workspaces := flag.Int("workspaces", 5000, "registered workspaces for the memory figure")
 	flag.Parse()
+	if *pass != "" {
+		runPass(*pass)
+		return
+	}
 	if *smoke {
 		*sizes, *daemonStacks, *pushes, *workspaces = "4", 6, 3, 50
 	}
@@ -71,6 +81,11 @@ func main() {
 			if !b.run(n, *smoke) {
 				ok = false
 			}
+		}
+	}
+	if *only == "" || *only == "cloud" {
+		if !b.latencyBench(*smoke, *cloudStacks) {
+			ok = false
 		}
 	}
 	if *only == "" || *only == "checkout" {
