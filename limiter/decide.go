@@ -19,9 +19,9 @@ type Thresholds struct {
 	Cooldown int
 }
 
-// DefaultThresholds react to a saturated CPU (95%), short memory (under
+// DefaultThresholds react to a saturated CPU (98%), short memory (under
 // 10% available) and throttling (no growth for ten samples after it).
-var DefaultThresholds = Thresholds{CPUHigh: 0.95, CPULow: 0.85, MemLow: 0.10, MemRoom: 0.20, Cooldown: 10}
+var DefaultThresholds = Thresholds{CPUHigh: 0.98, CPULow: 0.90, MemLow: 0.10, MemRoom: 0.20, Cooldown: 10}
 
 // State is the adaptive limit between samples.
 type State struct {
