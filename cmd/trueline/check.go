@@ -104,8 +104,18 @@ func runCheck(cmd *cobra.Command, g *globalFlags, f checkFlags) error {
 	if len(targets) == 0 && len(broken) == 0 {
 		return usageErr("no workspace matches --stack %q --workspace %q (found %d stacks in %s)", f.stacks, f.workspace, len(all), repo)
 	}
-	for _, dir := range []string{f.workDir, f.pluginCache} {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+	// Terraform runs in each stack's directory: the directories it is
+	// given must not be relative to ours.
+	for _, dir := range []*string{&f.workDir, &f.pluginCache} {
+		if *dir == "" {
+			continue
+		}
+		abs, err := filepath.Abs(*dir)
+		if err != nil {
+			return usageErr("%v", err)
+		}
+		*dir = abs
+		if err := os.MkdirAll(abs, 0o755); err != nil {
 			return usageErr("%v", err)
 		}
 	}

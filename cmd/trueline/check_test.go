@@ -438,3 +438,33 @@ func TestCheckRefreshOnly(t *testing.T) {
 		t.Errorf("refresh-only with pending code only: exit %d, want 0 (no drift)", code)
 	}
 }
+
+// Relative --work-dir and --plugin-cache are relative to where check runs,
+// not to each stack's directory, where terraform runs.
+func TestCheckRelativeWorkDir(t *testing.T) {
+	e := setup(t, testenv.Binary(t, "tofu"))
+	cwd := t.TempDir()
+	cmd := exec.Command(trueline, "check", "--repo", e.repo, "--binary", e.bin.Name, "--binary-path", e.bin.Path,
+		"--cli-config", testenv.CLIConfig(t), "--work-dir", "work", "--plugin-cache", "cache", "--format", "json")
+	cmd.Dir = cwd
+	out, _ := cmd.Output() // some scenarios fail on purpose: exit 1
+	var rep struct {
+		Workspaces []struct {
+			Stack string  `json:"stack"`
+			Error *string `json:"error"`
+			Stage string  `json:"stage"`
+		} `json:"workspaces"`
+	}
+	if err := json.Unmarshal(out, &rep); err != nil || len(rep.Workspaces) == 0 {
+		t.Fatalf("check's JSON: %v\n%s", err, out)
+	}
+	for _, w := range rep.Workspaces {
+		// Only the broken scenarios fail, and not for want of a directory.
+		if w.Error != nil && (!strings.HasPrefix(w.Stack, "stacks/broken") || strings.Contains(*w.Error, "no such file or directory")) {
+			t.Errorf("%s failed at %s with relative directories: %s", w.Stack, w.Stage, *w.Error)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(cwd, "work")); err != nil {
+		t.Errorf("the work dir is not under the current directory: %v", err)
+	}
+}
