@@ -97,29 +97,8 @@ func Classify(plan *tfjson.Plan, ignores []Ignore) Result {
 	if plan == nil {
 		return res
 	}
-	secrets := SecretsOf(plan)
-	mask := func(v any, sensitive bool) any {
-		if sensitive {
-			return Masked
-		}
-		return secrets.scrubValue(v)
-	}
-	ignored := func(addr, attr string) bool {
-		for _, ig := range ignores {
-			if ig.Matches(addr, attr) {
-				return true
-			}
-		}
-		return false
-	}
+	mask, ignored, drifted := prepare(plan, ignores)
 
-	drifted := map[string]*tfjson.ResourceChange{}
-	// A null entry (JSON terraform never writes, but a file can hold) is skipped, not a panic.
-	for _, d := range plan.ResourceDrift {
-		if d != nil && d.Mode == tfjson.ManagedResourceMode && d.Change != nil {
-			drifted[d.Address] = d
-		}
-	}
 	relevant := relevantAttributes(plan)
 	explained := map[string]map[string]bool{} // address -> drifted paths a planned change reverts
 
@@ -235,6 +214,36 @@ func Classify(plan *tfjson.Plan, ignores []Ignore) Result {
 	return res
 }
 
+// prepare is what both classifications read of a plan first: how to mask
+// a value (sensitive marks, and any value the plan marks sensitive
+// elsewhere), whether the stack ignores an attribute, and the managed
+// resources that changed outside Terraform by address. A null drift entry
+// (JSON terraform never writes, but a file can hold) is skipped, not a panic.
+func prepare(plan *tfjson.Plan, ignores []Ignore) (mask func(v any, sensitive bool) any, ignored func(addr, attr string) bool, drifted map[string]*tfjson.ResourceChange) {
+	secrets := SecretsOf(plan)
+	mask = func(v any, sensitive bool) any {
+		if sensitive {
+			return Masked
+		}
+		return secrets.scrubValue(v)
+	}
+	ignored = func(addr, attr string) bool {
+		for _, ig := range ignores {
+			if ig.Matches(addr, attr) {
+				return true
+			}
+		}
+		return false
+	}
+	drifted = map[string]*tfjson.ResourceChange{}
+	for _, d := range plan.ResourceDrift {
+		if d != nil && d.Mode == tfjson.ManagedResourceMode && d.Change != nil {
+			drifted[d.Address] = d
+		}
+	}
+	return mask, ignored, drifted
+}
+
 // ClassifyRefreshOnly turns a refresh-only plan into a result. Such a plan
 // changes nothing and compares no code: every managed resource that changed
 // outside Terraform since the last apply is drift (its attributes with the
@@ -252,27 +261,7 @@ func ClassifyRefreshOnly(plan *tfjson.Plan, ignores []Ignore) Result {
 	if plan == nil {
 		return res
 	}
-	secrets := SecretsOf(plan)
-	mask := func(v any, sensitive bool) any {
-		if sensitive {
-			return Masked
-		}
-		return secrets.scrubValue(v)
-	}
-	ignored := func(addr, attr string) bool {
-		for _, ig := range ignores {
-			if ig.Matches(addr, attr) {
-				return true
-			}
-		}
-		return false
-	}
-	drifted := map[string]*tfjson.ResourceChange{}
-	for _, d := range plan.ResourceDrift {
-		if d != nil && d.Mode == tfjson.ManagedResourceMode && d.Change != nil {
-			drifted[d.Address] = d
-		}
-	}
+	mask, ignored, drifted := prepare(plan, ignores)
 	for _, addr := range sortedAddrs(drifted) {
 		c := drifted[addr].Change
 		if c.Actions.Delete() {
