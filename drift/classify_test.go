@@ -76,19 +76,7 @@ func TestClassify(t *testing.T) {
 				name += ".ignored"
 			}
 			t.Run(name, func(t *testing.T) {
-				got := Classify(load(t, tc.fixture+"."+bin+".json"), tc.ignore)
-				want := tc.want
-				want.Mode = Full
-				for _, l := range []*[]Finding{&want.Drift, &want.Pending, &want.Noise} {
-					if *l == nil {
-						*l = []Finding{}
-					}
-				}
-				if !reflect.DeepEqual(got, want) {
-					g, _ := json.MarshalIndent(got, "", "  ")
-					w, _ := json.MarshalIndent(want, "", "  ")
-					t.Errorf("got\n%s\nwant\n%s", g, w)
-				}
+				wantResult(t, Classify(load(t, tc.fixture+"."+bin+".json"), tc.ignore), tc.want, Full)
 			})
 		}
 	}
@@ -142,19 +130,7 @@ func TestClassifyRefreshOnly(t *testing.T) {
 			}
 			t.Run(name, func(t *testing.T) {
 				plan := load(t, tc.fixture+"."+bin+".json")
-				got := ClassifyRefreshOnly(plan, tc.ignore)
-				want := tc.want
-				want.Mode = RefreshOnly
-				for _, l := range []*[]Finding{&want.Drift, &want.Pending, &want.Noise} {
-					if *l == nil {
-						*l = []Finding{}
-					}
-				}
-				if !reflect.DeepEqual(got, want) {
-					g, _ := json.MarshalIndent(got, "", "  ")
-					w, _ := json.MarshalIndent(want, "", "  ")
-					t.Errorf("got\n%s\nwant\n%s", g, w)
-				}
+				wantResult(t, ClassifyRefreshOnly(plan, tc.ignore), tc.want, RefreshOnly)
 				if full := Classify(plan, tc.ignore); full.Verdict != InSync || len(full.Drift) != 0 {
 					t.Errorf("read as a full plan: %s with %d drift findings; the fixture is no refresh-only plan", full.Verdict, len(full.Drift))
 				}
@@ -400,5 +376,22 @@ func TestSecretsScrub(t *testing.T) {
 	}
 	if (Secrets{}).Scrub(in) != in {
 		t.Error("the zero Secrets changed text")
+	}
+}
+
+// wantResult compares a classification with the expected one, made by mode;
+// empty finding lists may be left out of want.
+func wantResult(t *testing.T, got, want Result, mode Mode) {
+	t.Helper()
+	want.Mode = mode
+	for _, l := range []*[]Finding{&want.Drift, &want.Pending, &want.Noise} {
+		if *l == nil {
+			*l = []Finding{}
+		}
+	}
+	if !reflect.DeepEqual(got, want) {
+		g, _ := json.MarshalIndent(got, "", "  ")
+		w, _ := json.MarshalIndent(want, "", "  ")
+		t.Errorf("got\n%s\nwant\n%s", g, w)
 	}
 }
