@@ -35,6 +35,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/trueline/trueline/internal/ctxtime"
 	"golang.org/x/time/rate"
 )
 
@@ -364,15 +365,11 @@ func (l *Limiter) Admit(ctx context.Context, account string, requests int) error
 	if delay <= 0 {
 		return nil
 	}
-	t := time.NewTimer(delay)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
+	if err := ctxtime.Sleep(ctx, delay); err != nil {
 		cancel(l.now())
-		return ctx.Err()
+		return err
 	}
+	return nil
 }
 
 // reserve takes requests tokens from the account's bucket at now and

@@ -17,6 +17,7 @@ import (
 
 	"github.com/slack-go/slack"
 	"github.com/trueline/trueline/drift"
+	"github.com/trueline/trueline/internal/ctxtime"
 	"github.com/trueline/trueline/internal/redact"
 )
 
@@ -82,14 +83,7 @@ func (s *Slack) sleep(ctx context.Context, d time.Duration) error {
 	if s.Sleep != nil {
 		return s.Sleep(ctx, d)
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return ctxtime.Sleep(ctx, d)
 }
 
 // retry calls fn until it succeeds, fails for good, or attempts run out.

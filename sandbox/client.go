@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/smithy-go"
 	"github.com/hashicorp/terraform-plugin-log/tflog"
+	"github.com/trueline/trueline/internal/ctxtime"
 )
 
 // The kinds of API call, as Stats.Calls counts them.
@@ -75,7 +76,7 @@ func newClient(store Store, s settings) *client {
 		// provider uses: a uniform delay below 2^attempt seconds, and the
 		// cap itself once 2^attempt passes it.
 		backoff: retry.NewExponentialJitterBackoff(s.MaxBackoff),
-		sleep:   sleep,
+		sleep:   ctxtime.Sleep,
 	}
 }
 
@@ -126,18 +127,4 @@ func (c *client) describe(err error) string {
 	}
 	return fmt.Sprintf("%v\n\nSandbox account %q allows %s. Raise requests_per_second or max_retries in the provider \"sandbox\" block (or %s, %s), or plan with a lower -parallelism.",
 		err, terr.Account, terr.Limit, RequestsPerSecondEnv, MaxRetriesEnv)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

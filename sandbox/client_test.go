@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/smithy-go"
+	"github.com/trueline/trueline/internal/ctxtime"
 )
 
 func TestThrottlingErrorIsAWSShaped(t *testing.T) {
@@ -122,7 +123,7 @@ func TestRequest(t *testing.T) {
 			for range tc.calls {
 				rec.delays = nil
 				if tc.requests == 0 {
-					c.sleep = sleep // a real wait, for the bucket to refill
+					c.sleep = ctxtime.Sleep // a real wait, for the bucket to refill
 				} else {
 					c.sleep = rec.sleep
 				}

@@ -244,7 +244,7 @@ go_install terraform-provider-time github.com/hashicorp/terraform-provider-time 
 go_install golangci-lint github.com/golangci/golangci-lint/v2/cmd/golangci-lint "$GOLANGCI_LINT_VERSION"
 
 # The project's own sandbox provider: rebuilt when its sources change.
-srchash=$(cat go.sum sandbox/*.go cmd/terraform-provider-sandbox/*.go | sha256sum | cut -c1-16)
+srchash=$(cat go.sum sandbox/*.go internal/ctxtime/*.go cmd/terraform-provider-sandbox/*.go | sha256sum | cut -c1-16)
 key="sandbox $SANDBOX_VERSION $srchash $GOVERSION"
 if fresh "$BIN/terraform-provider-sandbox" "$key"; then
 	step "sandbox provider: cached"
