@@ -68,7 +68,7 @@ func NewMetrics(led gaugeSource) *Metrics {
 	// Every webhook series exists from the start, so rates need no first
 	// delivery; no other label values are ever made (see handleWebhook).
 	for _, forge := range webhookForges {
-		for _, res := range []WebhookResult{HookAccepted, HookIgnored, HookRejected, HookMalformed} {
+		for _, res := range webhookResults {
 			m.webhooks.WithLabelValues(forge, string(res))
 		}
 	}

@@ -35,7 +35,12 @@ const (
 	HookIgnored   WebhookResult = "ignored"
 	HookRejected  WebhookResult = "rejected"
 	HookMalformed WebhookResult = "malformed"
+	HookFailed    WebhookResult = "failed" // the daemon could not take a valid delivery
 )
+
+// webhookResults are every result a delivery can have: the values of the
+// metric's result label, all present from the start.
+var webhookResults = []WebhookResult{HookAccepted, HookIgnored, HookRejected, HookMalformed, HookFailed}
 
 // webhookForges are the forges a webhook path may name, and so the only
 // values of the metric's forge label.

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -69,36 +70,7 @@ func FuzzWebhook(f *testing.F) {
 		h := &fuzzHooks{forge: forge, secret: secret}
 		srv := New(Options{Hooks: h})
 
-		mac := hmac.New(sha256.New, []byte(secret))
-		mac.Write(body)
-		sum := hex.EncodeToString(mac.Sum(nil))
-		var sigHeader, eventHeader, want string
-		switch forge {
-		case "github":
-			sigHeader, eventHeader, want = "X-Hub-Signature-256", "X-GitHub-Event", "sha256="+sum
-		case "gitea":
-			sigHeader, eventHeader, want = "X-Gitea-Signature", "X-Gitea-Event", sum
-		default:
-			sigHeader, eventHeader, want = "X-Gitlab-Token", "X-Gitlab-Event", secret
-		}
-		if signed {
-			sig = want
-		}
-		req := httptest.NewRequest("POST", "/hooks/"+forge+"/infra", bytes.NewReader(body))
-		req.Header.Set(eventHeader, event)
-		req.Header.Set(sigHeader, sig)
-		rec := httptest.NewRecorder()
-		srv.ServeHTTP(rec, req)
-
-		var answer map[string]string
-		if err := json.Unmarshal(rec.Body.Bytes(), &answer); err != nil {
-			t.Fatalf("answer is not JSON: %v: %q", err, rec.Body)
-		}
-		switch WebhookResult(answer["result"]) {
-		case HookAccepted, HookIgnored, HookRejected, HookMalformed:
-		default:
-			t.Errorf("unknown result %q", answer["result"])
-		}
+		rec, answer, sig, want := deliverAs(t, srv, forge, event, secret, body, signed, sig)
 		switch rec.Code {
 		case http.StatusAccepted, http.StatusBadRequest, http.StatusUnauthorized, http.StatusNotFound, http.StatusRequestEntityTooLarge:
 		default:
@@ -142,4 +114,41 @@ func FuzzWebhook(f *testing.F) {
 			}
 		}
 	})
+}
+
+// deliverAs posts body to the repository "infra" as forge would send event:
+// signed with secret when signed, else with sig. It returns the answer
+// (checked to be JSON with a known result), the signature sent and the one
+// the forge would have sent.
+func deliverAs(t *testing.T, srv http.Handler, forge, event, secret string, body []byte, signed bool, sig string) (*httptest.ResponseRecorder, map[string]string, string, string) {
+	t.Helper()
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write(body)
+	sum := hex.EncodeToString(mac.Sum(nil))
+	var sigHeader, eventHeader, want string
+	switch forge {
+	case "github":
+		sigHeader, eventHeader, want = "X-Hub-Signature-256", "X-GitHub-Event", "sha256="+sum
+	case "gitea":
+		sigHeader, eventHeader, want = "X-Gitea-Signature", "X-Gitea-Event", sum
+	default:
+		sigHeader, eventHeader, want = "X-Gitlab-Token", "X-Gitlab-Event", secret
+	}
+	if signed {
+		sig = want
+	}
+	req := httptest.NewRequest("POST", "/hooks/"+forge+"/infra", bytes.NewReader(body))
+	req.Header.Set(eventHeader, event)
+	req.Header.Set(sigHeader, sig)
+	rec := httptest.NewRecorder()
+	srv.ServeHTTP(rec, req)
+
+	var answer map[string]string
+	if err := json.Unmarshal(rec.Body.Bytes(), &answer); err != nil {
+		t.Fatalf("answer is not JSON: %v: %q", err, rec.Body)
+	}
+	if !slices.Contains(webhookResults, WebhookResult(answer["result"])) {
+		t.Errorf("unknown result %q", answer["result"])
+	}
+	return rec, answer, sig, want
 }

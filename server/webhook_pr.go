@@ -59,9 +59,6 @@ type PullRequestEvent struct {
 // MaxCommand bounds PullRequestEvent.Command, in characters.
 const MaxCommand = 200
 
-// HookFailed: the daemon could not take a valid delivery.
-const HookFailed WebhookResult = "failed"
-
 // pullRequestEvent reports whether a forge's event header names a pull
 // request or comment event.
 func pullRequestEvent(forge, event string) bool {

@@ -55,20 +55,7 @@ func at(m map[string]any, keys ...string) map[string]any {
 // deliver sends a signed delivery of event to /hooks/{forge}/infra.
 func deliver(t *testing.T, s *Server, forge, event, body, secret string) *httptest.ResponseRecorder {
 	t.Helper()
-	req := httptest.NewRequest("POST", "/hooks/"+forge+"/infra", strings.NewReader(body))
-	switch forge {
-	case "github":
-		req.Header.Set("X-GitHub-Event", event)
-		req.Header.Set("X-Hub-Signature-256", "sha256="+sign(secret, body))
-	case "gitea":
-		req.Header.Set("X-Gitea-Event", event)
-		req.Header.Set("X-Gitea-Signature", sign(secret, body))
-	case "gitlab":
-		req.Header.Set("X-Gitlab-Event", event)
-		req.Header.Set("X-Gitlab-Token", secret)
-	}
-	rec := httptest.NewRecorder()
-	s.ServeHTTP(rec, req)
+	rec, _, _, _ := deliverAs(t, s, forge, event, secret, []byte(body), true, "")
 	return rec
 }
 
