@@ -10,9 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/cgi"
 	"net/http/httptest"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -105,12 +103,10 @@ func TestGitHubAppRepository(t *testing.T) {
 			g := gittest.New(t)
 			g.Commit("first", map[string]string{"stacks/web/main.tf": "# v1\n"})
 			g.Git("config", "http.receivepack", "true")
-			backend, err := exec.Command("git", "--exec-path").Output()
+			cgiGit, err := gittest.Backend(filepath.Dir(g.Dir))
 			if err != nil {
 				t.Fatal(err)
 			}
-			cgiGit := &cgi.Handler{Path: filepath.Join(strings.TrimSpace(string(backend)), "git-http-backend"),
-				Env: []string{"GIT_PROJECT_ROOT=" + filepath.Dir(g.Dir), "GIT_HTTP_EXPORT_ALL=1"}}
 			block, _ := pem.Decode(key)
 			parsed, err := x509.ParsePKCS1PrivateKey(block.Bytes)
 			if err != nil {

@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/http/cgi"
 	"net/http/httptest"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -36,12 +34,10 @@ func (s *tokenRemote) next() string {
 
 func (s *tokenRemote) serve(t *testing.T, g *gittest.Repo) string {
 	g.Git("config", "http.receivepack", "true")
-	backend, err := exec.Command("git", "--exec-path").Output()
+	h, err := gittest.Backend(filepath.Dir(g.Dir))
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &cgi.Handler{Path: filepath.Join(strings.TrimSpace(string(backend)), "git-http-backend"),
-		Env: []string{"GIT_PROJECT_ROOT=" + filepath.Dir(g.Dir), "GIT_HTTP_EXPORT_ALL=1"}}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		user, pw, _ := r.BasicAuth()
 		s.mu.Lock()

@@ -9,7 +9,6 @@ import (
 	"encoding/pem"
 	"io"
 	"net/http"
-	"net/http/cgi"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -130,13 +129,11 @@ func TestDoctorAWSExample(t *testing.T) {
 		t.Fatal(err)
 	}
 	keyPEM := string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}))
-	backend, err := exec.Command("git", "--exec-path").Output()
+	backend, err := gittest.Backend(filepath.Dir(filepath.Dir(bare)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	gh := &gitHubStandIn{t: t, key: &key.PublicKey, appID: "123456", token: "ghs_installation_token_1234567890",
-		git: &cgi.Handler{Path: filepath.Join(strings.TrimSpace(string(backend)), "git-http-backend"),
-			Env: []string{"GIT_PROJECT_ROOT=" + filepath.Dir(filepath.Dir(bare)), "GIT_HTTP_EXPORT_ALL=1"}}}
+	gh := &gitHubStandIn{t: t, key: &key.PublicKey, appID: "123456", token: "ghs_installation_token_1234567890", git: backend}
 	github := httptest.NewServer(gh)
 	defer github.Close()
 

@@ -10,7 +10,6 @@ import (
 	"log"
 	"net"
 	"net/http"
-	"net/http/cgi"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/trueline/trueline/internal/gittest"
 )
 
 // daemonBench measures `trueline serve`: webhook-to-plan-start latency over
@@ -277,12 +278,10 @@ func gitCommit(dir string, files map[string]string) string {
 
 // serveGit serves the repositories under root over smart HTTP on loopback.
 func serveGit(root string) string {
-	execPath, err := exec.Command("git", "--exec-path").Output()
+	h, err := gittest.Backend(root)
 	if err != nil {
 		log.Fatal(err)
 	}
-	h := &cgi.Handler{Path: filepath.Join(strings.TrimSpace(string(execPath)), "git-http-backend"),
-		Env: []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1"}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		log.Fatal(err)

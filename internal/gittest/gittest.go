@@ -4,6 +4,7 @@ package gittest
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/cgi"
 	"net/http/httptest"
@@ -71,18 +72,25 @@ func (r *Repo) Commit(msg string, files map[string]string) string {
 // through net/http/cgi) on loopback and returns its clone URL.
 func (r *Repo) Serve() string {
 	r.t.Helper()
-	backend, err := exec.Command("git", "--exec-path").Output()
+	h, err := Backend(filepath.Dir(r.Dir))
 	if err != nil {
 		r.t.Fatal(err)
-	}
-	h := &cgi.Handler{
-		Path: filepath.Join(strings.TrimSpace(string(backend)), "git-http-backend"),
-		Env: []string{
-			"GIT_PROJECT_ROOT=" + filepath.Dir(r.Dir),
-			"GIT_HTTP_EXPORT_ALL=1",
-		},
 	}
 	srv := httptest.NewServer(http.StripPrefix("/git", h))
 	r.t.Cleanup(srv.Close)
 	return srv.URL + "/git/" + filepath.Base(r.Dir)
+}
+
+// Backend is git http-backend, through net/http/cgi, serving the
+// repositories under root over smart HTTP: /<name>/info/refs and so on.
+// Pushes go through where a repository's http.receivepack allows them.
+func Backend(root string) (http.Handler, error) {
+	execPath, err := exec.Command("git", "--exec-path").Output()
+	if err != nil {
+		return nil, fmt.Errorf("git --exec-path: %w", err)
+	}
+	return &cgi.Handler{
+		Path: filepath.Join(strings.TrimSpace(string(execPath)), "git-http-backend"),
+		Env:  []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1"},
+	}, nil
 }
