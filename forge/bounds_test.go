@@ -15,24 +15,46 @@ import (
 	"github.com/trueline/trueline/internal/hangtest"
 )
 
+// forgeCalls are every call a forge driver makes, with valid arguments:
+// pull requests, reviews and the access check.
+var forgeCalls = []struct {
+	name string
+	do   func(Forge) error
+}{
+	{"find", func(f Forge) error { _, err := f.FindOpen(context.Background(), "trueline/x/default"); return err }},
+	{"create", func(f Forge) error {
+		_, err := f.Create(context.Background(), NewPR{Title: "t", Body: "b", Head: "h", Base: "main"})
+		return err
+	}},
+	{"update", func(f Forge) error { return f.Update(context.Background(), 1, "t", "b") }},
+	{"close", func(f Forge) error { return f.Close(context.Background(), 1, "c") }},
+	{"access", func(f Forge) error { _, err := Access(context.Background(), f); return err }},
+	{"open pull requests", review(func(r Reviews) error { _, err := r.OpenPRs(context.Background()); return err })},
+	{"read a pull request", review(func(r Reviews) error { _, err := r.PullRequest(context.Background(), 7); return err })},
+	{"comment", review(func(r Reviews) error { _, err := r.UpsertComment(context.Background(), 7, marker, "plan"); return err })},
+	{"status", review(func(r Reviews) error {
+		return r.SetStatus(context.Background(), headSHA, CommitStatus{State: StatusPending})
+	})},
+	{"can write", review(func(r Reviews) error { _, err := r.CanWrite(context.Background(), "alice"); return err })},
+}
+
+func review(do func(Reviews) error) func(Forge) error {
+	return func(f Forge) error {
+		r, err := ReviewsOf(f)
+		if err != nil {
+			return err
+		}
+		return do(r)
+	}
+}
+
 // A forge that never answers costs one timeout per call, not forever (nor
 // GitLab's retries times the timeout).
 func TestCallsHaveDeadlines(t *testing.T) {
 	srv := hangtest.Start(t)
 	const bound = 200 * time.Millisecond
 	for _, kind := range []string{"github", "gitlab", "gitea"} {
-		for _, call := range []struct {
-			name string
-			do   func(Forge) error
-		}{
-			{"find", func(f Forge) error { _, err := f.FindOpen(context.Background(), "trueline/x/default"); return err }},
-			{"create", func(f Forge) error {
-				_, err := f.Create(context.Background(), NewPR{Title: "t", Body: "b", Head: "h", Base: "main"})
-				return err
-			}},
-			{"update", func(f Forge) error { return f.Update(context.Background(), 1, "t", "b") }},
-			{"close", func(f Forge) error { return f.Close(context.Background(), 1, "c") }},
-		} {
+		for _, call := range forgeCalls {
 			t.Run(kind+"/"+call.name, func(t *testing.T) {
 				f, err := New(Options{Kind: kind, URL: "https://forge.example/acme/infra.git", APIURL: srv.URL + "/api/", Token: "tok-SECRET", Timeout: bound})
 				if err != nil {
@@ -40,11 +62,10 @@ func TestCallsHaveDeadlines(t *testing.T) {
 				}
 				start := time.Now()
 				err = call.do(f)
-				took := time.Since(start)
 				if !errors.Is(err, context.DeadlineExceeded) {
 					t.Errorf("err = %v, want a deadline", err)
 				}
-				if took > 10*bound {
+				if took := time.Since(start); took > 10*bound {
 					t.Errorf("took %v with a %v timeout", took, bound)
 				}
 			})
@@ -62,24 +83,21 @@ func TestErrorsNameNoToken(t *testing.T) {
 	}))
 	defer srv.Close()
 	for _, kind := range []string{"github", "gitlab", "gitea"} {
-		t.Run(kind, func(t *testing.T) {
-			f, err := New(Options{Kind: kind, URL: "https://git:" + token + "@forge.example/acme/infra.git", APIURL: srv.URL + "/api/", Token: token})
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, err := range []error{
-				func() error { _, err := f.FindOpen(context.Background(), "trueline/x/default"); return err }(),
-				f.Update(context.Background(), 1, "t", "b"),
-				f.Close(context.Background(), 1, "c"),
-			} {
+		for _, call := range forgeCalls {
+			t.Run(kind+"/"+call.name, func(t *testing.T) {
+				f, err := New(Options{Kind: kind, URL: "https://git:" + token + "@forge.example/acme/infra.git", APIURL: srv.URL + "/api/", Token: token})
+				if err != nil {
+					t.Fatal(err)
+				}
+				err = call.do(f)
 				if err == nil {
 					t.Fatal("a 401 succeeded")
 				}
 				if strings.Contains(err.Error(), token) {
 					t.Errorf("error names the token: %v", err)
 				}
-			}
-		})
+			})
+		}
 	}
 }
 

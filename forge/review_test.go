@@ -3,7 +3,6 @@ package forge
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,11 +11,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
-	"github.com/trueline/trueline/internal/hangtest"
 )
 
 const (
@@ -596,71 +593,5 @@ func TestReviewsGitHubAppComment(t *testing.T) {
 	u, err := reviewsOf(t, f).UpsertComment(context.Background(), 7, marker, "new plan")
 	if err != nil || !strings.HasSuffix(u, "#issuecomment-71") || !reflect.DeepEqual(edited, []string{"71"}) {
 		t.Errorf("UpsertComment = %q, %v; edited %v, want comment 71 (the bot's, not the user trueline-app's 70)", u, err, edited)
-	}
-}
-
-// reviewCalls are every Reviews call, with valid arguments.
-var reviewCalls = []struct {
-	name string
-	do   func(Reviews) error
-}{
-	{"open", func(r Reviews) error { _, err := r.OpenPRs(context.Background()); return err }},
-	{"read", func(r Reviews) error { _, err := r.PullRequest(context.Background(), 7); return err }},
-	{"comment", func(r Reviews) error { _, err := r.UpsertComment(context.Background(), 7, marker, "plan"); return err }},
-	{"status", func(r Reviews) error {
-		return r.SetStatus(context.Background(), headSHA, CommitStatus{State: StatusPending})
-	}},
-	{"can write", func(r Reviews) error { _, err := r.CanWrite(context.Background(), "alice"); return err }},
-}
-
-// A forge that never answers costs one timeout per call.
-func TestReviewsHaveDeadlines(t *testing.T) {
-	srv := hangtest.Start(t)
-	const bound = 200 * time.Millisecond
-	for _, kind := range []string{"github", "gitlab", "gitea"} {
-		for _, call := range reviewCalls {
-			t.Run(kind+"/"+call.name, func(t *testing.T) {
-				f, err := New(Options{Kind: kind, URL: "https://forge.example/acme/infra.git", APIURL: srv.URL + "/api/", Token: "tok-SECRET", Timeout: bound})
-				if err != nil {
-					t.Fatal(err)
-				}
-				start := time.Now()
-				err = call.do(reviewsOf(t, f))
-				if !errors.Is(err, context.DeadlineExceeded) {
-					t.Errorf("err = %v, want a deadline", err)
-				}
-				if took := time.Since(start); took > 10*bound {
-					t.Errorf("took %v with a %v timeout", took, bound)
-				}
-			})
-		}
-	}
-}
-
-// Errors name no token, even when the server echoes it back.
-func TestReviewsErrorsNameNoToken(t *testing.T) {
-	const token = "tok-SECRET-0123456789"
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusUnauthorized)
-		io.WriteString(w, `{"message":"bad credentials: `+token+`","error":"token `+token+` revoked"}`)
-	}))
-	defer srv.Close()
-	for _, kind := range []string{"github", "gitlab", "gitea"} {
-		for _, call := range reviewCalls {
-			t.Run(kind+"/"+call.name, func(t *testing.T) {
-				f, err := New(Options{Kind: kind, URL: "https://forge.example/acme/infra.git", APIURL: srv.URL + "/api/", Token: token})
-				if err != nil {
-					t.Fatal(err)
-				}
-				err = call.do(reviewsOf(t, f))
-				if err == nil {
-					t.Fatal("a 401 succeeded")
-				}
-				if strings.Contains(err.Error(), token) {
-					t.Errorf("error names the token: %v", err)
-				}
-			})
-		}
 	}
 }
