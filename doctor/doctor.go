@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -315,12 +316,10 @@ func (d *doctor) backends(ctx context.Context, r config.Repository, fsys fs.FS, 
 
 // identity keys a backend by where records go and who writes them.
 func identity(b state.Backend) string {
-	raw, _ := json.Marshal(b.Config)
-	var m map[string]any
-	_ = json.Unmarshal(raw, &m)
-	delete(m, "key") // one bucket and identity, whatever the key
-	again, _ := json.Marshal(m)
-	return b.Type + string(again)
+	m := maps.Clone(b.Config)
+	delete(m, "key")          // one bucket and identity, whatever the key
+	raw, _ := json.Marshal(m) // maps of strings, bools and numbers: sorted keys, never an error
+	return b.Type + string(raw)
 }
 
 func gitFix(r config.Repository) string {
@@ -345,21 +344,6 @@ func forgeFix(r config.Repository) string {
 		return "the token needs repository read/write (write:repository)"
 	}
 	return ""
-}
-
-// WriteText prints results one per line, fixes indented below failures.
-func WriteText(w io.Writer, results []Result) error {
-	width := 0
-	for _, r := range results {
-		width = max(width, len(r.Check))
-	}
-	var b strings.Builder
-	for _, r := range results {
-		b.WriteString(Line(r, width))
-	}
-	b.WriteString("\n" + Summary(results) + "\n")
-	_, err := io.WriteString(w, b.String())
-	return err
 }
 
 // Summary is the last line of the text output.

@@ -187,9 +187,13 @@ func TestOutput(t *testing.T) {
 
 func text(t *testing.T, results []Result) string {
 	t.Helper()
-	var buf bytes.Buffer
-	if err := WriteText(&buf, results); err != nil {
-		t.Fatal(err)
+	width := 0
+	for _, r := range results {
+		width = max(width, len(r.Check))
 	}
-	return buf.String()
+	var b strings.Builder
+	for _, r := range results {
+		b.WriteString(Line(r, width))
+	}
+	return b.String() + "\n" + Summary(results) + "\n"
 }
